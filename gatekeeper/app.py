@@ -1,0 +1,73 @@
+"""The application factory: settings, extensions and blueprints; nothing runs at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+
+from gatekeeper.db.base import db
+from gatekeeper.db.engine import configure_engine
+from gatekeeper.domain.clock import Clock, SystemClock
+from gatekeeper.settings import Settings, load_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+migrate = Migrate()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What adapters need besides Flask's config: typed settings and the clock."""
+
+    settings: Settings
+    clock: Clock
+
+
+def create_app(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    instance_path: str | None = None,
+) -> Flask:
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    settings = load_settings(os.environ if environ is None else environ, Path(app.instance_path))
+    if overrides:
+        settings = replace(settings, **overrides)
+    app.extensions["gatekeeper"] = Runtime(settings, clock or SystemClock())
+    app.config.update(
+        SECRET_KEY=settings.secret_keys[-1],
+        SECRET_KEY_FALLBACKS=list(settings.secret_keys[:-1]),
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+    )
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(MIGRATIONS_DIR), compare_type=True, render_as_batch=True
+    )
+    with app.app_context():
+        configure_engine(db.engine, busy_timeout=settings.sqlite_busy_timeout)
+
+    from gatekeeper.web import register_web
+
+    register_web(app)
+    return app
+
+
+def runtime(app: Flask) -> Runtime:
+    found: Runtime = app.extensions["gatekeeper"]
+    return found

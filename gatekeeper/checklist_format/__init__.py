@@ -1,0 +1,1 @@
+"""Reading, validating and describing checklist files (YAML schema 1)."""

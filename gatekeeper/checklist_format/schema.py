@@ -1,0 +1,243 @@
+"""JSON Schema (draft 2020-12) of checklist files, for editors and other tools.
+
+The linter (`validator.parse_checklist`) stays the authority: it also checks what a JSON Schema
+cannot express — unique ids, groups that exist, quorum against the number of signers, separation of
+duties, well-formed email addresses, and YAML-level rules (anchors, aliases, tags, duplicate keys,
+BOM, tabs, size, YAML 1.1 numbers such as `010` or `0x10` that load as valid integers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.domain.checklist import (
+    EVIDENCE_KINDS,
+    MAX_REVIEW_EVERY_DAYS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    SCHEMA_VERSION,
+    SLUG_PATTERN,
+)
+
+SCHEMA_ID = f"https://gatekeeper.invalid/schema/checklist-{SCHEMA_VERSION}.json"
+
+# Text must hold something other than white space: the linter strips values and rejects empty ones.
+_NOT_BLANK = r"\S"
+
+
+def _text(description: str, max_chars: int = MAX_TEXT_CHARS) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_chars,
+        "pattern": _NOT_BLANK,
+        "description": description,
+    }
+
+
+def _ref(name: str, description: str) -> dict[str, Any]:
+    return {"$ref": f"#/$defs/{name}", "description": description}
+
+
+def _emails(description: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "items": {"$ref": "#/$defs/email"},
+        "description": description,
+    }
+
+
+def _object(
+    description: str, properties: dict[str, Any], required: tuple[str, ...]
+) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def checklist_json_schema() -> dict[str, Any]:
+    """The schema of one checklist file (schema 1), built from the domain's constants."""
+    defs: dict[str, Any] = {
+        "slug": {
+            "type": "string",
+            "pattern": SLUG_PATTERN,
+            "description": "Lower-case letters, digits and inner hyphens.",
+        },
+        "email": {
+            "type": "string",
+            "minLength": 1,
+            "format": "email",
+            "description": "An email address.",
+        },
+        "quorum": {
+            "oneOf": [
+                {"type": "integer", "minimum": 1},
+                {"const": "all"},
+            ],
+            "description": 'A whole number (1, 2, …) or "all".',
+        },
+        "item": _object(
+            "One check that named people sign off before a release.",
+            {
+                "id": _ref("slug", "Item id, unique in the whole file."),
+                "text": _text("What the signers confirm, as one sentence."),
+                "signers": {
+                    "oneOf": [
+                        _ref("slug", "The name of a group defined under `groups`."),
+                        _emails("The people who may sign this item."),
+                    ],
+                    "description": "A group name or a list of emails. Key users of this "
+                    "application cannot be the only signers (separation of duties).",
+                },
+                "quorum": _ref(
+                    "quorum",
+                    'How many of the signers must pass the item (default 1; "all" for every '
+                    "signer); at most the number of signers.",
+                ),
+                "evidence": {
+                    "enum": list(EVIDENCE_KINDS),
+                    "default": EVIDENCE_KINDS[0],
+                    "description": "What a signer attaches when passing the item "
+                    f"({', '.join(EVIDENCE_KINDS)}; default {EVIDENCE_KINDS[0]}).",
+                },
+            },
+            ("id", "text", "signers"),
+        ),
+        "section": _object(
+            "A titled group of items.",
+            {
+                "id": _ref("slug", "Section id, unique in the file."),
+                "title": _text("Section heading shown to signers.", MAX_TITLE_CHARS),
+                "items": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/$defs/item"},
+                    "description": "The checks of this section.",
+                },
+            },
+            ("id", "title", "items"),
+        ),
+        "key_user": _object(
+            "A business user who validates the release in their own scenarios.",
+            {
+                "email": _ref("email", "Where the sign-off link is sent."),
+                "name": _text("Full name.", MAX_TITLE_CHARS),
+                "role": _text("Role in the business (optional).", MAX_TITLE_CHARS),
+            },
+            ("email", "name"),
+        ),
+        "consumer": _object(
+            "A downstream system told about each release.",
+            {
+                "name": _text("System name.", MAX_TITLE_CHARS),
+                "contact": _ref("email", "Who is told about each release."),
+            },
+            ("name", "contact"),
+        ),
+    }
+    top = _object(
+        "A release-gate checklist for one application.",
+        {
+            "schema": {
+                "type": "integer",
+                "const": SCHEMA_VERSION,
+                "description": f"Format version of this file; always {SCHEMA_VERSION}.",
+            },
+            "application": _ref("slug", "The application's id, unique across checklists."),
+            "title": _text("The application's name as people say it.", MAX_TITLE_CHARS),
+            "version": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Checklist version, a decimal whole number; bump it on every "
+                "change.",
+            },
+            "owner": _ref("email", "Team address that owns this checklist."),
+            "description": _text("What the application does and why its releases matter."),
+            "governance": _object(
+                "Who reviews changes to this checklist, and how often.",
+                {
+                    "review_every_days": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_REVIEW_EVERY_DAYS,
+                        "description": "Days between reviews of the checklist "
+                        f"(1 to {MAX_REVIEW_EVERY_DAYS}).",
+                    },
+                    "reviewers": _emails("Governance reviewers who approve new versions."),
+                },
+                ("review_every_days", "reviewers"),
+            ),
+            "groups": {
+                "type": "object",
+                "description": "Named signer groups: group name to a list of emails.",
+                "propertyNames": {"$ref": "#/$defs/slug"},
+                "additionalProperties": _emails("Members of the group."),
+            },
+            "sections": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/section"},
+                "description": "The technical checks, in the order signers see them.",
+            },
+            "user_validation": _object(
+                "Business validation by key users; required in every checklist.",
+                {
+                    "key_users": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"$ref": "#/$defs/key_user"},
+                        "description": "The key users who validate (at least one).",
+                    },
+                    "quorum": _ref(
+                        "quorum",
+                        'How many key users must pass (default "all"); at most the number of key '
+                        "users.",
+                    ),
+                    "scenarios": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _text("One scenario to try."),
+                        "description": "What key users try before they sign (at least one).",
+                    },
+                },
+                ("key_users", "scenarios"),
+            ),
+            "consumers": {
+                "type": "array",
+                "items": {"$ref": "#/$defs/consumer"},
+                "description": "Downstream systems told about each release (optional).",
+            },
+            "addresses": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "minLength": 1,
+                    "pattern": _NOT_BLANK,
+                    "description": "One reference, such as a finding or ticket id.",
+                },
+                "description": "References (findings, tickets) this checklist addresses.",
+            },
+        },
+        (
+            "schema",
+            "application",
+            "title",
+            "version",
+            "owner",
+            "governance",
+            "sections",
+            "user_validation",
+        ),
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": f"Gatekeeper checklist (schema {SCHEMA_VERSION})",
+        **top,
+        "$defs": defs,
+    }

@@ -1,0 +1,507 @@
+"""Turn a positioned YAML tree into a Checklist, reporting every problem as path:line:col."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Iterable
+from pathlib import Path as FilePath
+
+from email_validator import EmailNotValidError, validate_email
+
+from gatekeeper.checklist_format.yaml_tree import (
+    STR_TAG,
+    Mapping,
+    Node,
+    Scalar,
+    Sequence,
+    TreeError,
+    describe_tag,
+    oversize_problem,
+    read_tree,
+)
+from gatekeeper.domain.checklist import (
+    EVIDENCE_KINDS,
+    MAX_FILE_BYTES,
+    MAX_REVIEW_EVERY_DAYS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    SCHEMA_VERSION,
+    SLUG_RE,
+    Checklist,
+    ChecklistInvalid,
+    Consumer,
+    Governance,
+    Item,
+    KeyUser,
+    Path,
+    Problem,
+    Quorum,
+    Section,
+    UserValidation,
+    rule_violations,
+)
+
+# No leading zeros: YAML 1.1 reads `010` as octal 8, so it must not pass here as 10.
+_DECIMAL_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_INT_TAG = "tag:yaml.org,2002:int"
+_EXPECTED_KINDS = {Mapping: "a mapping (key: value)", Sequence: "a list", Scalar: "a single value"}
+
+
+def _label(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "document"
+
+
+def _kind(node: Node) -> str:
+    return _EXPECTED_KINDS[type(node)]
+
+
+class _Reader:
+    """Reads typed values out of nodes; each failed read records a problem and returns None."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.about_aliases: list[Problem] = []
+
+    def fail(self, node: Node | Scalar, where: Path, message: str) -> None:
+        problem = Problem(self.path, node.line, node.col, f"{_label(where)}: {message}")
+        self.problems.append(problem)
+        if isinstance(node, Scalar) and node.tag == "alias":
+            self.about_aliases.append(problem)  # read_tree reports the alias itself; not shown
+
+    def shown(self) -> list[Problem]:
+        return [p for p in self.problems if not any(p is a for a in self.about_aliases)]
+
+    def mapping(
+        self, node: Node, where: Path, required: Iterable[str], optional: Iterable[str] = ()
+    ) -> Mapping | None:
+        if not isinstance(node, Mapping):
+            self.fail(node, where, f"expected {_kind(Mapping(0, 0))}, found {_kind(node)}")
+            return None
+        required = tuple(required)
+        known = (*required, *optional)
+        for key, (key_node, _) in node.entries.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f"; known fields: {', '.join(known)}"
+                )
+                self.fail(key_node, (*where, key), f"unknown field {key!r}{hint}")
+        for key in required:
+            if key not in node.entries:
+                self.fail(node, where, f"missing required field {key!r}")
+        return node
+
+    def sequence(self, node: Node, where: Path, *, at_least: int = 1) -> list[Node] | None:
+        if not isinstance(node, Sequence):
+            self.fail(node, where, f"expected a list, found {_kind(node)}")
+            return None
+        if len(node.items) < at_least:
+            self.fail(
+                node, where, f"needs at least {at_least} entr{'y' if at_least == 1 else 'ies'}"
+            )
+            return None
+        return node.items
+
+    def text(self, node: Node, where: Path, *, max_chars: int = MAX_TEXT_CHARS) -> str | None:
+        if not isinstance(node, Scalar):
+            self.fail(node, where, f"expected text, found {_kind(node)}")
+            return None
+        if node.tag != STR_TAG:
+            if node.tag == "tag:yaml.org,2002:null":
+                self.fail(node, where, "is empty")
+            else:
+                self.fail(
+                    node,
+                    where,
+                    f"expected text, but {node.raw!r} is read by YAML as {describe_tag(node.tag)}; "
+                    "put it in quotes",
+                )
+            return None
+        value = node.raw.strip()
+        if not value:
+            self.fail(node, where, "is empty")
+            return None
+        if len(value) > max_chars:
+            self.fail(node, where, f"is {len(value)} characters; the limit is {max_chars}")
+            return None
+        return value
+
+    def integer(self, node: Node, where: Path, *, minimum: int, maximum: int) -> int | None:
+        if not isinstance(node, Scalar):
+            self.fail(node, where, f"expected a whole number, found {_kind(node)}")
+            return None
+        if node.tag == "tag:yaml.org,2002:float":
+            self.fail(
+                node,
+                where,
+                f"must be a whole number; {node.raw!r} is read as a decimal number "
+                "(versions and counts are integers: 1, 2, 3, …)",
+            )
+            return None
+        if node.tag != _INT_TAG or not _DECIMAL_RE.match(node.raw):
+            what = "text" if node.tag == STR_TAG else describe_tag(node.tag)
+            self.fail(
+                node, where, f"must be a whole number written in decimal, found {what} {node.raw!r}"
+            )
+            return None
+        value = int(node.raw)
+        if not minimum <= value <= maximum:
+            self.fail(node, where, f"must be between {minimum} and {maximum}, found {value}")
+            return None
+        return value
+
+    def slug(self, node: Node, where: Path) -> str | None:
+        value = self.text(node, where, max_chars=64)
+        if value is not None and not SLUG_RE.match(value):
+            self.fail(
+                node,
+                where,
+                f"{value!r} is not a valid id: use lower-case letters, digits and inner hyphens",
+            )
+            return None
+        return value
+
+    def email(self, node: Node, where: Path) -> str | None:
+        value = self.text(node, where, max_chars=254)
+        if value is None:
+            return None
+        try:
+            return _normalized_email(value)
+        except EmailNotValidError as exc:
+            self.fail(node, where, f"{value!r} is not a valid email address ({exc})")
+            return None
+
+    def emails(self, node: Node, where: Path) -> tuple[str, ...] | None:
+        items = self.sequence(node, where)
+        if items is None:
+            return None
+        found = [self.email(item, (*where, index)) for index, item in enumerate(items)]
+        return None if None in found else tuple(e for e in found if e is not None)
+
+    def quorum(self, node: Node, where: Path, maximum: int) -> Quorum | None:
+        if isinstance(node, Scalar) and node.tag == STR_TAG:
+            if node.raw == "all":
+                return "all"
+            self.fail(node, where, f'must be a whole number or "all", found {node.raw!r}')
+            return None
+        return self.integer(node, where, minimum=1, maximum=maximum)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized_email(value: str) -> str:
+    # The same people sign many checklists; validating each address once keeps lint fast.
+    return str(validate_email(value, check_deliverability=False).normalized).lower()
+
+
+def _value(entries: Mapping, key: str) -> Node | None:
+    entry = entries.entries.get(key)
+    return entry[1] if entry else None
+
+
+def _build(reader: _Reader, root: Node) -> Checklist | None:
+    top = reader.mapping(
+        root,
+        (),
+        required=(
+            "schema",
+            "application",
+            "title",
+            "version",
+            "owner",
+            "governance",
+            "sections",
+            "user_validation",
+        ),
+        optional=("description", "groups", "consumers", "addresses"),
+    )
+    if top is None:
+        return None
+
+    def get(key: str) -> Node | None:
+        return _value(top, key)
+
+    schema_node = get("schema")
+    if schema_node is not None:
+        schema = reader.integer(schema_node, ("schema",), minimum=1, maximum=1000)
+        if schema is not None and schema != SCHEMA_VERSION:
+            reader.fail(
+                schema_node,
+                ("schema",),
+                f"unsupported schema {schema}; this Gatekeeper reads schema {SCHEMA_VERSION}",
+            )
+    application = reader.slug(n, ("application",)) if (n := get("application")) else None
+    title = reader.text(n, ("title",), max_chars=MAX_TITLE_CHARS) if (n := get("title")) else None
+    version = (
+        reader.integer(n, ("version",), minimum=1, maximum=10**9) if (n := get("version")) else None
+    )
+    owner = reader.email(n, ("owner",)) if (n := get("owner")) else None
+    description = reader.text(n, ("description",)) if (n := get("description")) else ""
+
+    governance = None
+    if (n := get("governance")) is not None and (
+        g := reader.mapping(n, ("governance",), required=("review_every_days", "reviewers"))
+    ):
+        every = (
+            reader.integer(
+                v, ("governance", "review_every_days"), minimum=1, maximum=MAX_REVIEW_EVERY_DAYS
+            )
+            if (v := _value(g, "review_every_days"))
+            else None
+        )
+        reviewers = (
+            reader.emails(v, ("governance", "reviewers")) if (v := _value(g, "reviewers")) else None
+        )
+        if every is not None and reviewers is not None:
+            governance = Governance(every, reviewers)
+
+    groups: dict[str, tuple[str, ...]] = {}
+    groups_ok = True
+    if (n := get("groups")) is not None:
+        if not isinstance(n, Mapping):
+            reader.fail(
+                n, ("groups",), f"expected a mapping of group name to emails, found {_kind(n)}"
+            )
+            groups_ok = False
+        else:
+            for name, (key_node, members_node) in n.entries.items():
+                if not SLUG_RE.match(name):
+                    reader.fail(key_node, ("groups", name), f"{name!r} is not a valid group name")
+                    groups_ok = False
+                members = reader.emails(members_node, ("groups", name))
+                if members is None:
+                    groups_ok = False
+                else:
+                    groups[name] = members
+
+    sections: list[Section] = []
+    sections_ok = True
+    if (n := get("sections")) is not None and (raw_sections := reader.sequence(n, ("sections",))):
+        for s_index, s_node in enumerate(raw_sections):
+            at: Path = ("sections", s_index)
+            s_map = reader.mapping(s_node, at, required=("id", "title", "items"))
+            if s_map is None:
+                sections_ok = False
+                continue
+            s_id = reader.slug(v, (*at, "id")) if (v := _value(s_map, "id")) else None
+            s_title = (
+                reader.text(v, (*at, "title"), max_chars=MAX_TITLE_CHARS)
+                if (v := _value(s_map, "title"))
+                else None
+            )
+            items: list[Item] = []
+            items_ok = True
+            raw_items = (
+                reader.sequence(v, (*at, "items")) if (v := _value(s_map, "items")) else None
+            )
+            for i_index, i_node in enumerate(raw_items or ()):
+                item = _read_item(reader, i_node, (*at, "items", i_index), groups, groups_ok)
+                if item is None:
+                    items_ok = False
+                else:
+                    items.append(item)
+            if s_id and s_title and raw_items is not None and items_ok:
+                sections.append(Section(s_id, s_title, tuple(items)))
+            else:
+                sections_ok = False
+    else:
+        sections_ok = False
+
+    user_validation = _read_user_validation(reader, get("user_validation"))
+
+    consumers: list[Consumer] = []
+    if (n := get("consumers")) is not None and (
+        raw_consumers := reader.sequence(n, ("consumers",), at_least=0)
+    ) is not None:
+        for c_index, c_node in enumerate(raw_consumers):
+            at = ("consumers", c_index)
+            c_map = reader.mapping(c_node, at, required=("name", "contact"))
+            if c_map is None:
+                continue
+            consumer = (
+                reader.text(v, (*at, "name"), max_chars=MAX_TITLE_CHARS)
+                if (v := _value(c_map, "name"))
+                else None
+            )
+            contact = reader.email(v, (*at, "contact")) if (v := _value(c_map, "contact")) else None
+            if consumer and contact:
+                consumers.append(Consumer(consumer, contact))
+
+    addresses: list[str] = []
+    if (n := get("addresses")) is not None and (
+        raw_addresses := reader.sequence(n, ("addresses",), at_least=0)
+    ) is not None:
+        for a_index, a_node in enumerate(raw_addresses):
+            finding = reader.text(a_node, ("addresses", a_index), max_chars=64)
+            if finding:
+                addresses.append(finding)
+
+    if (
+        reader.problems
+        or not (sections_ok and groups_ok)
+        or application is None
+        or title is None
+        or version is None
+        or owner is None
+        or governance is None
+        or user_validation is None
+    ):
+        return None
+    return Checklist(
+        application=application,
+        title=title,
+        version=version,
+        owner=owner,
+        description=description or "",
+        governance=governance,
+        groups=groups,
+        sections=tuple(sections),
+        user_validation=user_validation,
+        consumers=tuple(consumers),
+        addresses=tuple(addresses),
+    )
+
+
+def _read_item(
+    reader: _Reader, node: Node, at: Path, groups: dict[str, tuple[str, ...]], groups_ok: bool
+) -> Item | None:
+    i_map = reader.mapping(
+        node, at, required=("id", "text", "signers"), optional=("quorum", "evidence")
+    )
+    if i_map is None:
+        return None
+    before = len(reader.problems)
+    item_id = reader.slug(v, (*at, "id")) if (v := _value(i_map, "id")) else None
+    text = reader.text(v, (*at, "text")) if (v := _value(i_map, "text")) else None
+    signers: tuple[str, ...] | None = None
+    group: str | None = None
+    if (v := _value(i_map, "signers")) is not None:
+        if isinstance(v, Scalar) and v.tag == STR_TAG:
+            group = v.raw
+            if group in groups:
+                signers = groups[group]
+            elif groups_ok:
+                known = ", ".join(groups) or "none are defined"
+                reader.fail(v, (*at, "signers"), f"unknown group {group!r} (groups: {known})")
+        else:
+            signers = reader.emails(v, (*at, "signers"))
+    quorum: Quorum | None = 1
+    if (v := _value(i_map, "quorum")) is not None:
+        quorum = reader.quorum(v, (*at, "quorum"), maximum=1000)
+    evidence: str | None = "none"
+    if (v := _value(i_map, "evidence")) is not None:
+        evidence = reader.text(v, (*at, "evidence"), max_chars=16)
+        if evidence is not None and evidence not in EVIDENCE_KINDS:
+            reader.fail(
+                v,
+                (*at, "evidence"),
+                f"must be one of {', '.join(EVIDENCE_KINDS)}, found {evidence!r}",
+            )
+            evidence = None
+    if len(reader.problems) > before or not (item_id and text and signers and quorum and evidence):
+        return None
+    return Item(item_id, text, signers, group, quorum, evidence)
+
+
+def _read_user_validation(reader: _Reader, node: Node | None) -> UserValidation | None:
+    if node is None:
+        return None
+    at: Path = ("user_validation",)
+    uv = reader.mapping(node, at, required=("key_users", "scenarios"), optional=("quorum",))
+    if uv is None:
+        return None
+    key_users: list[KeyUser] = []
+    users_ok = False
+    if (v := _value(uv, "key_users")) is not None and (
+        raw_users := reader.sequence(v, (*at, "key_users"))
+    ):
+        users_ok = True
+        for k_index, k_node in enumerate(raw_users):
+            k_at = (*at, "key_users", k_index)
+            k_map = reader.mapping(k_node, k_at, required=("email", "name"), optional=("role",))
+            if k_map is None:
+                users_ok = False
+                continue
+            email = reader.email(e, (*k_at, "email")) if (e := _value(k_map, "email")) else None
+            name = (
+                reader.text(e, (*k_at, "name"), max_chars=MAX_TITLE_CHARS)
+                if (e := _value(k_map, "name"))
+                else None
+            )
+            role = (
+                reader.text(e, (*k_at, "role"), max_chars=MAX_TITLE_CHARS)
+                if (e := _value(k_map, "role"))
+                else ""
+            )
+            if email and name and role is not None:
+                key_users.append(KeyUser(email, name, role))
+            else:
+                users_ok = False
+    scenarios: list[str] = []
+    scenarios_ok = False
+    if (v := _value(uv, "scenarios")) is not None and (
+        raw_scenarios := reader.sequence(v, (*at, "scenarios"))
+    ):
+        found = [reader.text(s, (*at, "scenarios", i)) for i, s in enumerate(raw_scenarios)]
+        scenarios = [s for s in found if s]
+        scenarios_ok = len(scenarios) == len(found)
+    quorum: Quorum | None = "all"
+    if (v := _value(uv, "quorum")) is not None:
+        quorum = reader.quorum(v, (*at, "quorum"), maximum=1000)
+    if users_ok and scenarios_ok and quorum is not None:
+        return UserValidation(tuple(key_users), tuple(scenarios), quorum)
+    return None
+
+
+def _locate(root: Node, path: Path) -> Node:
+    node = root
+    for part in path:
+        if isinstance(node, Mapping) and isinstance(part, str) and part in node.entries:
+            node = node.entries[part][1]
+        elif isinstance(node, Sequence) and isinstance(part, int) and part < len(node.items):
+            node = node.items[part]
+        else:
+            break
+    return node
+
+
+def parse_checklist(data: bytes, path: str) -> Checklist:
+    """Read one checklist file's bytes; raise ChecklistInvalid listing every problem."""
+    try:
+        root, tree_problems = read_tree(data, path)
+    except TreeError as exc:
+        raise ChecklistInvalid(exc.problems) from None
+    reader = _Reader(path)
+    checklist = _build(reader, root)
+    if checklist is None or tree_problems:
+        raise ChecklistInvalid(sorted(tree_problems + reader.shown(), key=_position))
+    for where, message in rule_violations(checklist):
+        reader.fail(_locate(root, where), where, message)
+    if reader.problems:
+        raise ChecklistInvalid(sorted(reader.problems, key=_position))
+    return checklist
+
+
+def _position(problem: Problem) -> tuple[int, int]:
+    return problem.line, problem.col
+
+
+def load_checklist_file(path: FilePath, display: str | None = None) -> Checklist:
+    shown = display or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ChecklistInvalid([oversize_problem(shown, size)])
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ChecklistInvalid(
+            [Problem(shown, 1, 1, f"cannot read file: {exc.strerror}")]
+        ) from None
+    return parse_checklist(data, shown)

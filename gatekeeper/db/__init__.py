@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, engine setup, named queries and the unit of work."""

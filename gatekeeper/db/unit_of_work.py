@@ -1,0 +1,30 @@
+"""The one place that commits: a request or command wraps its work in unit_of_work()."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session, scoped_session
+
+from gatekeeper.db.engine import WRITE_OPTION
+
+
+@contextmanager
+def unit_of_work(session: Session | scoped_session[Session]) -> Iterator[Session]:
+    """Run a write transaction: commit when the block ends, roll back on any error."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("unit_of_work() started with unflushed changes outside it")
+        # A read done earlier in the request holds a deferred transaction; end it so the write
+        # transaction starts with the write lock (SQLite) on a fresh snapshot.
+        session.rollback()
+    session.connection(execution_options={WRITE_OPTION: True})
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

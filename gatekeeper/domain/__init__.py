@@ -1,0 +1,1 @@
+"""Pure domain: checklist specs, gate rules, state machines. Standard library only."""

@@ -1,0 +1,286 @@
+"""Checklist specification (schema 1): value types, cross-field rules, canonical form."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gatekeeper.domain.errors import ValidationFailed
+
+SCHEMA_VERSION = 1
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+EVIDENCE_KINDS = ("none", "url", "text")
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 12
+MAX_TITLE_CHARS = 200
+MAX_TEXT_CHARS = 2000
+MAX_REVIEW_EVERY_DAYS = 3650
+
+Quorum = int | Literal["all"]
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a checklist file, at a 1-based line and column."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "col": self.col, "message": self.message}
+
+
+class ChecklistInvalid(ValidationFailed):
+    """A checklist file failed validation; `problems` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        summary = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(
+            f"checklist invalid: {summary}{more}", details=[p.to_dict() for p in problems]
+        )
+
+
+def required_count(quorum: Quorum, eligible: int) -> int:
+    return eligible if quorum == "all" else quorum
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    text: str
+    signers: tuple[str, ...]
+    signers_group: str | None = None
+    quorum: Quorum = 1
+    evidence: str = "none"
+
+    @property
+    def required(self) -> int:
+        return required_count(self.quorum, len(self.signers))
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    id: str
+    title: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUser:
+    email: str
+    name: str
+    role: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UserValidation:
+    key_users: tuple[KeyUser, ...]
+    scenarios: tuple[str, ...]
+    quorum: Quorum = "all"
+
+    @property
+    def required(self) -> int:
+        return required_count(self.quorum, len(self.key_users))
+
+    @property
+    def emails(self) -> tuple[str, ...]:
+        return tuple(k.email for k in self.key_users)
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    review_every_days: int
+    reviewers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checklist:
+    application: str
+    title: str
+    version: int
+    owner: str
+    governance: Governance
+    sections: tuple[Section, ...]
+    user_validation: UserValidation
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    consumers: tuple[Consumer, ...] = ()
+    description: str = ""
+    addresses: tuple[str, ...] = ()
+    schema: int = SCHEMA_VERSION
+
+    def items(self) -> Iterator[tuple[Section, Item]]:
+        for section in self.sections:
+            for item in section.items:
+                yield section, item
+
+    def to_canonical(self) -> dict[str, Any]:
+        """The content that defines a version; formatting and comments of the YAML do not count."""
+        doc: dict[str, Any] = {
+            "schema": self.schema,
+            "application": self.application,
+            "title": self.title,
+            "version": self.version,
+            "owner": self.owner,
+            "governance": {
+                "review_every_days": self.governance.review_every_days,
+                "reviewers": list(self.governance.reviewers),
+            },
+            "groups": {name: list(members) for name, members in self.groups.items()},
+            "sections": [
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "items": [
+                        {
+                            "id": i.id,
+                            "text": i.text,
+                            "signers": i.signers_group
+                            if i.signers_group is not None
+                            else list(i.signers),
+                            "quorum": i.quorum,
+                            "evidence": i.evidence,
+                        }
+                        for i in s.items
+                    ],
+                }
+                for s in self.sections
+            ],
+            "user_validation": {
+                "key_users": [
+                    {"email": k.email, "name": k.name, "role": k.role}
+                    for k in self.user_validation.key_users
+                ],
+                "quorum": self.user_validation.quorum,
+                "scenarios": list(self.user_validation.scenarios),
+            },
+            "consumers": [{"name": c.name, "contact": c.contact} for c in self.consumers],
+        }
+        if self.description:
+            doc["description"] = self.description
+        if self.addresses:
+            doc["addresses"] = list(self.addresses)
+        return doc
+
+    @classmethod
+    def from_canonical(cls, doc: Mapping[str, Any]) -> Checklist:
+        groups = {name: tuple(members) for name, members in doc.get("groups", {}).items()}
+
+        def item(raw: Mapping[str, Any]) -> Item:
+            signers = raw["signers"]
+            if isinstance(signers, str):
+                return Item(
+                    raw["id"], raw["text"], groups[signers], signers, raw["quorum"], raw["evidence"]
+                )
+            return Item(
+                raw["id"], raw["text"], tuple(signers), None, raw["quorum"], raw["evidence"]
+            )
+
+        uv = doc["user_validation"]
+        return cls(
+            schema=doc["schema"],
+            application=doc["application"],
+            title=doc["title"],
+            version=doc["version"],
+            owner=doc["owner"],
+            description=doc.get("description", ""),
+            governance=Governance(
+                doc["governance"]["review_every_days"], tuple(doc["governance"]["reviewers"])
+            ),
+            groups=groups,
+            sections=tuple(
+                Section(s["id"], s["title"], tuple(item(i) for i in s["items"]))
+                for s in doc["sections"]
+            ),
+            user_validation=UserValidation(
+                tuple(KeyUser(k["email"], k["name"], k.get("role", "")) for k in uv["key_users"]),
+                tuple(uv["scenarios"]),
+                uv["quorum"],
+            ),
+            consumers=tuple(Consumer(c["name"], c["contact"]) for c in doc.get("consumers", [])),
+            addresses=tuple(doc.get("addresses", ())),
+        )
+
+
+def canonical_json(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_digest(doc: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+def rule_violations(checklist: Checklist) -> list[tuple[Path, str]]:
+    """Rules that relate fields to each other; each violation names the path it belongs to."""
+    found: list[tuple[Path, str]] = []
+    section_ids: set[str] = set()
+    item_ids: set[str] = set()
+    key_user_emails = set(checklist.user_validation.emails)
+    for s_index, section in enumerate(checklist.sections):
+        if section.id in section_ids:
+            found.append((("sections", s_index, "id"), f"duplicate section id {section.id!r}"))
+        section_ids.add(section.id)
+        for i_index, item in enumerate(section.items):
+            at: Path = ("sections", s_index, "items", i_index)
+            if item.id in item_ids:
+                found.append(
+                    ((*at, "id"), f"duplicate item id {item.id!r} (item ids are unique per file)")
+                )
+            item_ids.add(item.id)
+            if len(set(item.signers)) != len(item.signers):
+                found.append(((*at, "signers"), "a signer is listed more than once"))
+            if item.quorum != "all" and item.quorum > len(set(item.signers)):
+                found.append(
+                    (
+                        (*at, "quorum"),
+                        f"quorum {item.quorum} is more than the {len(set(item.signers))} "
+                        "signer(s) of this item",
+                    )
+                )
+            if item.signers and set(item.signers) <= key_user_emails:
+                found.append(
+                    (
+                        (*at, "signers"),
+                        "separation of duties: the only signers of this technical item are key "
+                        "users of the same application; add an engineer who is not a key user",
+                    )
+                )
+    uv = checklist.user_validation
+    seen_users: set[str] = set()
+    for index, key_user in enumerate(uv.key_users):
+        if key_user.email in seen_users:
+            found.append(
+                (
+                    ("user_validation", "key_users", index, "email"),
+                    f"key user {key_user.email} is listed twice",
+                )
+            )
+        seen_users.add(key_user.email)
+    if uv.quorum != "all" and uv.quorum > len(uv.key_users):
+        found.append(
+            (
+                ("user_validation", "quorum"),
+                f"quorum {uv.quorum} is more than the {len(uv.key_users)} key user(s)",
+            )
+        )
+    if len(set(uv.scenarios)) != len(uv.scenarios):
+        found.append((("user_validation", "scenarios"), "a scenario is listed twice"))
+    return found

@@ -1,0 +1,1 @@
+"""Use cases: orchestrate domain rules, persistence and notifications. Never commit."""

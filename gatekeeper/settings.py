@@ -1,0 +1,194 @@
+"""Typed settings read once from GATEKEEPER_* environment variables; bad values fail fast."""
+
+from __future__ import annotations
+
+import difflib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("development", "testing", "production")
+REVIEW_POLICIES = ("block", "warn")
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = ""
+    secret_keys: tuple[str, ...] = ()
+    base_url: str = "http://127.0.0.1:5000"
+    mail_server: str = "127.0.0.1"
+    mail_port: int = 8025
+    mail_username: str | None = None
+    mail_password: str | None = None
+    mail_use_tls: bool = False
+    mail_use_ssl: bool = False
+    mail_sender: str = "Gatekeeper <gatekeeper@localhost>"
+    mail_timeout: float = 10.0
+    signoff_ttl_hours: int = 168
+    reminder_after_hours: int = 48
+    escalate_after_hours: int = 96
+    overdue_review_policy: str = "block"
+    sqlite_busy_timeout: float = 5.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _int(name: str, raw: str, *, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={value} must be greater than 0")
+    return value
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return raw
+
+
+def _url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name}={raw!r} must be an absolute http(s) URL")
+    return raw.rstrip("/")
+
+
+def _database_url(name: str, raw: str) -> str:
+    if not raw.startswith(("sqlite:", "postgresql")):
+        raise SettingsError(
+            f"{name}={raw!r}: Gatekeeper supports sqlite:///PATH and postgresql+psycopg://… URLs"
+        )
+    if raw.startswith("postgresql://") or raw.startswith("postgres://"):
+        # psycopg 3 is the driver we ship; the bare scheme would ask SQLAlchemy for psycopg2.
+        raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
+    return raw
+
+
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise SettingsError(f"{name} is empty; give one or more comma-separated keys")
+    for key in keys:
+        if len(key) < 32:
+            raise SettingsError(f"{name}: every key needs at least 32 characters")
+    return keys
+
+
+_PARSERS: dict[str, tuple[str, Any]] = {
+    "GATEKEEPER_ENV": ("env", lambda n, v: _choice(n, v, ENVIRONMENTS)),
+    "GATEKEEPER_DATABASE_URL": ("database_url", _database_url),
+    "GATEKEEPER_SECRET_KEYS": ("secret_keys", _keys),
+    "GATEKEEPER_BASE_URL": ("base_url", _url),
+    "GATEKEEPER_MAIL_SERVER": ("mail_server", lambda n, v: v),
+    "GATEKEEPER_MAIL_PORT": ("mail_port", lambda n, v: _int(n, v, minimum=1)),
+    "GATEKEEPER_MAIL_USERNAME": ("mail_username", lambda n, v: v or None),
+    "GATEKEEPER_MAIL_PASSWORD": ("mail_password", lambda n, v: v or None),
+    "GATEKEEPER_MAIL_USE_TLS": ("mail_use_tls", _bool),
+    "GATEKEEPER_MAIL_USE_SSL": ("mail_use_ssl", _bool),
+    "GATEKEEPER_MAIL_SENDER": ("mail_sender", lambda n, v: v),
+    "GATEKEEPER_MAIL_TIMEOUT": ("mail_timeout", _float),
+    "GATEKEEPER_SIGNOFF_TTL_HOURS": ("signoff_ttl_hours", lambda n, v: _int(n, v, minimum=1)),
+    "GATEKEEPER_REMINDER_AFTER_HOURS": (
+        "reminder_after_hours",
+        lambda n, v: _int(n, v, minimum=1),
+    ),
+    "GATEKEEPER_ESCALATE_AFTER_HOURS": (
+        "escalate_after_hours",
+        lambda n, v: _int(n, v, minimum=1),
+    ),
+    "GATEKEEPER_OVERDUE_REVIEW_POLICY": (
+        "overdue_review_policy",
+        lambda n, v: _choice(n, v, REVIEW_POLICIES),
+    ),
+    "GATEKEEPER_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", _float),
+}
+# Read by other parts (CLI client, test suite), not by the server; known so they are not typos.
+_CLIENT_VARIABLES = ("GATEKEEPER_URL", "GATEKEEPER_TOKEN", "GATEKEEPER_TEST_DATABASE_URL")
+KNOWN_VARIABLES = (*_PARSERS, *_CLIENT_VARIABLES)
+
+
+def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
+    """Build Settings from the environment; development fills in a local database and keys."""
+    for name in environ:
+        if name.startswith("GATEKEEPER_") and name not in KNOWN_VARIABLES:
+            # Compare without the shared prefix, or every name looks close to every other.
+            suffixes = [known.removeprefix("GATEKEEPER_") for known in KNOWN_VARIABLES]
+            close = difflib.get_close_matches(name.removeprefix("GATEKEEPER_"), suffixes, n=1)
+            hint = f"; did you mean GATEKEEPER_{close[0]}?" if close else ""
+            raise SettingsError(f"unknown setting {name}{hint}")
+    values: dict[str, Any] = {}
+    for name, (attribute, parse) in _PARSERS.items():
+        if name in environ:
+            values[attribute] = parse(name, environ[name])
+    settings = Settings(**values)
+    if settings.mail_use_tls and settings.mail_use_ssl:
+        raise SettingsError(
+            "GATEKEEPER_MAIL_USE_TLS and GATEKEEPER_MAIL_USE_SSL exclude each other"
+        )
+    if settings.is_production:
+        missing = [
+            name
+            for name in (
+                "GATEKEEPER_SECRET_KEYS",
+                "GATEKEEPER_BASE_URL",
+                "GATEKEEPER_DATABASE_URL",
+                "GATEKEEPER_MAIL_SERVER",
+                "GATEKEEPER_MAIL_SENDER",
+            )
+            if name not in environ
+        ]
+        if missing:
+            raise SettingsError(f"production needs these settings: {', '.join(missing)}")
+        return settings
+    if not settings.database_url:
+        settings = replace(
+            settings, database_url=f"sqlite:///{instance_path / 'gatekeeper.sqlite'}"
+        )
+    if not settings.secret_keys:
+        settings = replace(settings, secret_keys=(_development_key(instance_path),))
+    return settings
+
+
+def _development_key(instance_path: Path) -> str:
+    """A per-checkout key kept in the instance folder so links survive restarts in development."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key

@@ -1,0 +1,97 @@
+"""Layering is enforced: inner layers never import outer ones (see ENGINEERING.md)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "gatekeeper"
+
+# layer -> gatekeeper layers it may import (besides itself)
+ALLOWED: dict[str, set[str]] = {
+    "domain": set(),
+    "checklist_format": {"domain"},
+    "db": {"domain"},
+    "notify": {"domain", "db"},
+    "services": {"domain", "db", "notify", "checklist_format"},
+    "web": {"domain", "db", "services", "notify", "app", "settings"},
+    "api": {"domain", "db", "services", "web", "app", "settings"},
+    "cli": {
+        "domain",
+        "db",
+        "services",
+        "app",
+        "settings",
+        "checklist_format",
+        "notify",
+        "gate_client",
+    },
+    "gate_client": set(),
+    "app": {"domain", "db", "web", "api", "settings", "notify"},
+    "wsgi": {"app"},
+    "settings": set(),
+    "__init__": set(),
+}
+# third-party packages a layer must never touch
+FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
+    "services": {
+        "flask",
+        "flask_sqlalchemy",
+        "flask_wtf",
+        "flask_login",
+        "werkzeug",
+        "itsdangerous",
+    },
+    "db": {"flask_wtf", "flask_login"},
+}
+
+
+def layer_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def imports_of(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_only_inward(path: Path) -> None:
+    layer = layer_of(path)
+    assert layer in ALLOWED, f"{path} is in an unknown layer {layer!r}; add it to ALLOWED"
+    for module in imports_of(path):
+        top = module.split(".")[0]
+        if top == "gatekeeper":
+            parts = module.split(".")
+            target = parts[1] if len(parts) > 1 else "__init__"
+            assert target == layer or target in ALLOWED[layer], (
+                f"{path.relative_to(PACKAGE)} ({layer}) imports {module} ({target})"
+            )
+        elif layer == "domain":
+            assert top in sys.stdlib_module_names or top == "__future__", (
+                f"domain must use the standard library only; {path.name} imports {module}"
+            )
+        else:
+            assert top not in FORBIDDEN_THIRD_PARTY.get(layer, set()), (
+                f"{path.relative_to(PACKAGE)} ({layer}) must not import {module}"
+            )
+
+
+def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import flask\nfrom gatekeeper.web import errors\n")
+    assert imports_of(bad) == ["flask", "gatekeeper.web"]
+    assert "web" not in ALLOWED["services"]

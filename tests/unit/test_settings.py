@@ -1,0 +1,116 @@
+"""Settings come from GATEKEEPER_* variables and fail fast with a message that names the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.settings import SettingsError, load_settings
+
+GOOD_KEY = "x" * 40
+
+
+def test_development_defaults_fill_in_a_local_database_and_a_stable_key(tmp_path: Path) -> None:
+    first = load_settings({}, tmp_path)
+    assert first.env == "development"
+    assert first.database_url == f"sqlite:///{tmp_path / 'gatekeeper.sqlite'}"
+    assert first.overdue_review_policy == "block"
+    assert (first.signoff_ttl_hours, first.reminder_after_hours, first.escalate_after_hours) == (
+        168,
+        48,
+        96,
+    )
+    assert load_settings({}, tmp_path).secret_keys == first.secret_keys
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_typo_in_a_variable_name_is_an_error_naming_the_right_one(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="did you mean GATEKEEPER_DATABASE_URL"):
+        load_settings({"GATEKEEPER_DATABSE_URL": "sqlite:///x"}, tmp_path)
+
+
+def test_unknown_variable_without_a_close_match_is_still_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"unknown setting GATEKEEPER_ZZZ$"):
+        load_settings({"GATEKEEPER_ZZZ": "1"}, tmp_path)
+
+
+def test_client_and_test_variables_are_known(tmp_path: Path) -> None:
+    load_settings(
+        {
+            "GATEKEEPER_URL": "http://x",
+            "GATEKEEPER_TOKEN": "gk_x",
+            "GATEKEEPER_TEST_DATABASE_URL": "postgresql://x",
+        },
+        tmp_path,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GATEKEEPER_ENV", "prod", "must be one of: development, testing, production"),
+        ("GATEKEEPER_MAIL_PORT", "twenty-five", "is not a whole number"),
+        ("GATEKEEPER_MAIL_PORT", "0", "must be at least 1"),
+        ("GATEKEEPER_MAIL_USE_TLS", "maybe", "is not a boolean"),
+        ("GATEKEEPER_MAIL_TIMEOUT", "soon", "is not a number"),
+        ("GATEKEEPER_MAIL_TIMEOUT", "-1", "must be greater than 0"),
+        ("GATEKEEPER_BASE_URL", "example.com", "must be an absolute http"),
+        ("GATEKEEPER_DATABASE_URL", "mysql://x", "supports sqlite"),
+        ("GATEKEEPER_SECRET_KEYS", "short", "at least 32 characters"),
+        ("GATEKEEPER_SECRET_KEYS", " , ", "is empty"),
+        ("GATEKEEPER_OVERDUE_REVIEW_POLICY", "ignore", "must be one of: block, warn"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_variable_named(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings({name: value}, tmp_path)
+    assert name in str(raised.value)
+
+
+def test_values_are_parsed(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "GATEKEEPER_DATABASE_URL": "postgresql://u@h/db",
+            "GATEKEEPER_SECRET_KEYS": f"{'a' * 32}, {'b' * 32}",
+            "GATEKEEPER_BASE_URL": "https://gate.example.com/",
+            "GATEKEEPER_MAIL_USE_SSL": "true",
+            "GATEKEEPER_MAIL_PORT": "465",
+            "GATEKEEPER_OVERDUE_REVIEW_POLICY": "warn",
+        },
+        tmp_path,
+    )
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+    assert settings.secret_keys == ("a" * 32, "b" * 32)
+    assert settings.base_url == "https://gate.example.com"
+    assert settings.mail_use_ssl is True
+    assert settings.mail_port == 465
+    assert settings.overdue_review_policy == "warn"
+
+
+def test_tls_and_ssl_together_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="exclude each other"):
+        load_settings({"GATEKEEPER_MAIL_USE_TLS": "1", "GATEKEEPER_MAIL_USE_SSL": "1"}, tmp_path)
+
+
+def test_production_refuses_to_start_without_real_settings(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="GATEKEEPER_SECRET_KEYS, GATEKEEPER_BASE_URL"):
+        load_settings({"GATEKEEPER_ENV": "production"}, tmp_path)
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_with_everything_set_starts(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "GATEKEEPER_ENV": "production",
+            "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
+            "GATEKEEPER_BASE_URL": "https://gate.example.com",
+            "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
+            "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
+            "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
+        },
+        tmp_path,
+    )
+    assert settings.is_production
