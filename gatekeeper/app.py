@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
 
 from gatekeeper.db.base import db
 from gatekeeper.db.engine import configure_engine
 from gatekeeper.domain.clock import Clock, SystemClock
+from gatekeeper.notify.worker import mail
+from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.settings import Settings, load_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 migrate = Migrate()
+csrf = CSRFProtect()
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,17 @@ class Runtime:
 
     settings: Settings
     clock: Clock
+
+    def link_settings(self) -> LinkSettings:
+        s = self.settings
+        return LinkSettings(
+            base_url=s.base_url,
+            secret_keys=s.secret_keys,
+            ttl=timedelta(hours=s.signoff_ttl_hours),
+            reminder_after=timedelta(hours=s.reminder_after_hours),
+            escalate_after=timedelta(hours=s.escalate_after_hours),
+            overdue_policy=s.overdue_review_policy,
+        )
 
 
 def create_app(
@@ -50,6 +66,17 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         JSON_SORT_KEYS=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        MAIL_SERVER=settings.mail_server,
+        MAIL_PORT=settings.mail_port,
+        MAIL_USERNAME=settings.mail_username,
+        MAIL_PASSWORD=settings.mail_password,
+        MAIL_USE_TLS=settings.mail_use_tls,
+        MAIL_USE_SSL=settings.mail_use_ssl,
+        MAIL_DEFAULT_SENDER=settings.mail_sender,
+        # Flask-Mail would silently drop mail when TESTING is on; tests talk real SMTP instead.
+        MAIL_SUPPRESS_SEND=False,
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
     )
     if settings.database_url.startswith("sqlite:///"):
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
@@ -62,9 +89,14 @@ def create_app(
     with app.app_context():
         configure_engine(db.engine, busy_timeout=settings.sqlite_busy_timeout)
 
+    mail.init_app(app)
+    csrf.init_app(app)
+
+    from gatekeeper.api import register_api
     from gatekeeper.web import register_web
 
     register_web(app)
+    register_api(app, csrf)
     return app
 
 

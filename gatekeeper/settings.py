@@ -37,6 +37,7 @@ class Settings:
     escalate_after_hours: int = 96
     overdue_review_policy: str = "block"
     sqlite_busy_timeout: float = 5.0
+    rate_limit_storage: str = "memory://"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -134,6 +135,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
         lambda n, v: _choice(n, v, REVIEW_POLICIES),
     ),
     "GATEKEEPER_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", _float),
+    "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),
 }
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.
 _CLIENT_VARIABLES = ("GATEKEEPER_URL", "GATEKEEPER_TOKEN", "GATEKEEPER_TEST_DATABASE_URL")

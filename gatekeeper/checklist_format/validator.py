@@ -160,7 +160,7 @@ class _Reader:
 
     def slug(self, node: Node, where: Path) -> str | None:
         value = self.text(node, where, max_chars=64)
-        if value is not None and not SLUG_RE.match(value):
+        if value is not None and not SLUG_RE.fullmatch(value):
             self.fail(
                 node,
                 where,
@@ -272,7 +272,7 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
             groups_ok = False
         else:
             for name, (key_node, members_node) in n.entries.items():
-                if not SLUG_RE.match(name):
+                if not SLUG_RE.fullmatch(name):
                     reader.fail(key_node, ("groups", name), f"{name!r} is not a valid group name")
                     groups_ok = False
                 members = reader.emails(members_node, ("groups", name))

@@ -38,6 +38,19 @@ class Conflict(GatekeeperError):
     code = "conflict"
 
 
+class LinkUnusable(GatekeeperError):
+    """An emailed link that was genuine but can no longer be used; `reason` picks the page."""
+
+    code = "link_unusable"
+    REASONS = ("used", "expired", "superseded", "revoked")
+
+    def __init__(self, reason: str, message: str, *, details: Any = None) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown reason {reason!r}")
+        super().__init__(message, details=details)
+        self.reason = reason
+
+
 class TokenExpired(GatekeeperError):
     code = "token_expired"
 

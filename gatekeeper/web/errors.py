@@ -20,6 +20,7 @@ STATUS_BY_ERROR: dict[type[errors.GatekeeperError], int] = {
     errors.ValidationFailed: 422,
     errors.Conflict: 409,
     errors.TokenExpired: 410,
+    errors.LinkUnusable: 410,
     errors.TokenInvalid: 400,
     errors.Unavailable: 503,
 }
@@ -45,6 +46,8 @@ def register(app: Flask) -> None:
     def domain_error(error: errors.GatekeeperError) -> ResponseReturnValue:
         status = status_of(error)
         headers = {"Retry-After": "2"} if status == 503 else {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="gatekeeper"'
         if wants_json():
             return error_envelope(error.code, error.message, error.details), status, headers
         return (

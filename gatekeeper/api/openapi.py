@@ -1,0 +1,339 @@
+"""The OpenAPI 3.1 document of /api/v1; request bodies are validated against these same schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.domain import gate
+from gatekeeper.domain.package import KEY_PATTERN, MAX_SUMMARY_CHARS, STATES
+
+_EMAIL = {"type": "string", "format": "email", "maxLength": 254}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {},
+                },
+            }
+        },
+    },
+    "ApplicationEntry": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["application", "version"],
+        "properties": {
+            "application": {"type": "string", "minLength": 1, "maxLength": 64},
+            "version": {"type": "string", "minLength": 1, "maxLength": 100},
+            "change_summary": {"type": "string", "maxLength": MAX_SUMMARY_CHARS},
+        },
+    },
+    "PackageCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["key", "title", "environment", "applications"],
+        "properties": {
+            "key": {"type": "string", "pattern": KEY_PATTERN},
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "environment": {"type": "string", "minLength": 1, "maxLength": 64},
+            "planned_for": {"type": ["string", "null"], "format": "date"},
+            "applications": {"type": "array", "items": _ref("ApplicationEntry")},
+        },
+    },
+    "PackageEdit": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "environment": {"type": "string", "minLength": 1, "maxLength": 64},
+            "planned_for": {"type": "string", "format": "date"},
+            "applications": {"type": "array", "items": _ref("ApplicationEntry")},
+        },
+    },
+    "Release": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["digest"],
+        "properties": {
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "notes": {"type": "string", "maxLength": 4000},
+        },
+    },
+    "PackageApplication": {
+        "type": "object",
+        "required": ["application", "version", "change_summary", "checklist_version"],
+        "properties": {
+            "application": {"type": "string"},
+            "version": {"type": "string"},
+            "change_summary": {"type": "string"},
+            "checklist_version": {"type": ["integer", "null"]},
+            "changed_in_revision": {"type": "integer"},
+        },
+    },
+    "Package": {
+        "type": "object",
+        "required": ["key", "title", "environment", "state", "revision", "applications"],
+        "properties": {
+            "key": {"type": "string"},
+            "title": {"type": "string"},
+            "environment": {"type": "string"},
+            "planned_for": {"type": ["string", "null"], "format": "date"},
+            "assembled_by": _EMAIL,
+            "state": {"enum": list(STATES)},
+            "revision": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "submitted_at": _NULLABLE_TIME,
+            "released_at": _NULLABLE_TIME,
+            "released_by": {"type": ["string", "null"]},
+            "release_digest": {"type": ["string", "null"]},
+            "applications": {"type": "array", "items": _ref("PackageApplication")},
+        },
+    },
+    "Blocker": {
+        "type": "object",
+        "required": ["code", "message", "waiting_on"],
+        "properties": {
+            "code": {"enum": [*gate.BLOCKING_CODES, *gate.WAITING_CODES]},
+            "application": {"type": ["string", "null"]},
+            "section": {"type": ["string", "null"]},
+            "item": {"type": ["string", "null"]},
+            "waiting_on": {"type": "array", "items": {"type": "string"}},
+            "since": _NULLABLE_TIME,
+            "message": {"type": "string"},
+        },
+    },
+    "Gate": {
+        "type": "object",
+        "required": ["package", "revision", "digest", "status", "progress", "blockers", "warnings"],
+        "properties": {
+            "package": {"type": "string"},
+            "revision": {"type": "integer"},
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "status": {"enum": [gate.OPEN, gate.PENDING, gate.BLOCKED]},
+            "progress": {
+                "type": "object",
+                "required": ["signed", "required"],
+                "properties": {"signed": {"type": "integer"}, "required": {"type": "integer"}},
+            },
+            "waiting_on": {"type": "array", "items": {"type": "string"}},
+            "blockers": {"type": "array", "items": _ref("Blocker")},
+            "warnings": {"type": "array", "items": _ref("Blocker")},
+            "applications": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "ReleaseResult": {
+        "type": "object",
+        "required": ["package", "gate"],
+        "properties": {"package": _ref("Package"), "gate": _ref("Gate")},
+    },
+    "ChecklistSummary": {
+        "type": "object",
+        "required": ["application", "title", "approved_version", "versions"],
+        "properties": {
+            "application": {"type": "string"},
+            "title": {"type": "string"},
+            "approved_version": {"type": ["integer", "null"]},
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "state", "sha256"],
+                    "properties": {
+                        "version": {"type": "integer"},
+                        "state": {"type": "string"},
+                        "sha256": {"type": "string"},
+                        "synced_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    },
+    "ChecklistDetail": {
+        "type": "object",
+        "required": ["application", "title", "approved_version", "versions", "checklist"],
+        "properties": {
+            "application": {"type": "string"},
+            "title": {"type": "string"},
+            "approved_version": {"type": ["integer", "null"]},
+            "versions": {"type": "array"},
+            "checklist": {"type": ["object", "null"]},
+        },
+    },
+}
+
+_ERRORS = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthenticated"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+    "404": {"$ref": "#/components/responses/NotFound"},
+    # Any request can meet a locked or unreachable database (sent with Retry-After).
+    "503": {"$ref": "#/components/responses/Unavailable"},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    scope: str,
+    responses: dict[str, Any],
+    body: str | None = None,
+    extra_errors: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "security": [{"bearer": [scope]}],
+        "x-required-scope": scope,
+        "responses": {
+            **responses,
+            **_ERRORS,
+            **{code: _json(_ref("Error"), "error") for code in extra_errors},
+        },
+    }
+    if body:
+        operation["responses"]["413"] = {"$ref": "#/components/responses/TooLarge"}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+_KEY_PARAM = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": KEY_PATTERN},
+}
+_APP_PARAM = {"name": "application", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Gatekeeper API",
+            "version": "1",
+            "description": "Release packages, the release gate CI asks before deploying, and "
+            "checklists. Authenticate with `Authorization: Bearer gk_…` "
+            "(create tokens with `gatekeeper tokens create`).",
+        },
+        "servers": [{"url": f"{server_url}/api/v1"}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "BadRequest": _json(_ref("Error"), "malformed request"),
+                "Unauthenticated": _json(_ref("Error"), "missing, unknown or revoked token"),
+                "Forbidden": _json(_ref("Error"), "the token lacks the required scope"),
+                "NotFound": _json(_ref("Error"), "no such package or application"),
+                "TooLarge": _json(_ref("Error"), "the request body is too large"),
+                "Unavailable": _json(_ref("Error"), "the database is busy; retry later"),
+            },
+        },
+        "paths": {
+            "/packages": {
+                "post": _operation(
+                    "createPackage",
+                    "Assemble a draft release package",
+                    "packages:write",
+                    {"201": _json(_ref("Package"), "created")},
+                    body="PackageCreate",
+                    extra_errors=("409", "422"),
+                )
+            },
+            "/packages/{key}": {
+                "parameters": [_KEY_PARAM],
+                "get": _operation(
+                    "getPackage",
+                    "Read a package",
+                    "gate:read",
+                    {"200": _json(_ref("Package"), "ok")},
+                ),
+                "patch": _operation(
+                    "editPackage",
+                    "Edit a package; in review this bumps the revision",
+                    "packages:write",
+                    {"200": _json(_ref("Package"), "edited")},
+                    body="PackageEdit",
+                    extra_errors=("409", "422"),
+                ),
+            },
+            "/packages/{key}/submit": {
+                "parameters": [_KEY_PARAM],
+                "post": _operation(
+                    "submitPackage",
+                    "Submit for sign-off: pins checklists and requests sign-offs",
+                    "packages:write",
+                    {"200": _json(_ref("Package"), "submitted")},
+                    extra_errors=("409", "422"),
+                ),
+            },
+            "/packages/{key}/cancel": {
+                "parameters": [_KEY_PARAM],
+                "post": _operation(
+                    "cancelPackage",
+                    "Cancel a package that is not released",
+                    "packages:write",
+                    {"200": _json(_ref("Package"), "cancelled")},
+                    extra_errors=("409",),
+                ),
+            },
+            "/packages/{key}/gate": {
+                "parameters": [_KEY_PARAM],
+                "get": _operation(
+                    "getGate",
+                    "Evaluate the release gate (fails closed: an error, never open)",
+                    "gate:read",
+                    {"200": _json(_ref("Gate"), "the gate")},
+                    extra_errors=("503",),
+                ),
+            },
+            "/packages/{key}/release": {
+                "parameters": [_KEY_PARAM],
+                "post": _operation(
+                    "releasePackage",
+                    "Record the release; only when the gate is open at the digest you checked",
+                    "releases:write",
+                    {"200": _json(_ref("ReleaseResult"), "released")},
+                    body="Release",
+                    extra_errors=("409", "422"),
+                ),
+            },
+            "/checklists": {
+                "get": _operation(
+                    "listChecklists",
+                    "Every application's checklist versions",
+                    "gate:read",
+                    {"200": _json({"type": "array", "items": _ref("ChecklistSummary")}, "ok")},
+                )
+            },
+            "/checklists/{application}": {
+                "parameters": [_APP_PARAM],
+                "get": _operation(
+                    "getChecklist",
+                    "One application's versions and its approved checklist",
+                    "gate:read",
+                    {"200": _json(_ref("ChecklistDetail"), "ok")},
+                ),
+            },
+        },
+    }

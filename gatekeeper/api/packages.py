@@ -1,0 +1,171 @@
+"""Package and gate endpoints of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import current_app, g, url_for
+from flask.typing import ResponseReturnValue
+
+from gatekeeper.api.auth import bp, json_body, requires
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.models import Package
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.errors import PermissionDenied, ValidationFailed
+from gatekeeper.services import packages, signoffs
+from gatekeeper.services.tokens import SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE
+
+
+def package_json(package: Package) -> dict[str, Any]:
+    return {
+        "key": package.key,
+        "title": package.title,
+        "environment": package.environment,
+        "planned_for": package.planned_for.isoformat() if package.planned_for else None,
+        "assembled_by": package.assembled_by,
+        "state": package.state,
+        "revision": package.revision,
+        "created_at": package.created_at.isoformat(),
+        "submitted_at": package.submitted_at.isoformat() if package.submitted_at else None,
+        "released_at": package.released_at.isoformat() if package.released_at else None,
+        "released_by": package.released_by,
+        "release_digest": package.release_digest,
+        "applications": [
+            {
+                "application": pa.application.slug,
+                "version": pa.version_label,
+                "change_summary": pa.change_summary,
+                "checklist_version": pa.checklist_version.version if pa.checklist_version else None,
+                "changed_in_revision": pa.changed_in_revision,
+            }
+            for pa in package.applications
+            if pa.removed_in_revision is None
+        ],
+    }
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"planned_for {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _applications(body: dict[str, Any]) -> tuple[packages.ApplicationSpec, ...] | None:
+    if "applications" not in body:
+        return None
+    return tuple(
+        packages.ApplicationSpec(a["application"], a["version"], a.get("change_summary", ""))
+        for a in body["applications"]
+    )
+
+
+def _policy() -> str:
+    return runtime(current_app).settings.overdue_review_policy
+
+
+@bp.post("/packages")
+@requires(SCOPE_PACKAGES_WRITE)
+def create_package() -> ResponseReturnValue:
+    body = json_body("PackageCreate")
+    if g.caller.owner is None:
+        raise PermissionDenied(
+            "this token has no owner; packages need an accountable release manager "
+            "(gatekeeper tokens create --owner EMAIL)"
+        )
+    spec = packages.PackageSpec(
+        key=body["key"],
+        title=body["title"],
+        environment=body["environment"],
+        planned_for=_date(body.get("planned_for")),
+        applications=_applications(body) or (),
+    )
+    with unit_of_work(db.session) as session:
+        package = packages.create_package(
+            session, spec, assembler=g.caller.owner, clock=runtime(current_app).clock
+        )
+        payload = package_json(package)
+    location = url_for("api.get_package", key=payload["key"])
+    return payload, 201, {"Location": location}
+
+
+@bp.get("/packages/<key>")
+@requires(SCOPE_GATE_READ)
+def get_package(key: str) -> ResponseReturnValue:
+    return package_json(packages.get_package(db.session, key))
+
+
+@bp.patch("/packages/<key>")
+@requires(SCOPE_PACKAGES_WRITE)
+def edit_package(key: str) -> ResponseReturnValue:
+    body = json_body("PackageEdit")
+    changes = packages.PackageChanges(
+        title=body.get("title"),
+        environment=body.get("environment"),
+        planned_for=_date(body.get("planned_for")),
+        applications=_applications(body),
+    )
+    with unit_of_work(db.session) as session:
+        package = signoffs.edit_and_reissue(
+            session,
+            key,
+            changes,
+            actor=g.caller.name,
+            clock=runtime(current_app).clock,
+            links=runtime(current_app).link_settings(),
+        )
+        return package_json(package)
+
+
+@bp.post("/packages/<key>/submit")
+@requires(SCOPE_PACKAGES_WRITE)
+def submit_package(key: str) -> ResponseReturnValue:
+    with unit_of_work(db.session) as session:
+        package = signoffs.submit_for_signoff(
+            session,
+            key,
+            actor=g.caller.name,
+            clock=runtime(current_app).clock,
+            links=runtime(current_app).link_settings(),
+        )
+        return package_json(package)
+
+
+@bp.post("/packages/<key>/cancel")
+@requires(SCOPE_PACKAGES_WRITE)
+def cancel_package(key: str) -> ResponseReturnValue:
+    with unit_of_work(db.session) as session:
+        package = signoffs.cancel_and_revoke(
+            session, key, actor=g.caller.name, clock=runtime(current_app).clock
+        )
+        return package_json(package)
+
+
+@bp.get("/packages/<key>/gate")
+@requires(SCOPE_GATE_READ)
+def get_gate(key: str) -> ResponseReturnValue:
+    result = packages.evaluate_gate(
+        db.session, key, clock=runtime(current_app).clock, overdue_policy=_policy()
+    )
+    return result.to_dict()
+
+
+@bp.post("/packages/<key>/release")
+@requires(SCOPE_RELEASES_WRITE)
+def release_package(key: str) -> ResponseReturnValue:
+    body = json_body("Release")
+    with unit_of_work(db.session) as session:
+        package, gate = packages.release_package(
+            session,
+            key,
+            digest=body["digest"],
+            actor=g.caller.name,
+            notes=body.get("notes", ""),
+            clock=runtime(current_app).clock,
+            overdue_policy=_policy(),
+        )
+        return {"package": package_json(package), "gate": gate.to_dict()}

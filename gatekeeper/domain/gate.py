@@ -1,0 +1,440 @@
+"""The gate: a pure function from a package revision and its sign-offs to open/pending/blocked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from gatekeeper.domain import package as lifecycle
+from gatekeeper.domain.checklist import Checklist, Item
+from gatekeeper.domain.signoff import (
+    DECISIONS,
+    FAIL,
+    ITEM,
+    KEY_USER,
+    POSITIVE,
+    PROBLEM,
+    technical_signers,
+)
+
+OPEN = "open"
+PENDING = "pending"
+BLOCKED = "blocked"
+
+BLOCK_OVERDUE = "block"
+WARN_OVERDUE = "warn"
+
+# Blocker codes: stable, scripts match on them.
+PACKAGE_NOT_SUBMITTED = "PACKAGE_NOT_SUBMITTED"
+PACKAGE_CANCELLED = "PACKAGE_CANCELLED"
+PACKAGE_EMPTY = "PACKAGE_EMPTY"
+NO_APPROVED_CHECKLIST = "NO_APPROVED_CHECKLIST"
+CHECKLIST_NOT_APPROVED = "CHECKLIST_NOT_APPROVED"
+REVIEW_OVERDUE = "REVIEW_OVERDUE"
+ITEM_PENDING = "ITEM_PENDING"
+ITEM_FAILED = "ITEM_FAILED"
+QUORUM_UNREACHABLE = "QUORUM_UNREACHABLE"
+USER_VALIDATION_PENDING = "USER_VALIDATION_PENDING"
+USER_PROBLEM_REPORTED = "USER_PROBLEM_REPORTED"
+USER_QUORUM_UNREACHABLE = "USER_QUORUM_UNREACHABLE"
+
+BLOCKING_CODES = (
+    PACKAGE_CANCELLED,
+    PACKAGE_EMPTY,
+    NO_APPROVED_CHECKLIST,
+    CHECKLIST_NOT_APPROVED,
+    REVIEW_OVERDUE,
+    ITEM_FAILED,
+    QUORUM_UNREACHABLE,
+    USER_PROBLEM_REPORTED,
+    USER_QUORUM_UNREACHABLE,
+)
+WAITING_CODES = (PACKAGE_NOT_SUBMITTED, ITEM_PENDING, USER_VALIDATION_PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedApplication:
+    """One application of the package as the gate sees it at this revision."""
+
+    application: str
+    version_label: str
+    checklist: Checklist | None
+    checklist_sha256: str | None = None
+    checklist_approved: bool = True
+    review_due_at: datetime | None = None
+    reviewers: tuple[str, ...] = ()
+    changed_in_revision: int = 1
+    requested_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignoffRecord:
+    """A decision as recorded; the gate decides whether it still counts."""
+
+    id: int
+    application: str
+    kind: str
+    signer: str
+    decision: str
+    revision: int
+    signed_at: datetime
+    section_id: str | None = None
+    item_id: str | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GateInput:
+    package: str
+    revision: int
+    state: str
+    assembler: str
+    applications: tuple[PinnedApplication, ...]
+    signoffs: tuple[SignoffRecord, ...]
+    now: datetime
+    overdue_policy: str = BLOCK_OVERDUE
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    code: str
+    message: str
+    application: str | None = None
+    section: str | None = None
+    item: str | None = None
+    waiting_on: tuple[str, ...] = ()
+    since: datetime | None = None
+
+    @property
+    def blocks(self) -> bool:
+        return self.code in BLOCKING_CODES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "application": self.application,
+            "section": self.section,
+            "item": self.item,
+            "waiting_on": list(self.waiting_on),
+            "since": self.since.isoformat() if self.since else None,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationProgress:
+    application: str
+    version_label: str
+    checklist_version: int | None
+    changed_in_revision: int
+    signed: int
+    required: int
+    carried_forward: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    package: str
+    revision: int
+    status: str
+    signed: int
+    required: int
+    blockers: tuple[Blocker, ...]
+    warnings: tuple[Blocker, ...]
+    applications: tuple[ApplicationProgress, ...]
+    counted: tuple[int, ...] = field(default=())
+    digest: str = ""
+
+    @property
+    def waiting_on(self) -> tuple[str, ...]:
+        return tuple(sorted({p for b in self.blockers for p in b.waiting_on}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package": self.package,
+            "revision": self.revision,
+            "digest": self.digest,
+            "status": self.status,
+            "progress": {"signed": self.signed, "required": self.required},
+            "waiting_on": list(self.waiting_on),
+            "blockers": [b.to_dict() for b in self.blockers],
+            "warnings": [w.to_dict() for w in self.warnings],
+            "applications": [
+                {
+                    "application": a.application,
+                    "version": a.version_label,
+                    "checklist_version": a.checklist_version,
+                    "changed_in_revision": a.changed_in_revision,
+                    "signed": a.signed,
+                    "required": a.required,
+                    "carried_forward": a.carried_forward,
+                }
+                for a in self.applications
+            ],
+        }
+
+
+@dataclass
+class _Tally:
+    signed: int = 0
+    required: int = 0
+    carried: int = 0
+    counted: list[int] = field(default_factory=list)
+
+
+def _latest_per_signer(records: Iterable[SignoffRecord]) -> dict[str, SignoffRecord]:
+    """A person counts once per requirement: their most recent decision stands."""
+    latest: dict[str, SignoffRecord] = {}
+    for record in records:
+        held = latest.get(record.signer)
+        if held is None or (record.signed_at, record.id) > (held.signed_at, held.id):
+            latest[record.signer] = record
+    return latest
+
+
+def _evaluate_requirement(
+    *,
+    pinned: PinnedApplication,
+    gate_revision: int,
+    eligible: tuple[str, ...],
+    needed: int,
+    listed: int,
+    records: list[SignoffRecord],
+    tally: _Tally,
+    blockers: list[Blocker],
+    section: str | None,
+    item: Item | None,
+) -> None:
+    app = pinned.application
+    decided = _latest_per_signer(r for r in records if r.signer in eligible)
+    # A decision only counts when it is one its kind can make (a key user cannot "pass").
+    allowed = DECISIONS[ITEM if item is not None else KEY_USER]
+    positive = [r for r in decided.values() if r.decision in POSITIVE and r.decision in allowed]
+    negative = [r for r in decided.values() if r.decision in (FAIL, PROBLEM)]
+    tally.required += needed
+    tally.signed += min(len(positive), needed)
+    # Carried forward: still counting although given at an earlier revision of the package.
+    tally.carried += min(sum(1 for r in positive if r.revision < gate_revision), needed)
+    tally.counted.extend(r.id for r in decided.values())
+    what = f"item {item.id!r}" if item else "user validation"
+    for record in sorted(negative, key=lambda r: r.signer):
+        is_item = item is not None
+        blockers.append(
+            Blocker(
+                code=ITEM_FAILED if is_item else USER_PROBLEM_REPORTED,
+                application=app,
+                section=section,
+                item=item.id if item else None,
+                since=record.signed_at,
+                message=(
+                    f"{record.signer} failed {what} of {app}: {record.comment}"
+                    if is_item
+                    else f"{record.signer} reported a problem with {app}: {record.comment}"
+                ),
+            )
+        )
+    if len(positive) >= needed:
+        return
+    if len(eligible) < needed:
+        blockers.append(
+            Blocker(
+                code=QUORUM_UNREACHABLE if item else USER_QUORUM_UNREACHABLE,
+                application=app,
+                section=section,
+                item=item.id if item else None,
+                message=(
+                    f"{what} of {app} needs {needed} sign-off(s) but only {len(eligible)} of its "
+                    f"{listed} listed signer(s) may sign (separation of duties)"
+                ),
+            )
+        )
+        return
+    waiting = tuple(sorted(s for s in eligible if s not in decided))
+    if negative and not waiting:
+        return
+    blockers.append(
+        Blocker(
+            code=ITEM_PENDING if item else USER_VALIDATION_PENDING,
+            application=app,
+            section=section,
+            item=item.id if item else None,
+            waiting_on=waiting,
+            since=pinned.requested_at,
+            message=(
+                f"{what} of {app}: {len(positive)} of {needed} sign-off(s), "
+                f"waiting on {', '.join(waiting)}"
+            ),
+        )
+    )
+
+
+def _evaluate_application(
+    gate: GateInput,
+    pinned: PinnedApplication,
+    records: list[SignoffRecord],
+    blockers: list[Blocker],
+    warnings: list[Blocker],
+) -> tuple[ApplicationProgress, list[int]]:
+    app = pinned.application
+    checklist = pinned.checklist
+    tally = _Tally()
+    if checklist is None:
+        blockers.append(
+            Blocker(
+                code=NO_APPROVED_CHECKLIST,
+                application=app,
+                message=f"{app} has no approved checklist version; a governance reviewer must "
+                "approve one, then edit the package to pin it",
+            )
+        )
+        return ApplicationProgress(
+            app, pinned.version_label, None, pinned.changed_in_revision, 0, 0, 0
+        ), []
+    if not pinned.checklist_approved:
+        blockers.append(
+            Blocker(
+                code=CHECKLIST_NOT_APPROVED,
+                application=app,
+                waiting_on=pinned.reviewers,
+                message=f"checklist version {checklist.version} of {app} is not approved",
+            )
+        )
+    if pinned.review_due_at is not None and gate.now >= pinned.review_due_at:
+        overdue = Blocker(
+            code=REVIEW_OVERDUE,
+            application=app,
+            waiting_on=pinned.reviewers,
+            since=pinned.review_due_at,
+            message=(
+                f"the governance review of {app}'s checklist was due "
+                f"{pinned.review_due_at.date().isoformat()}; reviewers: "
+                f"{', '.join(pinned.reviewers)}"
+            ),
+        )
+        # Fail closed: only an explicit "warn" policy lets an overdue review through.
+        (warnings if gate.overdue_policy == WARN_OVERDUE else blockers).append(overdue)
+    # Only sign-offs given since this application last changed still count: a sign-off is
+    # carried forward across revisions that left its application untouched.
+    current = [r for r in records if pinned.changed_in_revision <= r.revision <= gate.revision]
+    by_item: dict[tuple[str | None, str | None], list[SignoffRecord]] = {}
+    key_user_records: list[SignoffRecord] = []
+    for record in current:
+        if record.kind == ITEM:
+            by_item.setdefault((record.section_id, record.item_id), []).append(record)
+        elif record.kind == KEY_USER:
+            key_user_records.append(record)
+    for section, item in checklist.items():
+        eligible = tuple(s for s in item.signers if s != gate.assembler)
+        _evaluate_requirement(
+            pinned=pinned,
+            gate_revision=gate.revision,
+            eligible=eligible,
+            needed=item.required,
+            listed=len(item.signers),
+            records=by_item.get((section.id, item.id), []),
+            tally=tally,
+            blockers=blockers,
+            section=section.id,
+            item=item,
+        )
+    engineers = technical_signers(checklist)
+    key_users = checklist.user_validation.emails
+    eligible_users = tuple(u for u in key_users if u != gate.assembler and u not in engineers)
+    _evaluate_requirement(
+        pinned=pinned,
+        gate_revision=gate.revision,
+        eligible=eligible_users,
+        needed=checklist.user_validation.required,
+        listed=len(key_users),
+        records=key_user_records,
+        tally=tally,
+        blockers=blockers,
+        section=None,
+        item=None,
+    )
+    progress = ApplicationProgress(
+        app,
+        pinned.version_label,
+        checklist.version,
+        pinned.changed_in_revision,
+        tally.signed,
+        tally.required,
+        tally.carried,
+    )
+    return progress, tally.counted
+
+
+def evaluate(gate: GateInput) -> GateResult:
+    """Decide open, pending or blocked; every missing piece is a blocker naming who and what."""
+    blockers: list[Blocker] = []
+    warnings: list[Blocker] = []
+    if gate.state == lifecycle.CANCELLED:
+        blockers.append(Blocker(PACKAGE_CANCELLED, f"package {gate.package} was cancelled"))
+    elif gate.state == lifecycle.DRAFT:
+        blockers.append(
+            Blocker(
+                PACKAGE_NOT_SUBMITTED,
+                f"package {gate.package} is a draft; submit it to request sign-offs",
+                waiting_on=(gate.assembler,),
+            )
+        )
+    if not gate.applications:
+        blockers.append(Blocker(PACKAGE_EMPTY, f"package {gate.package} has no applications"))
+    records_by_app: dict[str, list[SignoffRecord]] = {}
+    for record in gate.signoffs:
+        records_by_app.setdefault(record.application, []).append(record)
+    progress: list[ApplicationProgress] = []
+    counted: list[int] = []
+    # A draft pins nothing yet: judging its applications would report missing checklists
+    # that submitting is about to pin.
+    evaluated = () if gate.state == lifecycle.DRAFT else gate.applications
+    for pinned in sorted(evaluated, key=lambda a: a.application):
+        app_progress, app_counted = _evaluate_application(
+            gate, pinned, records_by_app.get(pinned.application, []), blockers, warnings
+        )
+        progress.append(app_progress)
+        counted.extend(app_counted)
+    if any(b.blocks for b in blockers):
+        status = BLOCKED
+    elif blockers:
+        status = PENDING
+    else:
+        status = OPEN
+    blockers.sort(key=lambda b: (not b.blocks, b.application or "", b.section or "", b.item or ""))
+    result = GateResult(
+        package=gate.package,
+        revision=gate.revision,
+        status=status,
+        signed=sum(p.signed for p in progress),
+        required=sum(p.required for p in progress),
+        blockers=tuple(blockers),
+        warnings=tuple(warnings),
+        applications=tuple(progress),
+        counted=tuple(sorted(counted)),
+    )
+    return _with_digest(gate, result)
+
+
+def _with_digest(gate: GateInput, result: GateResult) -> GateResult:
+    """A digest of exactly what was evaluated: any new sign-off, edit or review changes it."""
+    counted = set(result.counted)
+    material = {
+        "package": gate.package,
+        "revision": gate.revision,
+        "state": gate.state,
+        "applications": [
+            [a.application, a.version_label, a.checklist_sha256, a.checklist_approved]
+            for a in sorted(gate.applications, key=lambda a: a.application)
+        ],
+        "signoffs": sorted(
+            [r.id, r.decision, r.revision] for r in gate.signoffs if r.id in counted
+        ),
+        "status": result.status,
+        "blockers": [b.code for b in result.blockers],
+    }
+    encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
+    return replace(result, digest="sha256:" + hashlib.sha256(encoded).hexdigest())

@@ -1,0 +1,1 @@
+"""Email port: the outbox writer (same transaction as the change) and the SMTP sender."""

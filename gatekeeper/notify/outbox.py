@@ -1,0 +1,58 @@
+"""Queue emails as outbox rows inside the caller's transaction; render them from templates."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from sqlalchemy.orm import Session
+
+from gatekeeper.db.models import OutboxMessage
+
+_HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gatekeeper", "templates/email"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def header_safe(value: str) -> str:
+    """Anything that reaches a mail header loses CR, LF and control characters."""
+    return _HEADER_UNSAFE.sub(" ", value).strip()
+
+
+def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
+    env = _environment()
+    subject = env.get_template(f"{template}/subject.txt").render(context)
+    text = env.get_template(f"{template}/body.txt").render(context)
+    html = env.get_template(f"{template}/body.html").render(context)
+    return header_safe(subject)[:300], text, html
+
+
+def queue_email(
+    session: Session, *, to: str, template: str, context: Mapping[str, Any], now: datetime
+) -> OutboxMessage:
+    subject, text, html = render(template, context)
+    message = OutboxMessage(
+        template=template,
+        to_address=header_safe(to),
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        state="queued",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(message)
+    return message

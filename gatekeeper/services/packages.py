@@ -1,0 +1,591 @@
+"""Use cases for release packages: assemble, edit (revisions), submit, sign off, gate, release."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from gatekeeper.db.models import (
+    Application,
+    ChecklistVersion,
+    GovernanceReview,
+    Package,
+    PackageApplication,
+    PackageRevision,
+    Signoff,
+    SignoffRequest,
+)
+from gatekeeper.domain import gate as gate_rules
+from gatekeeper.domain import governance
+from gatekeeper.domain import package as lifecycle
+from gatekeeper.domain import signoff as signoff_rules
+from gatekeeper.domain.checklist import Checklist
+from gatekeeper.domain.clock import Clock
+from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
+
+MAX_VERSION_LABEL = 100
+
+
+@dataclass(frozen=True)
+class ApplicationSpec:
+    """One application as a release manager puts it in a package."""
+
+    application: str
+    version: str
+    change_summary: str = ""
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    key: str
+    title: str
+    environment: str
+    planned_for: date | None
+    applications: tuple[ApplicationSpec, ...]
+
+
+@dataclass(frozen=True)
+class PackageChanges:
+    """An edit: only the fields given change; `applications`, when given, is the whole new list."""
+
+    title: str | None = None
+    environment: str | None = None
+    planned_for: date | None = None
+    applications: tuple[ApplicationSpec, ...] | None = None
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_checklist(content: str) -> Checklist:
+    # Versions are immutable, so a parsed checklist can be reused across requests.
+    return Checklist.from_canonical(json.loads(content))
+
+
+def checklist_from(version: ChecklistVersion) -> Checklist:
+    return _parse_checklist(version.content)
+
+
+def _clean_text(value: str, what: str, limit: int) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise ValidationFailed(f"{what} is required")
+    if len(cleaned) > limit:
+        raise ValidationFailed(f"{what} is limited to {limit} characters")
+    return cleaned
+
+
+def _check_specs(specs: Sequence[ApplicationSpec]) -> None:
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.application in seen:
+            raise ValidationFailed(f"application {spec.application!r} is listed twice")
+        seen.add(spec.application)
+        _clean_text(spec.version, f"the version of {spec.application}", MAX_VERSION_LABEL)
+        if len(spec.change_summary) > lifecycle.MAX_SUMMARY_CHARS:
+            raise ValidationFailed(
+                f"the change summary of {spec.application} is limited to "
+                f"{lifecycle.MAX_SUMMARY_CHARS} characters"
+            )
+
+
+def get_package(session: Session, key: str, *, for_update: bool = False) -> Package:
+    """The package by key; `for_update` serialises writers of one package (see lock_package)."""
+    query = sa.select(Package).where(Package.key == key)
+    if for_update:
+        query = query.with_for_update()
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"no package {key!r}")
+    return found
+
+
+def lock_package(session: Session, package_id: int) -> None:
+    """Serialise every change to one package: sign-offs, edits, submit, release.
+
+    On PostgreSQL this is a row lock, so the last two sign-offs arriving together, or a sign-off
+    racing an edit, run one after the other and each sees the other's result; on SQLite the
+    write transaction's BEGIN IMMEDIATE already serialises them.
+    """
+    session.execute(sa.select(Package.id).where(Package.id == package_id).with_for_update())
+
+
+def _applications_by_slug(session: Session, slugs: Sequence[str]) -> dict[str, Application]:
+    found = {
+        a.slug: a
+        for a in session.scalars(sa.select(Application).where(Application.slug.in_(slugs)))
+    }
+    missing = [s for s in slugs if s not in found]
+    if missing:
+        raise ValidationFailed(
+            f"unknown application(s): {', '.join(missing)}; sync their checklists first"
+        )
+    return found
+
+
+def create_package(session: Session, spec: PackageSpec, *, assembler: str, clock: Clock) -> Package:
+    lifecycle.check_key(spec.key)
+    _check_specs(spec.applications)
+    if session.scalar(sa.select(Package.id).where(Package.key == spec.key)) is not None:
+        raise Conflict(f"a package with key {spec.key!r} already exists")
+    applications = _applications_by_slug(session, [a.application for a in spec.applications])
+    package = Package(
+        key=spec.key,
+        title=_clean_text(spec.title, "title", 200),
+        environment=_clean_text(spec.environment, "environment", 64),
+        planned_for=spec.planned_for,
+        assembled_by=assembler.strip().lower(),
+        state=lifecycle.DRAFT,
+        revision=0,
+        created_at=clock.now(),
+    )
+    session.add(package)
+    for a in spec.applications:
+        session.add(
+            PackageApplication(
+                package=package,
+                application=applications[a.application],
+                version_label=a.version.strip(),
+                change_summary=a.change_summary.strip(),
+            )
+        )
+    session.flush()
+    return package
+
+
+def _latest_approved(
+    session: Session, application_ids: Sequence[int]
+) -> dict[int, ChecklistVersion]:
+    newest = (
+        sa.select(ChecklistVersion.application_id, sa.func.max(ChecklistVersion.version).label("v"))
+        .where(
+            ChecklistVersion.state == governance.APPROVED,
+            ChecklistVersion.application_id.in_(application_ids),
+        )
+        .group_by(ChecklistVersion.application_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        sa.select(ChecklistVersion).join(
+            newest,
+            sa.and_(
+                newest.c.application_id == ChecklistVersion.application_id,
+                newest.c.v == ChecklistVersion.version,
+            ),
+        )
+    )
+    return {v.application_id: v for v in rows}
+
+
+def _issue_requests(
+    session: Session, package: Package, targets: Sequence[PackageApplication], now: datetime
+) -> list[SignoffRequest]:
+    """Pin each target's checklist if needed and ask every eligible person for their decision."""
+    unpinned = [t.application_id for t in targets if t.checklist_version_id is None]
+    approved = _latest_approved(session, unpinned) if unpinned else {}
+    created: list[SignoffRequest] = []
+    for target in targets:
+        if target.checklist_version_id is None and target.application_id in approved:
+            target.checklist_version = approved[target.application_id]
+        target.changed_in_revision = package.revision
+        target.requested_at = now
+        if target.checklist_version is None:
+            continue
+        checklist = checklist_from(target.checklist_version)
+        engineers = signoff_rules.technical_signers(checklist)
+        for section, item in checklist.items():
+            for signer in item.signers:
+                if signer != package.assembled_by:
+                    created.append(
+                        _request(
+                            package, target, signoff_rules.ITEM, signer, now, section.id, item.id
+                        )
+                    )
+        for key_user in checklist.user_validation.emails:
+            if key_user != package.assembled_by and key_user not in engineers:
+                created.append(_request(package, target, signoff_rules.KEY_USER, key_user, now))
+    session.add_all(created)
+    return created
+
+
+def _request(
+    package: Package,
+    target: PackageApplication,
+    kind: str,
+    signer: str,
+    now: datetime,
+    section_id: str | None = None,
+    item_id: str | None = None,
+) -> SignoffRequest:
+    return SignoffRequest(
+        package_id=package.id,
+        package_application=target,
+        kind=kind,
+        section_id=section_id,
+        item_id=item_id,
+        signer=signer,
+        revision=package.revision,
+        state=signoff_rules.PENDING,
+        created_at=now,
+    )
+
+
+def submit_package(session: Session, key: str, *, actor: str, clock: Clock) -> Package:
+    package = get_package(session, key, for_update=True)
+    package.state = lifecycle.next_state(package.state, lifecycle.SUBMIT)
+    if not package.applications:
+        raise ValidationFailed("add at least one application before submitting")
+    now = clock.now()
+    package.revision = 1
+    package.submitted_at = now
+    session.flush()
+    _issue_requests(session, package, package.applications, now)
+    session.add(
+        PackageRevision(
+            package=package,
+            revision=1,
+            actor=actor,
+            changes=json.dumps({"submitted": [a.application.slug for a in package.applications]}),
+            created_at=now,
+        )
+    )
+    session.flush()
+    return package
+
+
+def edit_package(
+    session: Session, key: str, changes: PackageChanges, *, actor: str, clock: Clock
+) -> Package:
+    """Edit a package; in review this bumps the revision and re-requests changed applications."""
+    package = get_package(session, key, for_update=True)
+    lifecycle.next_state(package.state, lifecycle.EDIT)
+    if changes.title is not None:
+        package.title = _clean_text(changes.title, "title", 200)
+    if changes.environment is not None:
+        package.environment = _clean_text(changes.environment, "environment", 64)
+    if changes.planned_for is not None:
+        package.planned_for = changes.planned_for
+    if changes.applications is None:
+        session.flush()
+        return package
+    _check_specs(changes.applications)
+    wanted = {a.application: a for a in changes.applications}
+    rows = {pa.application.slug: pa for pa in package.applications}
+    active = {slug: pa for slug, pa in rows.items() if pa.removed_in_revision is None}
+    applications = _applications_by_slug(session, [s for s in wanted if s not in rows])
+    changed: list[PackageApplication] = []
+    removed: list[PackageApplication] = []
+    log: dict[str, dict[str, object]] = {}
+    for slug, spec in wanted.items():
+        version, summary = spec.version.strip(), spec.change_summary.strip()
+        target = rows.get(slug)
+        if target is None:
+            target = PackageApplication(
+                package=package, application=applications[slug], version_label=version
+            )
+            session.add(target)
+        elif slug in active and (target.version_label, target.change_summary) == (version, summary):
+            continue
+        if slug in active:
+            log[slug] = {"version": [target.version_label, version]}
+        else:
+            log[slug] = {"added": version}
+        target.version_label, target.change_summary = version, summary
+        target.removed_in_revision = None
+        changed.append(target)
+    for slug, target in active.items():
+        if slug not in wanted:
+            removed.append(target)
+            log[slug] = {"removed": target.version_label}
+    if package.state == lifecycle.DRAFT:
+        for target in removed:
+            session.delete(target)
+        session.flush()
+        return package
+    if not log:
+        session.flush()
+        return package
+    if not wanted:
+        raise ValidationFailed("a package in review needs at least one application")
+    now = clock.now()
+    package.revision += 1
+    session.flush()
+    _make_stale(session, package, [t.id for t in changed + removed if t.id is not None], now)
+    for target in removed:
+        target.removed_in_revision = package.revision
+    _issue_requests(session, package, changed, now)
+    carried = sorted(slug for slug in active if slug not in log)
+    session.add(
+        PackageRevision(
+            package=package,
+            revision=package.revision,
+            actor=actor,
+            changes=json.dumps({"changed": log, "carried_forward": carried}, sort_keys=True),
+            created_at=now,
+        )
+    )
+    session.flush()
+    return package
+
+
+def _make_stale(
+    session: Session, package: Package, target_ids: Sequence[int], now: datetime
+) -> None:
+    """Open requests and recorded sign-offs of changed applications stop counting."""
+    if not target_ids:
+        return
+    session.execute(
+        sa.update(SignoffRequest)
+        .where(
+            SignoffRequest.package_application_id.in_(target_ids),
+            SignoffRequest.state == signoff_rules.PENDING,
+        )
+        .values(state=signoff_rules.STALE, closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        sa.update(Signoff)
+        .where(
+            Signoff.package_application_id.in_(target_ids),
+            Signoff.stale_since_revision.is_(None),
+        )
+        .values(stale_since_revision=package.revision)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def cancel_package(session: Session, key: str, *, actor: str, clock: Clock) -> Package:
+    package = get_package(session, key, for_update=True)
+    package.state = lifecycle.next_state(package.state, lifecycle.CANCEL)
+    package.cancelled_at = clock.now()
+    session.execute(
+        sa.update(SignoffRequest)
+        .where(
+            SignoffRequest.package_id == package.id, SignoffRequest.state == signoff_rules.PENDING
+        )
+        .values(state=signoff_rules.REVOKED, closed_at=package.cancelled_at)
+    )
+    session.flush()
+    return package
+
+
+def record_signoff(
+    session: Session, request_id: int, submitted: signoff_rules.Decision, *, clock: Clock
+) -> Signoff:
+    """Record one decision for one pending request; single use, guarded by a conditional UPDATE."""
+    request = session.get(SignoffRequest, request_id)
+    if request is None:
+        raise NotFound("no such sign-off request")
+    lock_package(session, request.package_id)
+    # Anything read before the lock may be out of date (another writer just committed).
+    session.expire_all()
+    target = request.package_application
+    package = target.package
+    if target.checklist_version is None:
+        raise Conflict("this application has no pinned checklist")
+    checklist = checklist_from(target.checklist_version)
+    item = None
+    if request.kind == signoff_rules.ITEM:
+        item = next(
+            (
+                i
+                for s, i in checklist.items()
+                if (s.id, i.id) == (request.section_id, request.item_id)
+            ),
+            None,
+        )
+    signoff_rules.check_may_sign(
+        signer=request.signer,
+        kind=request.kind,
+        assembler=package.assembled_by,
+        checklist=checklist,
+        item=item,
+    )
+    if submitted.kind != request.kind:
+        raise ValidationFailed(f"this request asks for a {request.kind.replace('_', ' ')} decision")
+    decision = signoff_rules.validate_decision(
+        submitted, item=item, scenarios=len(checklist.user_validation.scenarios)
+    )
+    if package.state != lifecycle.IN_REVIEW:
+        raise Conflict(
+            f"package {package.key} is {package.state.replace('_', ' ')}; nothing to sign"
+        )
+    now = clock.now()
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(SignoffRequest)
+        .where(SignoffRequest.id == request.id, SignoffRequest.state == signoff_rules.PENDING)
+        .values(state=signoff_rules.SIGNED, closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        session.refresh(request)
+        raise Conflict(f"this sign-off request is already {request.state}")
+    signoff = Signoff(
+        package_id=package.id,
+        package_application_id=target.id,
+        request_id=request.id,
+        kind=request.kind,
+        section_id=request.section_id,
+        item_id=request.item_id,
+        signer=request.signer,
+        decision=decision.decision,
+        comment=decision.comment,
+        evidence=decision.evidence,
+        scenarios_confirmed=",".join(str(i) for i in decision.scenarios_confirmed),
+        revision=package.revision,
+        signed_at=now,
+    )
+    session.add(signoff)
+    session.flush()
+    return signoff
+
+
+def _review_due(session: Session, application_ids: Sequence[int]) -> dict[int, datetime]:
+    rows = session.execute(
+        sa.select(ChecklistVersion.application_id, sa.func.max(GovernanceReview.reviewed_at))
+        .join(GovernanceReview, GovernanceReview.checklist_version_id == ChecklistVersion.id)
+        .where(
+            ChecklistVersion.application_id.in_(application_ids),
+            GovernanceReview.outcome.in_(("approved", "reaffirmed")),
+        )
+        .group_by(ChecklistVersion.application_id)
+    ).all()
+    return dict(rows)
+
+
+def gate_input(
+    session: Session, key: str, *, now: datetime, overdue_policy: str
+) -> gate_rules.GateInput:
+    """Load everything the gate needs in a fixed number of queries, whatever the package size."""
+    package = get_package(session, key)
+    rows = session.execute(
+        sa.select(PackageApplication, Application.slug, ChecklistVersion)
+        .join(Application, Application.id == PackageApplication.application_id)
+        .outerjoin(ChecklistVersion, ChecklistVersion.id == PackageApplication.checklist_version_id)
+        .where(
+            PackageApplication.package_id == package.id,
+            PackageApplication.removed_in_revision.is_(None),
+        )
+    ).all()
+    last_reviews = _review_due(session, [pa.application_id for pa, _, _ in rows]) if rows else {}
+    pinned: list[gate_rules.PinnedApplication] = []
+    for target, slug, version in rows:
+        checklist = checklist_from(version) if version is not None else None
+        due = None
+        if checklist is not None and target.application_id in last_reviews:
+            due = last_reviews[target.application_id] + timedelta(
+                days=checklist.governance.review_every_days
+            )
+        pinned.append(
+            gate_rules.PinnedApplication(
+                application=slug,
+                version_label=target.version_label,
+                checklist=checklist,
+                checklist_sha256=version.sha256 if version is not None else None,
+                checklist_approved=version is not None and version.state == governance.APPROVED,
+                review_due_at=due,
+                reviewers=checklist.governance.reviewers if checklist else (),
+                changed_in_revision=target.changed_in_revision,
+                requested_at=target.requested_at,
+            )
+        )
+    slug_of = {target.id: slug for target, slug, _ in rows}
+    records = session.execute(
+        sa.select(
+            Signoff.id,
+            Signoff.package_application_id,
+            Signoff.kind,
+            Signoff.signer,
+            Signoff.decision,
+            Signoff.revision,
+            Signoff.signed_at,
+            Signoff.section_id,
+            Signoff.item_id,
+            Signoff.comment,
+        ).where(Signoff.package_id == package.id, Signoff.stale_since_revision.is_(None))
+    ).all()
+    return gate_rules.GateInput(
+        package=package.key,
+        revision=package.revision,
+        state=package.state,
+        assembler=package.assembled_by,
+        applications=tuple(pinned),
+        signoffs=tuple(
+            gate_rules.SignoffRecord(
+                id=r.id,
+                application=slug_of[r.package_application_id],
+                kind=r.kind,
+                signer=r.signer,
+                decision=r.decision,
+                revision=r.revision,
+                signed_at=r.signed_at,
+                section_id=r.section_id,
+                item_id=r.item_id,
+                comment=r.comment,
+            )
+            for r in records
+            if r.package_application_id in slug_of
+        ),
+        now=now,
+        overdue_policy=overdue_policy,
+    )
+
+
+def evaluate_gate(
+    session: Session, key: str, *, clock: Clock, overdue_policy: str
+) -> gate_rules.GateResult:
+    return gate_rules.evaluate(
+        gate_input(session, key, now=clock.now(), overdue_policy=overdue_policy)
+    )
+
+
+def release_package(
+    session: Session,
+    key: str,
+    *,
+    digest: str,
+    actor: str,
+    notes: str = "",
+    clock: Clock,
+    overdue_policy: str,
+) -> tuple[Package, gate_rules.GateResult]:
+    """Release only when the gate is open now and the caller checked exactly this state."""
+    package = get_package(session, key, for_update=True)
+    result = evaluate_gate(session, key, clock=clock, overdue_policy=overdue_policy)
+    if result.status != gate_rules.OPEN:
+        raise Conflict(
+            f"the gate of {key} is {result.status}; it must be open to release",
+            details={"gate": result.to_dict()},
+        )
+    if digest != result.digest:
+        raise Conflict(
+            "the gate changed since you checked it (stale digest); check it again",
+            details={"gate": result.to_dict()},
+        )
+    package.state = lifecycle.next_state(package.state, lifecycle.RELEASE)
+    package.released_at = clock.now()
+    package.released_by = actor
+    package.release_digest = digest
+    package.release_notes = notes.strip()
+    session.flush()
+    return package, result
+
+
+def pending_requests(session: Session, key: str) -> list[SignoffRequest]:
+    package = get_package(session, key)
+    return list(
+        session.scalars(
+            sa.select(SignoffRequest)
+            .where(
+                SignoffRequest.package_id == package.id,
+                SignoffRequest.state == signoff_rules.PENDING,
+            )
+            .order_by(SignoffRequest.id)
+        )
+    )

@@ -1,0 +1,134 @@
+"""API tokens: random, prefixed, shown once, stored as sha256, scoped and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gatekeeper.db.models import ApiToken
+from gatekeeper.domain.clock import Clock
+from gatekeeper.domain.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    ValidationFailed,
+)
+
+PREFIX = "gk_"
+SCOPE_GATE_READ = "gate:read"
+SCOPE_PACKAGES_WRITE = "packages:write"
+SCOPE_RELEASES_WRITE = "releases:write"
+SCOPES = (SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE)
+# Throttle last-used writes: a CI poller must not turn every gate read into a write.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    name: str
+    secret: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling the API: the token's name (the audit actor) and what it may do."""
+
+    token_id: int
+    name: str
+    scopes: frozenset[str]
+    owner: str | None
+    last_used_at: datetime | None = None
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise PermissionDenied(f"this token lacks the {scope} scope")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, *, name: str, scopes: tuple[str, ...], owner: str | None, clock: Clock
+) -> IssuedToken:
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValidationFailed("a token needs a name of 1-64 characters")
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValidationFailed(f"scopes must be among: {', '.join(SCOPES)}")
+    if session.scalar(sa.select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise Conflict(f"a token named {name!r} already exists; revoke it or pick another name")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            name=name,
+            prefix=secret[:10],
+            token_hash=_hash(secret),
+            scopes=" ".join(sorted(set(scopes))),
+            owner=owner.strip().lower() if owner else None,
+            created_at=clock.now(),
+        )
+    )
+    session.flush()
+    return IssuedToken(name, secret, tuple(sorted(set(scopes))))
+
+
+def authenticate(session: Session, secret: str) -> Caller:
+    """Find the live token for `secret`; unknown, malformed and revoked tokens all fail alike."""
+    if not secret.startswith(PREFIX) or len(secret) > 200:
+        raise Unauthenticated("invalid or revoked API token")
+    digest = _hash(secret)
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == digest))
+    if (
+        token is None
+        or token.revoked_at is not None
+        or not hmac.compare_digest(token.token_hash, digest)
+    ):
+        raise Unauthenticated("invalid or revoked API token")
+    return Caller(
+        token.id, token.name, frozenset(token.scopes.split()), token.owner, token.last_used_at
+    )
+
+
+def needs_touch(caller: Caller, *, clock: Clock) -> bool:
+    last = caller.last_used_at
+    return last is None or (clock.now() - last).total_seconds() >= LAST_USED_RESOLUTION_SECONDS
+
+
+def touch(session: Session, caller: Caller, *, clock: Clock) -> None:
+    """Record the token's last use; throttled so a polling CI job does not write on every call."""
+    now = clock.now()
+    session.execute(
+        sa.update(ApiToken)
+        .where(ApiToken.id == caller.token_id)
+        .where(
+            sa.or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at <= now - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS),
+            )
+        )
+        .values(last_used_at=now)
+    )
+
+
+def revoke_token(session: Session, name: str, *, clock: Clock) -> ApiToken:
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.name == name))
+    if token is None:
+        raise NotFound(f"no token named {name!r}")
+    if token.revoked_at is None:
+        token.revoked_at = clock.now()
+    session.flush()
+    return token
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(sa.select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)))

@@ -1,0 +1,48 @@
+"""Gate status badges (SVG) for wikis and release notes, behind an unguessable signed URL."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.domain.errors import NotFound
+from gatekeeper.services import packages
+from gatekeeper.signing import badge_signature_valid
+
+bp = Blueprint("badges", __name__)
+COLOURS = {"open": "#1a7f37", "pending": "#9a6700", "blocked": "#cf222e", "released": "#0550ae"}
+
+
+@bp.get("/badges/<key>/<signature>.svg")
+def badge(key: str, signature: str) -> Response:
+    settings = runtime(current_app).settings
+    if not badge_signature_valid(settings.secret_keys, key, signature):
+        raise NotFound("no such badge")
+    package = packages.get_package(db.session, key)
+    if package.state == "released":
+        status = "released"
+    else:
+        status = packages.evaluate_gate(
+            db.session,
+            key,
+            clock=runtime(current_app).clock,
+            overdue_policy=settings.overdue_review_policy,
+        ).status
+    return Response(
+        render_badge("gate", status, COLOURS[status]),
+        mimetype="image/svg+xml",
+        headers={"Cache-Control": "no-cache, max-age=0"},
+    )
+
+
+def render_badge(label: str, value: str, colour: str) -> str:
+    left, right = 7 * len(label) + 12, 7 * len(value) + 12
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="20" role="img" '
+        f'aria-label="{label}: {value}"><title>{label}: {value}</title>'
+        f'<rect width="{left}" height="20" fill="#555"/>'
+        f'<rect x="{left}" width="{right}" height="20" fill="{colour}"/>'
+        f'<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="6" y="14">{label}</text><text x="{left + 6}" y="14">{value}</text></g></svg>'
+    )

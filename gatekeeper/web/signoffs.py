@@ -1,0 +1,159 @@
+"""Sign-off pages reached from emailed links: GET shows, only the CSRF-protected POST decides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from wtforms import EmailField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import signoff as signoff_rules
+from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.services import signoffs
+from gatekeeper.web.limits import limiter
+
+bp = Blueprint("signoffs", __name__, url_prefix="/s")
+
+TOKEN_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+class ConfirmForm(FlaskForm):
+    """Only carries the CSRF token; the decisions are read per request below."""
+
+
+class ResendForm(FlaskForm):
+    email = EmailField("Your email address", validators=[DataRequired(), Email(), Length(max=254)])
+    package = StringField("Release package key", validators=[DataRequired(), Length(max=64)])
+
+
+def link_settings() -> signoffs.LinkSettings:
+    return runtime(current_app).link_settings()
+
+
+@bp.after_request
+def token_page_headers(response: Response) -> Response:
+    response.headers.update(TOKEN_PAGE_HEADERS)
+    return response
+
+
+def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    if isinstance(error, TokenInvalid):
+        return render_template(
+            "signoffs/unusable.html", reason="invalid", message=error.message
+        ), 404
+    return render_template(
+        "signoffs/unusable.html", reason=error.reason, message=error.message
+    ), 410
+
+
+@bp.route("/<token>", methods=["GET", "HEAD"])
+def show(token: str) -> ResponseReturnValue:
+    try:
+        view = signoffs.open_link(
+            db.session, token, settings=link_settings(), clock=runtime(current_app).clock
+        )
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    return render_template(
+        "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
+    )
+
+
+def _decisions(form: Any, view: signoffs.LinkView) -> dict[int, signoff_rules.Decision]:
+    decisions: dict[int, signoff_rules.Decision] = {}
+    for item in view.requests:
+        prefix = f"r{item.request.id}"
+        decision = form.get(f"{prefix}-decision", "")
+        if not decision:
+            continue
+        confirmed = tuple(
+            index
+            for index in range(len(item.checklist.user_validation.scenarios))
+            if form.get(f"{prefix}-scenario-{index}") == "on"
+        )
+        decisions[item.request.id] = signoff_rules.Decision(
+            kind=item.request.kind,
+            decision=decision,
+            comment=form.get(f"{prefix}-comment", ""),
+            evidence=form.get(f"{prefix}-evidence", ""),
+            scenarios_confirmed=confirmed if item.request.kind == signoff_rules.KEY_USER else (),
+        )
+    return decisions
+
+
+def _field_errors(
+    view: signoffs.LinkView, decisions: dict[int, signoff_rules.Decision]
+) -> dict[int, str]:
+    errors: dict[int, str] = {}
+    for item in view.requests:
+        submitted = decisions.get(item.request.id)
+        if submitted is None:
+            errors[item.request.id] = "Choose a decision."
+            continue
+        try:
+            signoff_rules.validate_decision(
+                submitted, item=item.item, scenarios=len(item.checklist.user_validation.scenarios)
+            )
+        except ValidationFailed as error:
+            errors[item.request.id] = error.message
+    return errors
+
+
+@bp.post("/<token>")
+def decide(token: str) -> ResponseReturnValue:
+    form = ConfirmForm()
+    clock = runtime(current_app).clock
+    try:
+        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    decisions = _decisions(request.form, view)
+    errors = _field_errors(view, decisions)
+    if not form.validate_on_submit() or errors:
+        return (
+            render_template(
+                "signoffs/sign.html", view=view, form=form, errors=errors, values=request.form
+            ),
+            422,
+        )
+    try:
+        with unit_of_work(db.session) as session:
+            recorded = signoffs.submit_link(
+                session, token, decisions, settings=link_settings(), clock=clock
+            )
+            summary = [(s.item_id or "key-user validation", s.decision) for s in recorded]
+            package_key, signer = view.package.key, view.link.signer
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    return render_template(
+        "signoffs/done.html", summary=summary, package_key=package_key, signer=signer
+    )
+
+
+@bp.route("/resend", methods=["GET", "POST"])
+@limiter.limit("5 per minute; 20 per hour", methods=["POST"])
+def resend() -> ResponseReturnValue:
+    form = ResendForm()
+    if form.validate_on_submit():
+        with unit_of_work(db.session) as session:
+            signoffs.resend_link(
+                session,
+                email=form.email.data or "",
+                package_key=form.package.data or "",
+                settings=link_settings(),
+                clock=runtime(current_app).clock,
+            )
+        # The same answer whether or not the address or package exists.
+        return render_template("signoffs/resend.html", form=form, sent=True)
+    status = 422 if request.method == "POST" else 200
+    return render_template("signoffs/resend.html", form=form, sent=False), status

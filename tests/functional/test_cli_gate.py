@@ -1,0 +1,218 @@
+"""`gatekeeper gate check` and `gatekeeper tokens`: exit codes, output, local and remote."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from werkzeug.serving import make_server
+
+from gatekeeper import gate_client
+from gatekeeper.cli import cli
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.clock import FixedClock
+from gatekeeper.domain.signoff import Decision
+from gatekeeper.services import demo, packages
+
+KEY = demo.DEMO_PACKAGE
+
+
+@pytest.fixture
+def demo_data(app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(cli, ["demo", "--no-serve"])
+    assert result.exit_code == 0, result.output
+
+
+def sign(clock: FixedClock, *, fail_one: bool = False) -> None:
+    failed = False
+    with unit_of_work(db.session) as session:
+        for request in packages.pending_requests(session, KEY):
+            checklist = packages.checklist_from(request.package_application.checklist_version)  # type: ignore[arg-type]
+            if request.kind == "item":
+                decision = Decision("item", "pass", evidence="https://ci.example.com/1")
+                if fail_one and not failed:
+                    decision = Decision("item", "fail", comment="canary shows login errors")
+                    failed = True
+            else:
+                scenarios = tuple(range(len(checklist.user_validation.scenarios)))
+                decision = Decision("key_user", "confirmed", scenarios_confirmed=scenarios)
+            packages.record_signoff(session, request.id, decision, clock=clock)
+
+
+def test_pending_gate_exits_3_and_names_who_is_waited_on(
+    demo_data: None, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(cli, ["gate", "check", KEY])
+    assert result.exit_code == 3
+    assert f"{KEY} revision 1: PENDING" in result.stdout
+    assert "USER_VALIDATION_PENDING payments-api" in result.stdout
+    assert "settlement-lead@example.com" in result.stdout
+
+
+def test_open_gate_exits_0_and_json_is_the_api_shape(
+    demo_data: None, runner: FlaskCliRunner, clock: FixedClock
+) -> None:
+    sign(clock)
+    result = runner.invoke(cli, ["gate", "check", KEY, "--json"])
+    assert result.exit_code == 0, result.output
+    gate = json.loads(result.stdout)
+    assert gate["status"] == "open"
+    assert gate["progress"]["signed"] == gate["progress"]["required"]
+    assert gate["digest"].startswith("sha256:")
+
+
+def test_blocked_gate_exits_1(demo_data: None, runner: FlaskCliRunner, clock: FixedClock) -> None:
+    sign(clock, fail_one=True)
+    result = runner.invoke(cli, ["gate", "check", KEY])
+    assert result.exit_code == 1
+    assert "ITEM_FAILED" in result.stdout
+    assert "canary shows login errors" in result.stdout
+
+
+def test_unknown_package_exits_4(app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(cli, ["gate", "check", "nope"])
+    assert result.exit_code == 4
+    assert "no package 'nope'" in result.stderr
+
+
+def test_unreadable_database_fails_closed_with_4(tmp_path: object) -> None:
+    env = {"GATEKEEPER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    result = CliRunner().invoke(cli, ["gate", "check", KEY], env=env)
+    assert result.exit_code == 4
+    assert "error:" in result.stderr
+    assert "open" not in result.stdout.lower()
+
+
+def test_bad_configuration_fails_closed_with_4() -> None:
+    result = CliRunner().invoke(cli, ["gate", "check", KEY], env={"GATEKEEPER_DATABSE_URL": "x"})
+    assert result.exit_code == 4
+
+
+def test_wait_gives_up_at_the_timeout_still_pending(
+    demo_data: None, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(
+        cli, ["gate", "check", KEY, "--wait", "--timeout", "0.3", "--interval", "0.1"]
+    )
+    assert result.exit_code == 3
+    assert "signed, waiting on" in result.stderr
+
+
+def test_wait_returns_as_soon_as_the_gate_decides() -> None:
+    answers = iter(
+        [
+            {
+                "status": "pending",
+                "package": "p",
+                "revision": 1,
+                "progress": {"signed": 1, "required": 2},
+            },
+            {
+                "status": "open",
+                "package": "p",
+                "revision": 1,
+                "progress": {"signed": 2, "required": 2},
+            },
+        ]
+    )
+    sleeps: list[float] = []
+    seen: list[str] = []
+    final = gate_client.wait_for_decision(
+        lambda _key: next(answers),
+        "p",
+        first={
+            "status": "pending",
+            "package": "p",
+            "revision": 1,
+            "progress": {"signed": 0, "required": 2},
+        },
+        timeout=60,
+        interval=5,
+        on_progress=lambda g: seen.append(gate_client.progress_line(g)),
+        sleep=sleeps.append,
+        monotonic=lambda: 0.0,
+    )
+    assert final["status"] == "open"
+    assert sleeps == [5, 5]
+    assert seen == ["p revision 1: PENDING — 0/2 signed", "p revision 1: PENDING — 1/2 signed"]
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[str]:
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join(5)
+
+
+def create_token(runner: FlaskCliRunner, *scopes: str) -> str:
+    args = ["tokens", "create", "--name", f"ci-{len(scopes)}-{'-'.join(scopes)}"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip()
+    assert secret.startswith("gk_")
+    assert "not shown again" in result.stderr
+    return secret
+
+
+def test_remote_gate_check_against_a_real_server(
+    demo_data: None, runner: FlaskCliRunner, server: str
+) -> None:
+    token = create_token(runner, "gate:read")
+    remote = CliRunner().invoke(cli, ["gate", "check", KEY, "--url", server, "--token", token])
+    assert remote.exit_code == 3, remote.output
+    assert f"{KEY} revision 1: PENDING" in remote.stdout
+    by_env = CliRunner().invoke(
+        cli,
+        ["gate", "check", KEY, "--json"],
+        env={"GATEKEEPER_URL": server, "GATEKEEPER_TOKEN": token},
+    )
+    assert by_env.exit_code == 3
+    assert json.loads(by_env.stdout)["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [("gk_not-a-real-token", "HTTP 401: invalid or revoked API token"), ("", "needs --token")],
+)
+def test_remote_errors_exit_4(demo_data: None, server: str, token: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["gate", "check", KEY, "--url", server, "--token", token])
+    assert result.exit_code == 4
+    assert message in result.stderr
+
+
+def test_unreachable_server_exits_4() -> None:
+    result = CliRunner().invoke(
+        cli, ["gate", "check", KEY, "--url", "http://127.0.0.1:9", "--token", "gk_x"]
+    )
+    assert result.exit_code == 4
+    assert "cannot reach" in result.stderr
+
+
+def test_tokens_list_and_revoke(demo_data: None, runner: FlaskCliRunner, server: str) -> None:
+    token = create_token(runner, "gate:read")
+    listing = runner.invoke(cli, ["tokens", "list", "--json"])
+    rows = json.loads(listing.stdout)
+    assert rows[0]["scopes"] == ["gate:read"]
+    assert token not in listing.stdout
+    assert rows[0]["prefix"] == token[:10]
+    revoked = runner.invoke(cli, ["tokens", "revoke", rows[0]["name"]])
+    assert revoked.exit_code == 0
+    result = CliRunner().invoke(cli, ["gate", "check", KEY, "--url", server, "--token", token])
+    assert result.exit_code == 4
+    assert "401" in result.stderr
+    missing = runner.invoke(cli, ["tokens", "revoke", "nope"])
+    assert missing.exit_code == 1
+    assert "no token named 'nope'" in missing.stderr

@@ -1,0 +1,121 @@
+"""Real SMTP on loopback for tests: aiosmtpd servers that accept, refuse, or hang."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from flask import Flask
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.notify.catcher import CaughtMessage, MailCatcher
+from gatekeeper.notify.worker import mail
+from gatekeeper.services.mail_worker import PassReport, worker_pass
+
+LINK = re.compile(r"https?://[^\s<>\"']+/s/[A-Za-z0-9_\-.]+")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def point_mail_at(app: Flask, port: int) -> None:
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
+    app.extensions["mail"] = mail.init_app(app)
+
+
+def run_worker(app: Flask, *, timeout: float = 5.0, worker_id: str = "test") -> PassReport:
+    """One real worker pass: reminders, then SMTP delivery of everything due."""
+    rt = runtime(app)
+    return worker_pass(
+        db.session,
+        mail_state=app.extensions["mail"],
+        worker_id=worker_id,
+        clock=rt.clock,
+        timeout=timeout,
+        sender=rt.settings.mail_sender,
+        links=rt.link_settings(),
+    )
+
+
+@contextmanager
+def catcher() -> Iterator[MailCatcher]:
+    box = MailCatcher(port=free_port())
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+class _Replying:
+    """Answers DATA with a fixed SMTP reply (e.g. 451 or 550)."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.attempts = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.attempts += 1
+        return self.reply
+
+
+@contextmanager
+def replying_server(reply: str) -> Iterator[tuple[int, _Replying]]:
+    handler = _Replying(reply)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, handler
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def hanging_server() -> Iterator[int]:
+    """Accepts TCP connections and never says a word, like a wedged mail relay."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def messages_to(box: MailCatcher, address: str) -> list[CaughtMessage]:
+    return [m for m in box.messages() if address in m.recipients]
+
+
+def link_in(message: CaughtMessage) -> str:
+    found = LINK.search(message.text)
+    assert found, message.text
+    return found.group(0)
