@@ -1,0 +1,156 @@
+"""Races with real threads and connections: one link submitted 20 times; the last two sign-offs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import Flask
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.models import OutboxMessage, Signoff, SignoffLink
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.clock import FixedClock
+from gatekeeper.domain.errors import GatekeeperError
+from gatekeeper.domain.signoff import Decision
+from gatekeeper.services import packages, signoffs
+from tests.support.flows import KEY, MANAGER, prepare
+
+
+def decisions_for(app: Flask, token: str, clock: FixedClock) -> dict[int, Decision]:
+    view = signoffs.open_link(db.session, token, settings=runtime(app).link_settings(), clock=clock)
+    found: dict[int, Decision] = {}
+    for item in view.requests:
+        if item.item is not None:
+            found[item.request.id] = Decision("item", "pass", evidence="https://e.example/1")
+        else:
+            scenarios = tuple(range(len(item.checklist.user_validation.scenarios)))
+            found[item.request.id] = Decision(
+                "key_user", "confirmed", scenarios_confirmed=scenarios
+            )
+    db.session.rollback()
+    return found
+
+
+def race(app: Flask, jobs: list[Callable[[], None]]) -> list[BaseException | None]:
+    """Run each job in its own thread, app context and database connection, all at once."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[BaseException | None] = [None] * len(jobs)
+
+    def run(index: int, job: Callable[[], None]) -> None:
+        with app.app_context():
+            try:
+                barrier.wait(10)
+                job()
+            except BaseException as exc:
+                results[index] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def submit(app: Flask, token: str, decisions: dict[int, Decision], clock: FixedClock) -> None:
+    with unit_of_work(db.session) as session:
+        signoffs.submit_link(
+            session, token, decisions, settings=runtime(app).link_settings(), clock=clock
+        )
+
+
+def test_twenty_submits_of_one_link_record_exactly_one_sign_off_each(
+    app: Flask, clock: FixedClock
+) -> None:
+    tokens = prepare(app, clock)
+    token = tokens["raj@example.com"]
+    decisions = decisions_for(app, token, clock)
+    results = race(app, [lambda: submit(app, token, decisions, clock)] * 20)
+    assert sum(r is None for r in results) == 1, results
+    assert all(isinstance(r, GatekeeperError) for r in results if r is not None), results
+    recorded = db.session.scalars(
+        sa.select(Signoff).where(Signoff.signer == "raj@example.com")
+    ).all()
+    assert len(recorded) == len(decisions)
+    assert (
+        db.session.scalar(
+            sa.select(SignoffLink.state).where(SignoffLink.signer == "raj@example.com")
+        )
+        == "used"
+    )
+    confirmations = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.template == "signoff_confirmation")
+    )
+    assert confirmations == 1
+
+
+def test_the_last_two_sign_offs_together_open_the_gate_once(app: Flask, clock: FixedClock) -> None:
+    tokens = prepare(app, clock)
+    last_two = ["settlement-lead@example.com", "refunds-desk@example.com"]
+    for signer, token in tokens.items():
+        if signer not in last_two:
+            submit(app, token, decisions_for(app, token, clock), clock)
+    assert packages.evaluate_gate(db.session, KEY, clock=clock, overdue_policy="block").status == (
+        "pending"
+    )
+    db.session.rollback()
+    jobs = []
+    for signer in last_two:
+        token = tokens[signer]
+        decisions = decisions_for(app, token, clock)
+        jobs.append(lambda t=token, d=decisions: submit(app, t, d, clock))
+    assert race(app, jobs) == [None, None]
+    gate = packages.evaluate_gate(db.session, KEY, clock=clock, overdue_policy="block")
+    assert gate.status == "open"
+    opened = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.subject.contains("the gate is open"))
+    )
+    assert opened == 1
+
+
+def test_a_sign_off_racing_an_edit_never_counts_stale(app: Flask, clock: FixedClock) -> None:
+    tokens = prepare(app, clock)
+    settings = runtime(app).link_settings()
+    for iteration in range(10):
+        signer = "raj@example.com"
+        token = tokens.get(signer)
+        if token is None:
+            break
+        decisions = decisions_for(app, token, clock)
+
+        def edit(version: str = f"1.{iteration}") -> None:
+            with unit_of_work(db.session) as session:
+                signoffs.edit_and_reissue(
+                    session,
+                    KEY,
+                    packages.PackageChanges(
+                        applications=(packages.ApplicationSpec("payments-api", version),)
+                    ),
+                    actor=MANAGER,
+                    clock=clock,
+                    links=settings,
+                )
+
+        race(app, [lambda t=token, d=decisions: submit(app, t, d, clock), edit])
+        gate = packages.evaluate_gate(db.session, KEY, clock=clock, overdue_policy="block")
+        assert gate.status != "open"
+        counted = db.session.scalars(sa.select(Signoff).where(Signoff.id.in_(gate.counted))).all()
+        assert all(s.revision == gate.revision for s in counted), "a stale sign-off counted"
+        db.session.rollback()
+        tokens = {
+            m.to_address: m.body_text.split("/s/", 1)[1].split()[0]
+            for m in db.session.scalars(
+                sa.select(OutboxMessage)
+                .where(OutboxMessage.template == "signoff_request")
+                .order_by(OutboxMessage.id)
+            )
+        }
