@@ -17,6 +17,7 @@ from gatekeeper.db.base import db
 from gatekeeper.db.engine import configure_engine
 from gatekeeper.domain.clock import Clock, SystemClock
 from gatekeeper.notify.worker import mail
+from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.settings import Settings, load_settings
 
@@ -41,6 +42,15 @@ class Runtime:
             reminder_after=timedelta(hours=s.reminder_after_hours),
             escalate_after=timedelta(hours=s.escalate_after_hours),
             overdue_policy=s.overdue_review_policy,
+        )
+
+    def governance_settings(self) -> GovernanceSettings:
+        s = self.settings
+        return GovernanceSettings(
+            base_url=s.base_url,
+            secret_keys=s.secret_keys,
+            review_lead=timedelta(days=s.review_lead_days),
+            finding_warn_after=timedelta(days=s.finding_warn_days),
         )
 
 

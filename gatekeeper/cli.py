@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, current_app, render_template
 from flask.cli import FlaskGroup, ScriptInfo
 from flask_migrate import upgrade as migrate_upgrade
 from flask_migrate.cli import db as db_commands
@@ -24,6 +24,7 @@ from werkzeug.serving import run_simple
 
 from gatekeeper import gate_client
 from gatekeeper.app import create_app, runtime
+from gatekeeper.db import backup as db_backup
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import governance
@@ -32,7 +33,16 @@ from gatekeeper.domain.errors import GatekeeperError, NotFound
 from gatekeeper.notify import worker
 from gatekeeper.notify.catcher import MailCatcher
 from gatekeeper.notify.worker import mail
-from gatekeeper.services import checklists, mail_worker, packages, tokens
+from gatekeeper.services import (
+    audit,
+    checklists,
+    evidence,
+    mail_worker,
+    packages,
+    reviews,
+    tokens,
+    users,
+)
 from gatekeeper.settings import SettingsError
 from gatekeeper.signing import badge_signature
 from gatekeeper.web import mailbox
@@ -173,9 +183,15 @@ def _sync(directory: Path, author: str | None) -> list[checklists.SyncOutcome]:
     def author_of(path: Path) -> str | None:
         return author.strip().lower() if author else git_author(path)
 
+    rt = runtime(current_app)
     with unit_of_work(db.session) as session:
-        return checklists.sync_checklists(
-            session, directory, clock=runtime(current_app).clock, author_of=author_of
+        # New versions start pending review: their governance reviewers are emailed a link.
+        return reviews.sync_and_request_reviews(
+            session,
+            directory,
+            clock=rt.clock,
+            author_of=author_of,
+            settings=rt.governance_settings(),
         )
 
 
@@ -227,16 +243,27 @@ def serve_command(host: str, port: int) -> None:
 @reports_errors
 def demo_command(port: int, host: str, smtp_port: int, no_serve: bool) -> None:
     """Run the whole product locally: SQLite, sample data, mail catcher, worker, web app."""
-    from gatekeeper.services import demo
+    from gatekeeper.services import demo, demo_governance
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     migrate_upgrade()
     source = Path("checklists") if Path("checklists").is_dir() else REPO_CHECKLISTS
-    for outcome in _sync(source, "demo-author@example.com"):
+    instance = Path(app.instance_path)
+    for outcome in _sync(
+        demo_governance.sync_source(db.session, source, instance), "demo-author@example.com"
+    ):
         click.echo(f"checklist {outcome.application} v{outcome.version}: {outcome.status}")
     with unit_of_work(db.session) as session:
         for line in demo.prepare(
             session, clock=runtime(app).clock, links=runtime(app).link_settings()
+        ):
+            click.echo(line)
+        for line in demo_governance.prepare(
+            session,
+            clock=runtime(app).clock,
+            governance=runtime(app).governance_settings(),
+            samples=source,
+            instance=instance,
         ):
             click.echo(line)
     click.echo(f"database: {app.config['SQLALCHEMY_DATABASE_URI']}")
@@ -253,6 +280,10 @@ def demo_command(port: int, host: str, smtp_port: int, no_serve: bool) -> None:
     thread.start()
     click.echo(f"Gatekeeper demo on http://{host}:{port}/  (Ctrl+C to stop)")
     click.echo(f"mailbox (every email the demo sends): http://{host}:{port}/dev/mailbox/")
+    click.echo(
+        f"sign in: http://{host}:{port}/login as {demo.DEMO_RELEASE_MANAGER} "
+        "(the sign-in link arrives in the mailbox)"
+    )
     try:
         run_simple(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
     finally:
@@ -268,6 +299,68 @@ def _demo_worker(app: Flask, stop: threading.Event) -> None:
         except Exception as exc:
             click.echo(f"demo worker: {exc}", err=True)
         stop.wait(2)
+
+
+@cli.group("users")
+def users_group() -> None:
+    """Staff accounts for the web UI: release managers, governance reviewers, admins."""
+
+
+@users_group.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="the person's name, shown in the UI")
+@click.option("--role", required=True, type=click.Choice(users.ROLES))
+@reports_errors
+def users_add(email: str, name: str, role: str) -> None:
+    """Create an account; its owner signs in with a link emailed to EMAIL."""
+    with unit_of_work(db.session) as session:
+        user = users.add_user(
+            session, email=email, name=name, role=role, clock=runtime(current_app).clock
+        )
+        click.echo(f"user {user.email} ({user.role}) added; they sign in at /login")
+
+
+@users_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def users_list(as_json: bool) -> None:
+    """List accounts with their roles and whether they are active."""
+    rows = [
+        {
+            "email": u.email,
+            "name": u.name,
+            "role": u.role,
+            "active": u.active,
+            "created_at": u.created_at.isoformat(),
+            "deactivated_at": u.deactivated_at.isoformat() if u.deactivated_at else None,
+        }
+        for u in users.list_users(db.session)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "active" if row["active"] else "deactivated"
+        click.echo(f"{row['email']:<36} {row['role']:<20} {state:<12} {row['name']}")
+
+
+@users_group.command("deactivate")
+@click.argument("email")
+@reports_errors
+def users_deactivate(email: str) -> None:
+    """Deactivate an account: its sessions end at once and it can no longer sign in."""
+    with unit_of_work(db.session) as session:
+        user = users.deactivate_user(session, email, clock=runtime(current_app).clock)
+        click.echo(f"user {user.email} deactivated; their sessions have ended")
+
+
+@users_group.command("activate")
+@click.argument("email")
+@reports_errors
+def users_activate(email: str) -> None:
+    """Let a deactivated account sign in again (with a new emailed link)."""
+    with unit_of_work(db.session) as session:
+        user = users.activate_user(session, email)
+        click.echo(f"user {user.email} is active again")
 
 
 @cli.group("tokens")
@@ -415,6 +508,7 @@ def _gate_reader(
                     key,
                     clock=runtime(app).clock,
                     overdue_policy=settings.overdue_review_policy,
+                    finding_warn_after=runtime(app).governance_settings().finding_warn_after,
                 ).to_dict()
             finally:
                 db.session.remove()
@@ -434,6 +528,7 @@ def _worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
                 timeout=rt.settings.mail_timeout,
                 sender=rt.settings.mail_sender,
                 links=rt.link_settings(),
+                governance=rt.governance_settings(),
             )
         finally:
             db.session.remove()
@@ -524,3 +619,91 @@ def outbox_retry(message_id: int) -> None:
     if row is None:
         raise NotFound(f"no dead-lettered message #{message_id}")
     click.echo(f"message #{message_id} queued again")
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit trail and release evidence packs."""
+
+
+@audit_group.command("verify")
+@click.option("--expect-head", help="a chain head kept elsewhere (CI log, release email)")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(expect_head: str | None, as_json: bool) -> None:
+    """Walk the hash chain; exit 0 intact, 1 with the first bad sequence number."""
+    report = audit.verify(db.session, expect_head=expect_head)
+    if as_json:
+        click.echo(json.dumps(_report(report)))
+    elif report.ok:
+        click.echo(f"audit chain intact: {report.events} events, head {report.head}")
+    else:
+        click.echo(
+            f"audit chain broken at event {report.first_bad_seq}: {report.problem}", err=True
+        )
+    sys.exit(0 if report.ok else 1)
+
+
+def _report(report: Any) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "events": report.events,
+        "head": report.head,
+        "first_bad_seq": report.first_bad_seq,
+        "problem": report.problem,
+    }
+
+
+@audit_group.command("export")
+@click.argument("package")
+@click.option("--format", "output_format", type=click.Choice(["json", "html"]), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def audit_export(package: str, output_format: str, output: Path | None) -> None:
+    """Write the release evidence pack of PACKAGE (to stdout, or --output FILE)."""
+    pack = evidence.build(db.session, package, now=runtime(current_app).clock.now())
+    if output_format == "json":
+        text = json.dumps(pack, indent=2, ensure_ascii=False)
+    else:
+        text = render_template("audit/evidence.html", pack=pack)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({pack['digest']})", err=True)
+    else:
+        click.echo(text)
+
+
+@audit_group.command("verify-export", with_appcontext=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def audit_verify_export(file: Path) -> None:
+    """Re-check the hashes of an exported evidence pack (JSON or HTML); exit 0 intact, 1 not."""
+    text = file.read_text(encoding="utf-8")
+    try:
+        pack = json.loads(
+            _embedded_json(text) if file.suffix.lower() in (".html", ".htm") else text
+        )
+        problems = evidence.verify_pack(pack)
+    except (ValueError, KeyError, TypeError, GatekeeperError) as exc:
+        click.echo(f"error: {file} is not a readable evidence pack ({exc})", err=True)
+        sys.exit(1)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if not problems:
+        click.echo(
+            f"{file}: evidence pack intact ({len(pack['audit_events'])} events, {pack['digest']})"
+        )
+    sys.exit(1 if problems else 0)
+
+
+def _embedded_json(html: str) -> str:
+    start_tag = '<script type="application/json" id="gatekeeper-evidence">'
+    start = html.index(start_tag) + len(start_tag)
+    return html[start : html.index("</script>", start)]
+
+
+@cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def backup_command(path: Path) -> None:
+    """Write a consistent backup while the app runs (SQLite: a file copy; PostgreSQL: pg_dump)."""
+    written = db_backup.backup(db.engine, path)
+    click.echo(f"backup written to {written} ({written.stat().st_size} bytes)")

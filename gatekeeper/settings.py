@@ -36,6 +36,8 @@ class Settings:
     reminder_after_hours: int = 48
     escalate_after_hours: int = 96
     overdue_review_policy: str = "block"
+    review_lead_days: int = 14
+    finding_warn_days: int = 7
     sqlite_busy_timeout: float = 5.0
     rate_limit_storage: str = "memory://"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -54,13 +56,15 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
-def _int(name: str, raw: str, *, minimum: int = 0) -> int:
+def _int(name: str, raw: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise SettingsError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -133,6 +137,16 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_OVERDUE_REVIEW_POLICY": (
         "overdue_review_policy",
         lambda n, v: _choice(n, v, REVIEW_POLICIES),
+    ),
+    # Days before a scheduled checklist review is due that its reviewers are first emailed.
+    "GATEKEEPER_REVIEW_LEAD_DAYS": (
+        "review_lead_days",
+        lambda n, v: _int(n, v, minimum=0, maximum=3650),
+    ),
+    # Days a post-release finding may stay untriaged before gates of its application warn.
+    "GATEKEEPER_FINDING_WARN_DAYS": (
+        "finding_warn_days",
+        lambda n, v: _int(n, v, minimum=0, maximum=3650),
     ),
     "GATEKEEPER_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", _float),
     "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),

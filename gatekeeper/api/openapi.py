@@ -107,7 +107,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["code", "message", "waiting_on"],
         "properties": {
-            "code": {"enum": [*gate.BLOCKING_CODES, *gate.WAITING_CODES]},
+            # Warnings share this shape; OPEN_FINDING only ever appears among them.
+            "code": {"enum": [*gate.BLOCKING_CODES, *gate.WAITING_CODES, *gate.WARNING_CODES]},
             "application": {"type": ["string", "null"]},
             "section": {"type": ["string", "null"]},
             "item": {"type": ["string", "null"]},
@@ -137,8 +138,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "ReleaseResult": {
         "type": "object",
-        "required": ["package", "gate"],
-        "properties": {"package": _ref("Package"), "gate": _ref("Gate")},
+        "required": ["package", "gate", "audit_head"],
+        "properties": {
+            "package": _ref("Package"),
+            "gate": _ref("Gate"),
+            "audit_head": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
     },
     "ChecklistSummary": {
         "type": "object",

@@ -14,8 +14,9 @@ from gatekeeper.db.base import db
 from gatekeeper.db.models import Package
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import PermissionDenied, ValidationFailed
-from gatekeeper.services import packages, signoffs
+from gatekeeper.services import audit, packages, signoffs
 from gatekeeper.services.tokens import SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE
+from gatekeeper.web.origin import request_origin
 
 
 def package_json(package: Package) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def create_package() -> ResponseReturnValue:
         planned_for=_date(body.get("planned_for")),
         applications=_applications(body) or (),
     )
-    with unit_of_work(db.session) as session:
+    with unit_of_work(db.session, origin=request_origin()) as session:
         package = packages.create_package(
             session, spec, assembler=g.caller.owner, clock=runtime(current_app).clock
         )
@@ -109,7 +110,7 @@ def edit_package(key: str) -> ResponseReturnValue:
         planned_for=_date(body.get("planned_for")),
         applications=_applications(body),
     )
-    with unit_of_work(db.session) as session:
+    with unit_of_work(db.session, origin=request_origin()) as session:
         package = signoffs.edit_and_reissue(
             session,
             key,
@@ -124,7 +125,7 @@ def edit_package(key: str) -> ResponseReturnValue:
 @bp.post("/packages/<key>/submit")
 @requires(SCOPE_PACKAGES_WRITE)
 def submit_package(key: str) -> ResponseReturnValue:
-    with unit_of_work(db.session) as session:
+    with unit_of_work(db.session, origin=request_origin()) as session:
         package = signoffs.submit_for_signoff(
             session,
             key,
@@ -138,7 +139,7 @@ def submit_package(key: str) -> ResponseReturnValue:
 @bp.post("/packages/<key>/cancel")
 @requires(SCOPE_PACKAGES_WRITE)
 def cancel_package(key: str) -> ResponseReturnValue:
-    with unit_of_work(db.session) as session:
+    with unit_of_work(db.session, origin=request_origin()) as session:
         package = signoffs.cancel_and_revoke(
             session, key, actor=g.caller.name, clock=runtime(current_app).clock
         )
@@ -148,8 +149,13 @@ def cancel_package(key: str) -> ResponseReturnValue:
 @bp.get("/packages/<key>/gate")
 @requires(SCOPE_GATE_READ)
 def get_gate(key: str) -> ResponseReturnValue:
+    rt = runtime(current_app)
     result = packages.evaluate_gate(
-        db.session, key, clock=runtime(current_app).clock, overdue_policy=_policy()
+        db.session,
+        key,
+        clock=rt.clock,
+        overdue_policy=_policy(),
+        finding_warn_after=rt.governance_settings().finding_warn_after,
     )
     return result.to_dict()
 
@@ -158,7 +164,7 @@ def get_gate(key: str) -> ResponseReturnValue:
 @requires(SCOPE_RELEASES_WRITE)
 def release_package(key: str) -> ResponseReturnValue:
     body = json_body("Release")
-    with unit_of_work(db.session) as session:
+    with unit_of_work(db.session, origin=request_origin()) as session:
         package, gate = packages.release_package(
             session,
             key,
@@ -167,5 +173,11 @@ def release_package(key: str) -> ResponseReturnValue:
             notes=body.get("notes", ""),
             clock=runtime(current_app).clock,
             overdue_policy=_policy(),
+            reports=runtime(current_app).governance_settings(),
         )
-        return {"package": package_json(package), "gate": gate.to_dict()}
+        # The chain head at release: CI logs it, giving the audit trail an outside anchor.
+        return {
+            "package": package_json(package),
+            "gate": gate.to_dict(),
+            "audit_head": audit.head(session),
+        }

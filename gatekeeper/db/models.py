@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatekeeper.db.base import Base, UTCDateTime, str_enum
+from gatekeeper.domain.finding import finding_ref
 
 EMAIL = sa.String(254)
 
@@ -96,6 +97,8 @@ class Package(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The revision whose opening gate was announced; guards against announcing it twice.
     open_announced_revision: Mapped[int | None]
+    # The gate as evaluated when the package was released (JSON), for the evidence pack.
+    release_gate: Mapped[str | None] = mapped_column(sa.Text)
 
     applications: Mapped[list[PackageApplication]] = relationship(
         back_populates="package", order_by="PackageApplication.id"
@@ -250,3 +253,159 @@ class SignoffLink(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     package: Mapped[Package] = relationship()
+
+
+class AuditEvent(Base):
+    """One link of the hash-chained audit log; the database refuses UPDATE and DELETE on it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(sa.String(254))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    subject: Mapped[str] = mapped_column(sa.String(300))
+    package: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    revision: Mapped[int | None]
+    client_address: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(300))
+    details: Mapped[str] = mapped_column(sa.Text)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+ROLES = ("admin", "release_manager", "governance_reviewer")
+SIGN_IN_LINK_STATES = ("active", "used", "superseded")
+
+
+class User(Base):
+    """A staff account (release manager, governance reviewer, admin); signers need none."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(EMAIL, unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(str_enum("user_role", *ROLES))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Part of the session identity: bumping it signs the user out everywhere.
+    session_version: Mapped[int] = mapped_column(default=1)
+
+
+class SignInLink(Base):
+    """One emailed sign-in link: short-lived, single use; only the nonce's hash is stored."""
+
+    __tablename__ = "sign_in_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("sign_in_link_state", *SIGN_IN_LINK_STATES))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+REVIEW_LINK_REASONS = ("new_version", "review_due", "review_overdue")
+REVIEW_REMINDER_KINDS = ("ahead", "overdue")
+FINDING_STATES = ("open", "accepted", "addressed", "declined")
+REPORT_LINK_STATES = ("active", "used")
+
+
+class ReviewLink(Base):
+    """One emailed governance-review link: a reviewer asked to review one checklist version."""
+
+    __tablename__ = "review_links"
+    __table_args__ = (sa.Index("ix_review_links_version_state", "checklist_version_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checklist_version_id: Mapped[int] = mapped_column(sa.ForeignKey("checklist_versions.id"))
+    reviewer: Mapped[str] = mapped_column(EMAIL, index=True)
+    reason: Mapped[str] = mapped_column(str_enum("review_link_reason", *REVIEW_LINK_REASONS))
+    # For scheduled reviews: the due date the link was sent for.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("review_link_state", *LINK_STATES))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    checklist_version: Mapped[ChecklistVersion] = relationship()
+
+
+class ReviewReminder(Base):
+    """A scheduled-review reminder sent: at most one of each kind per application and due date
+    (the unique constraint is the claim, so several workers never send it twice)."""
+
+    __tablename__ = "review_reminders"
+    __table_args__ = (sa.UniqueConstraint("application_id", "due_at", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(str_enum("review_reminder_kind", *REVIEW_REMINDER_KINDS))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReportLink(Base):
+    """The "report a problem found after release" link of one recipient of one released package."""
+
+    __tablename__ = "report_links"
+    __table_args__ = (sa.UniqueConstraint("package_id", "recipient"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"))
+    recipient: Mapped[str] = mapped_column(EMAIL)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("report_link_state", *REPORT_LINK_STATES))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    package: Mapped[Package] = relationship()
+
+
+class Finding(Base):
+    """A problem found after a release, filed against the application's checklist."""
+
+    __tablename__ = "findings"
+    __table_args__ = (sa.Index("ix_findings_application_state", "application_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id"))
+    package_id: Mapped[int | None] = mapped_column(sa.ForeignKey("packages.id"))
+    # The checklist version the release was gated with, when the application had one.
+    checklist_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("checklist_versions.id"))
+    report_link_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("report_links.id"), unique=True
+    )
+    reported_by: Mapped[str | None] = mapped_column(EMAIL)
+    what_happened: Mapped[str] = mapped_column(sa.Text)
+    impact: Mapped[str] = mapped_column(sa.Text)
+    could_have_caught: Mapped[str] = mapped_column(sa.Text)
+    state: Mapped[str] = mapped_column(str_enum("finding_state", *FINDING_STATES))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    triaged_by: Mapped[str | None] = mapped_column(EMAIL)
+    triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rationale: Mapped[str] = mapped_column(sa.Text, default="")
+    addressed_by_version_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("checklist_versions.id")
+    )
+    addressed_by: Mapped[str | None] = mapped_column(EMAIL)
+    addressed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    application: Mapped[Application] = relationship()
+    package: Mapped[Package | None] = relationship()
+    checklist_version: Mapped[ChecklistVersion | None] = relationship(
+        foreign_keys=[checklist_version_id]
+    )
+    addressed_by_version: Mapped[ChecklistVersion | None] = relationship(
+        foreign_keys=[addressed_by_version_id]
+    )
+
+    @property
+    def ref(self) -> str:
+        return finding_ref(self.id)

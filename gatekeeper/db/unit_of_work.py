@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, scoped_session
 
 from gatekeeper.db.engine import WRITE_OPTION
 
+ORIGIN_KEY = "gatekeeper.origin"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a change comes from, for the audit trail: the client's address and user agent."""
+
+    client_address: str | None = None
+    user_agent: str | None = None
+
 
 @contextmanager
-def unit_of_work(session: Session | scoped_session[Session]) -> Iterator[Session]:
+def unit_of_work(
+    session: Session | scoped_session[Session], *, origin: Origin | None = None
+) -> Iterator[Session]:
     """Run a write transaction: commit when the block ends, roll back on any error."""
     if isinstance(session, scoped_session):
         session = session()
@@ -22,9 +35,12 @@ def unit_of_work(session: Session | scoped_session[Session]) -> Iterator[Session
         # transaction starts with the write lock (SQLite) on a fresh snapshot.
         session.rollback()
     session.connection(execution_options={WRITE_OPTION: True})
+    session.info[ORIGIN_KEY] = origin or Origin()
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop(ORIGIN_KEY, None)

@@ -42,7 +42,8 @@ class LinkUnusable(GatekeeperError):
     """An emailed link that was genuine but can no longer be used; `reason` picks the page."""
 
     code = "link_unusable"
-    REASONS = ("used", "expired", "superseded", "revoked")
+    # "decided": someone else already took the decision the link asked for (a governance review).
+    REASONS = ("used", "expired", "superseded", "revoked", "decided")
 
     def __init__(self, reason: str, message: str, *, details: Any = None) -> None:
         if reason not in self.REASONS:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gatekeeper.domain import package as lifecycle
@@ -54,6 +54,19 @@ BLOCKING_CODES = (
     USER_QUORUM_UNREACHABLE,
 )
 WAITING_CODES = (PACKAGE_NOT_SUBMITTED, ITEM_PENDING, USER_VALIDATION_PENDING)
+# Warning codes (never change the status): REVIEW_OVERDUE under the "warn" policy, and
+# post-release findings nobody has triaged for longer than the configured age.
+OPEN_FINDING = "OPEN_FINDING"
+WARNING_CODES = (OPEN_FINDING,)  # codes that are only ever warnings
+DEFAULT_FINDING_WARN_AFTER = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFinding:
+    """A post-release finding on an application's checklist still waiting for triage."""
+
+    ref: str
+    reported_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,7 @@ class PinnedApplication:
     reviewers: tuple[str, ...] = ()
     changed_in_revision: int = 1
     requested_at: datetime | None = None
+    open_findings: tuple[OpenFinding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,7 @@ class GateInput:
     signoffs: tuple[SignoffRecord, ...]
     now: datetime
     overdue_policy: str = BLOCK_OVERDUE
+    finding_warn_after: timedelta = DEFAULT_FINDING_WARN_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +287,28 @@ def _evaluate_requirement(
     )
 
 
+def _warn_of_findings(gate: GateInput, pinned: PinnedApplication, warnings: list[Blocker]) -> None:
+    """A finding left untriaged longer than the configured age is a warning, never a blocker:
+    it asks the checklist's reviewers to act, it does not stop this release."""
+    for finding in sorted(pinned.open_findings, key=lambda f: (f.reported_at, f.ref)):
+        if gate.now < finding.reported_at + gate.finding_warn_after:
+            continue
+        days = (gate.now - finding.reported_at).days
+        warnings.append(
+            Blocker(
+                code=OPEN_FINDING,
+                application=pinned.application,
+                waiting_on=pinned.reviewers,
+                since=finding.reported_at,
+                message=(
+                    f"finding {finding.ref} on {pinned.application}'s checklist was reported "
+                    f"{finding.reported_at.date().isoformat()} and is still open after {days} "
+                    f"day(s); governance reviewers: {', '.join(pinned.reviewers) or 'none'}"
+                ),
+            )
+        )
+
+
 def _evaluate_application(
     gate: GateInput,
     pinned: PinnedApplication,
@@ -282,6 +319,7 @@ def _evaluate_application(
     app = pinned.application
     checklist = pinned.checklist
     tally = _Tally()
+    _warn_of_findings(gate, pinned, warnings)
     if checklist is None:
         blockers.append(
             Blocker(

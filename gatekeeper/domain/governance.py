@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.errors import Conflict, PermissionDenied, ValidationFailed
 
@@ -66,3 +68,36 @@ def check_review(
             "say which key users were consulted about the user-validation section "
             "before approving (consulted)"
         )
+
+
+# Where a checklist stands against its review schedule.
+NOT_APPROVED = "not_approved"  # no approved version yet: nothing to review on a schedule
+REVIEW_OK = "ok"
+REVIEW_DUE_SOON = "due_soon"  # inside the lead time before the due date
+REVIEW_OVERDUE = "overdue"  # at or past the due date
+AHEAD, OVERDUE = "ahead", "overdue"  # the two reminders sent per due date
+
+
+def review_due_at(last_review_at: datetime | None, review_every_days: int) -> datetime | None:
+    """When the next governance review is due: the last approval or reaffirmation plus the
+    checklist's interval. None when the checklist was never approved."""
+    if last_review_at is None:
+        return None
+    return last_review_at + timedelta(days=review_every_days)
+
+
+def review_standing(due_at: datetime | None, now: datetime, lead: timedelta) -> str:
+    """Overdue from the due instant on (the gate uses the same boundary), due soon within
+    `lead` before it."""
+    if due_at is None:
+        return NOT_APPROVED
+    if now >= due_at:
+        return REVIEW_OVERDUE
+    if now >= due_at - lead:
+        return REVIEW_DUE_SOON
+    return REVIEW_OK
+
+
+def reminder_due(due_at: datetime | None, now: datetime, lead: timedelta) -> str | None:
+    """Which reminder the reviewers should have by now for this due date, if any."""
+    return {REVIEW_OVERDUE: OVERDUE, REVIEW_DUE_SOON: AHEAD}.get(review_standing(due_at, now, lead))

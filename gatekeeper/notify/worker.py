@@ -173,7 +173,8 @@ def deliver(
                 except (smtplib.SMTPException, OSError) as exc:
                     permanent, description = _classify(exc)
                     outcomes[row_id] = ("dead" if permanent else "retry", description)
-                    if isinstance(exc, OSError):
+                    # SMTPException subclasses OSError; only a socket error ends the connection.
+                    if not isinstance(exc, smtplib.SMTPException):
                         break
                 else:
                     outcomes[row_id] = ("sent", "")
@@ -244,7 +245,7 @@ def outbox_counts(session: Session | scoped_session[Session]) -> dict[str, int]:
     rows = _session(session).execute(
         sa.select(OutboxMessage.state, sa.func.count()).group_by(OutboxMessage.state)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def next_due(session: Session | scoped_session[Session], now: datetime) -> bool:

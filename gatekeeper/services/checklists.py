@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from gatekeeper.checklist_format.validator import load_checklist_file
-from gatekeeper.db.models import Application, ChecklistVersion, GovernanceReview
+from gatekeeper.db.models import Application, ChecklistVersion, Finding, GovernanceReview
 from gatekeeper.domain import governance
 from gatekeeper.domain.checklist import (
     Checklist,
@@ -23,6 +25,7 @@ from gatekeeper.domain.checklist import (
 )
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
+from gatekeeper.services import audit, findings
 
 CHECKLIST_SUFFIXES = (".yaml", ".yml")
 
@@ -187,18 +190,26 @@ def _store_version(
         )
     doc = checklist.to_canonical()
     path = Path(result.path)
-    session.add(
-        ChecklistVersion(
-            application=application,
-            version=checklist.version,
-            sha256=content_digest(doc),
-            content=canonical_json(doc),
-            source_yaml=path.read_text(encoding="utf-8"),
-            source_path=result.path,
-            author=author_of(path),
-            state=governance.PENDING_REVIEW,
-            synced_at=now,
-        )
+    author = author_of(path)
+    stored = ChecklistVersion(
+        application=application,
+        version=checklist.version,
+        sha256=content_digest(doc),
+        content=canonical_json(doc),
+        source_yaml=path.read_text(encoding="utf-8"),
+        source_path=result.path,
+        author=author,
+        state=governance.PENDING_REVIEW,
+        synced_at=now,
+    )
+    session.add(stored)
+    audit.record(
+        session,
+        action="checklist.synced",
+        actor=author or audit.SYSTEM,
+        subject=f"{checklist.application} v{checklist.version}",
+        now=now,
+        details={"sha256": stored.sha256, "path": result.path, "state": stored.state},
     )
 
 
@@ -226,24 +237,42 @@ def review_version(
     reviewer: str,
     consulted: str = "",
     notes: str = "",
+    addresses: Sequence[str] = (),
     clock: Clock,
 ) -> GovernanceReview:
-    """Record a governance review; approving the version already in use reaffirms it."""
+    """Record a governance review; approving the version already in use reaffirms it.
+
+    Approving a new version addresses the unresolved findings of its application that it
+    references: `addresses:` in its YAML plus any `addresses` chosen by the reviewer.
+    """
     stored = get_version(session, application, version)
     if action == governance.APPROVE and stored.state == governance.APPROVED:
         action = governance.REAFFIRM
     if action == governance.REQUEST_CHANGES and not notes.strip():
         raise ValidationFailed("say what needs to change (notes) when requesting changes")
+    checklist = checklist_of(stored)
     governance.check_review(
-        checklist_of(stored),
+        checklist,
         reviewer=reviewer,
         author=stored.author,
         action=action,
         consulted=consulted,
     )
     now = clock.now()
-    stored.state = governance.next_version_state(stored.state, action)
-    stored.decided_at = now
+    before = stored.state
+    after = governance.next_version_state(before, action)
+    # A conditional UPDATE: of two reviewers deciding at once, exactly one wins.
+    decided: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(ChecklistVersion)
+        .where(ChecklistVersion.id == stored.id, ChecklistVersion.state == before)
+        .values(state=after, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if decided.rowcount != 1:
+        raise Conflict(
+            f"version {version} of {application} was reviewed by someone else just now; reload"
+        )
+    stored.state, stored.decided_at = after, now
     review = GovernanceReview(
         checklist_version=stored,
         reviewer=reviewer.strip().lower(),
@@ -254,6 +283,31 @@ def review_version(
     )
     session.add(review)
     session.flush()
+    addressed: list[Finding] = []
+    if action == governance.APPROVE:
+        addressed = findings.address_findings(
+            session,
+            stored,
+            [*checklist.addresses, *addresses],
+            actor=review.reviewer,
+            now=now,
+        )
+    details: dict[str, Any] = {
+        "sha256": stored.sha256,
+        "state": stored.state,
+        "consulted": review.consulted,
+        "notes": review.notes,
+    }
+    if addressed:
+        details["addressed_findings"] = [f.ref for f in addressed]
+    audit.record(
+        session,
+        action=f"checklist.{review.outcome}",
+        actor=review.reviewer,
+        subject=f"{application} v{version}",
+        now=now,
+        details=details,
+    )
     return review
 
 

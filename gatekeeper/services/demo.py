@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import Application, ChecklistVersion, Package
 from gatekeeper.domain import governance, signoff
 from gatekeeper.domain.clock import Clock
-from gatekeeper.services import checklists, packages, signoffs
+from gatekeeper.services import checklists, packages, signoffs, users
 from gatekeeper.services.signoffs import LinkSettings
 
 DEMO_CONSULTED = "Demo data: the key users named in the checklist"
@@ -19,14 +19,23 @@ DEMO_CONSULTED = "Demo data: the key users named in the checklist"
 
 def prepare(session: Session, *, clock: Clock, links: LinkSettings) -> Iterator[str]:
     yield from approve_pending(session, clock=clock)
+    yield from demo_accounts(session, clock=clock)
     yield from sample_package(session, clock=clock, links=links)
 
 
 def approve_pending(session: Session, *, clock: Clock) -> Iterator[str]:
+    """Bootstrap: approve the first version of each sample, so packages have one to pin. Later
+    versions wait for a real review (the demo keeps one pending to show that)."""
+    has_approved = sa.select(ChecklistVersion.application_id).where(
+        ChecklistVersion.state == governance.APPROVED
+    )
     pending = session.execute(
         sa.select(Application.slug, ChecklistVersion.version)
         .join(ChecklistVersion)
-        .where(ChecklistVersion.state == governance.PENDING_REVIEW)
+        .where(
+            ChecklistVersion.state == governance.PENDING_REVIEW,
+            ChecklistVersion.application_id.not_in(has_approved),
+        )
         .order_by(Application.slug)
     ).all()
     for slug, version in pending:
@@ -46,6 +55,22 @@ def approve_pending(session: Session, *, clock: Clock) -> Iterator[str]:
 
 DEMO_PACKAGE = "2026.11-demo"
 DEMO_RELEASE_MANAGER = "release-manager@example.com"
+DEMO_ADMIN = "admin@example.com"
+DEMO_GOVERNANCE_REVIEWER = "release-board@example.com"
+DEMO_ACCOUNTS = (
+    (DEMO_RELEASE_MANAGER, "Riley Morgan", users.RELEASE_MANAGER),
+    (DEMO_ADMIN, "Alex Admin", users.ADMIN),
+    (DEMO_GOVERNANCE_REVIEWER, "Release Board", users.GOVERNANCE_REVIEWER),
+)
+
+
+def demo_accounts(session: Session, *, clock: Clock) -> Iterator[str]:
+    """Staff accounts to sign in with: the link arrives in the demo mailbox."""
+    existing = {u.email for u in users.list_users(session)}
+    for email, name, role in DEMO_ACCOUNTS:
+        if email not in existing:
+            users.add_user(session, email=email, name=name, role=role, clock=clock)
+            yield f"demo account {email} ({role.replace('_', ' ')}): sign in at /login"
 
 
 def sample_package(session: Session, *, clock: Clock, links: LinkSettings) -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""One pass of the mail worker: deliver what is due, then remind, warn and escalate."""
+"""One pass of the mail worker: remind, warn and escalate, then deliver what is due."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, scoped_session
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import worker
+from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
 
 # Bounded so one pass ends even if rows keep arriving; the next pass picks up the rest.
@@ -31,10 +33,14 @@ def worker_pass(
     timeout: float,
     sender: str,
     links: LinkSettings,
+    governance: GovernanceSettings,
 ) -> PassReport:
     report = PassReport()
     with unit_of_work(session) as tx:
         report.reminders = send_reminders(tx, settings=links, clock=clock)
+    # Its own transaction: the sign-off reminders above stay committed whatever happens here.
+    with unit_of_work(session) as tx:
+        report.reminders.update(send_review_reminders(tx, settings=governance, clock=clock))
     for _ in range(MAX_BATCHES_PER_PASS):
         batch = worker.deliver(
             session,

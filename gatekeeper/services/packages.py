@@ -30,6 +30,9 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
+from gatekeeper.notify.outbox import queue_email
+from gatekeeper.services import audit, findings
+from gatekeeper.services.governance import GovernanceSettings
 
 MAX_VERSION_LABEL = 100
 
@@ -156,6 +159,20 @@ def create_package(session: Session, spec: PackageSpec, *, assembler: str, clock
             )
         )
     session.flush()
+    audit.record(
+        session,
+        action="package.created",
+        actor=package.assembled_by,
+        subject=f"package {package.key}",
+        package=package.key,
+        revision=0,
+        now=package.created_at,
+        details={
+            "title": package.title,
+            "environment": package.environment,
+            "applications": {a.application: a.version for a in spec.applications},
+        },
+    )
     return package
 
 
@@ -211,6 +228,30 @@ def _issue_requests(
             if key_user != package.assembled_by and key_user not in engineers:
                 created.append(_request(package, target, signoff_rules.KEY_USER, key_user, now))
     session.add_all(created)
+    for target in targets:
+        asked = sorted(
+            f"{r.item_id or 'key-user validation'}: {r.signer}"
+            for r in created
+            if r.package_application is target
+        )
+        audit.record(
+            session,
+            action="signoff.requested",
+            actor=audit.SYSTEM,
+            subject=f"{target.application.slug} {target.version_label}",
+            package=package.key,
+            revision=package.revision,
+            now=now,
+            details={
+                "checklist_version": target.checklist_version.version
+                if target.checklist_version
+                else None,
+                "checklist_sha256": target.checklist_version.sha256
+                if target.checklist_version
+                else None,
+                "requests": asked,
+            },
+        )
     return created
 
 
@@ -256,6 +297,15 @@ def submit_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
         )
     )
     session.flush()
+    audit.record(
+        session,
+        action="package.submitted",
+        actor=actor,
+        subject=f"package {package.key}",
+        package=package.key,
+        revision=1,
+        now=now,
+    )
     return package
 
 
@@ -307,6 +357,16 @@ def edit_package(
         for target in removed:
             session.delete(target)
         session.flush()
+        audit.record(
+            session,
+            action="package.edited",
+            actor=actor,
+            subject=f"package {package.key}",
+            package=package.key,
+            revision=0,
+            now=clock.now(),
+            details={"changed": log},
+        )
         return package
     if not log:
         session.flush()
@@ -331,6 +391,16 @@ def edit_package(
         )
     )
     session.flush()
+    audit.record(
+        session,
+        action="package.edited",
+        actor=actor,
+        subject=f"package {package.key}",
+        package=package.key,
+        revision=package.revision,
+        now=now,
+        details={"changed": log, "carried_forward": carried},
+    )
     return package
 
 
@@ -358,6 +428,23 @@ def _make_stale(
         .values(stale_since_revision=package.revision)
         .execution_options(synchronize_session=False)
     )
+    stale = session.execute(
+        sa.select(Signoff.id, Signoff.signer, Signoff.item_id).where(
+            Signoff.package_application_id.in_(target_ids),
+            Signoff.stale_since_revision == package.revision,
+        )
+    ).all()
+    if stale:
+        audit.record(
+            session,
+            action="signoff.made_stale",
+            actor=audit.SYSTEM,
+            subject=f"{len(stale)} sign-off(s) of changed applications",
+            package=package.key,
+            revision=package.revision,
+            now=now,
+            details={"signoffs": [[s.id, s.signer, s.item_id] for s in stale]},
+        )
 
 
 def cancel_package(session: Session, key: str, *, actor: str, clock: Clock) -> Package:
@@ -372,6 +459,15 @@ def cancel_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
         .values(state=signoff_rules.REVOKED, closed_at=package.cancelled_at)
     )
     session.flush()
+    audit.record(
+        session,
+        action="package.cancelled",
+        actor=actor,
+        subject=f"package {package.key}",
+        package=package.key,
+        revision=package.revision,
+        now=package.cancelled_at,
+    )
     return package
 
 
@@ -443,6 +539,24 @@ def record_signoff(
     )
     session.add(signoff)
     session.flush()
+    audit.record(
+        session,
+        action="signoff.recorded",
+        actor=request.signer,
+        subject=f"{target.application.slug}: {request.item_id or 'key-user validation'}",
+        package=package.key,
+        revision=package.revision,
+        now=now,
+        details={
+            "signoff": signoff.id,
+            "request": request.id,
+            "decision": decision.decision,
+            "comment": decision.comment,
+            "evidence": decision.evidence,
+            "scenarios_confirmed": list(decision.scenarios_confirmed),
+            "checklist_version": target.checklist_version.version,
+        },
+    )
     return signoff
 
 
@@ -460,7 +574,12 @@ def _review_due(session: Session, application_ids: Sequence[int]) -> dict[int, d
 
 
 def gate_input(
-    session: Session, key: str, *, now: datetime, overdue_policy: str
+    session: Session,
+    key: str,
+    *,
+    now: datetime,
+    overdue_policy: str,
+    finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER,
 ) -> gate_rules.GateInput:
     """Load everything the gate needs in a fixed number of queries, whatever the package size."""
     package = get_package(session, key)
@@ -473,7 +592,9 @@ def gate_input(
             PackageApplication.removed_in_revision.is_(None),
         )
     ).all()
-    last_reviews = _review_due(session, [pa.application_id for pa, _, _ in rows]) if rows else {}
+    application_ids = [pa.application_id for pa, _, _ in rows]
+    last_reviews = _review_due(session, application_ids) if rows else {}
+    open_findings = findings.open_findings_for_gate(session, application_ids) if rows else {}
     pinned: list[gate_rules.PinnedApplication] = []
     for target, slug, version in rows:
         checklist = checklist_from(version) if version is not None else None
@@ -493,6 +614,7 @@ def gate_input(
                 reviewers=checklist.governance.reviewers if checklist else (),
                 changed_in_revision=target.changed_in_revision,
                 requested_at=target.requested_at,
+                open_findings=open_findings.get(target.application_id, ()),
             )
         )
     slug_of = {target.id: slug for target, slug, _ in rows}
@@ -534,14 +656,26 @@ def gate_input(
         ),
         now=now,
         overdue_policy=overdue_policy,
+        finding_warn_after=finding_warn_after,
     )
 
 
 def evaluate_gate(
-    session: Session, key: str, *, clock: Clock, overdue_policy: str
+    session: Session,
+    key: str,
+    *,
+    clock: Clock,
+    overdue_policy: str,
+    finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER,
 ) -> gate_rules.GateResult:
     return gate_rules.evaluate(
-        gate_input(session, key, now=clock.now(), overdue_policy=overdue_policy)
+        gate_input(
+            session,
+            key,
+            now=clock.now(),
+            overdue_policy=overdue_policy,
+            finding_warn_after=finding_warn_after,
+        )
     )
 
 
@@ -554,10 +688,23 @@ def release_package(
     notes: str = "",
     clock: Clock,
     overdue_policy: str,
+    reports: GovernanceSettings | None = None,
 ) -> tuple[Package, gate_rules.GateResult]:
-    """Release only when the gate is open now and the caller checked exactly this state."""
+    """Release only when the gate is open now and the caller checked exactly this state.
+
+    With `reports`, the release email gives every key user and consumer a personal link to
+    report a problem found after the release.
+    """
     package = get_package(session, key, for_update=True)
-    result = evaluate_gate(session, key, clock=clock, overdue_policy=overdue_policy)
+    result = evaluate_gate(
+        session,
+        key,
+        clock=clock,
+        overdue_policy=overdue_policy,
+        finding_warn_after=reports.finding_warn_after
+        if reports
+        else gate_rules.DEFAULT_FINDING_WARN_AFTER,
+    )
     if result.status != gate_rules.OPEN:
         raise Conflict(
             f"the gate of {key} is {result.status}; it must be open to release",
@@ -573,8 +720,69 @@ def release_package(
     package.released_by = actor
     package.release_digest = digest
     package.release_notes = notes.strip()
+    package.release_gate = json.dumps(result.to_dict(), sort_keys=True)
     session.flush()
+    audit.record(
+        session,
+        action="package.released",
+        actor=actor,
+        subject=f"package {package.key}",
+        package=package.key,
+        revision=package.revision,
+        now=package.released_at,
+        details={"digest": digest, "notes": package.release_notes},
+    )
+    _announce_release(session, package, reports=reports, clock=clock)
     return package, result
+
+
+def _announce_release(
+    session: Session, package: Package, *, reports: GovernanceSettings | None, clock: Clock
+) -> None:
+    """Tell the release manager, every key user and every downstream consumer what shipped;
+    key users and consumers get a personal link to report a problem found after release."""
+    recipients = {package.assembled_by}
+    reporters: set[str] = set()
+    shipped = []
+    for target in package.applications:
+        if target.removed_in_revision is not None or target.checklist_version is None:
+            continue
+        checklist = checklist_from(target.checklist_version)
+        reporters.update(checklist.user_validation.emails)
+        reporters.update(c.contact for c in checklist.consumers)
+        shipped.append(
+            {
+                "application": target.application.slug,
+                "version": target.version_label,
+                "change_summary": target.change_summary,
+            }
+        )
+    recipients |= reporters
+    head = audit.head(session)
+    for recipient in sorted(recipients):
+        report_url = (
+            findings.issue_report_link(session, package, recipient, settings=reports, clock=clock)
+            if reports is not None and recipient in reporters
+            else None
+        )
+        queue_email(
+            session,
+            to=recipient,
+            template="package_released",
+            context={
+                "package": package,
+                "applications": shipped,
+                "released_at": package.released_at.strftime("%Y-%m-%d %H:%M UTC")
+                if package.released_at
+                else "",
+                "audit_head": head,
+                "report_url": report_url,
+                "report_expires_at": (clock.now() + reports.report_ttl).strftime("%Y-%m-%d")
+                if reports is not None
+                else "",
+            },
+            now=package.released_at or package.created_at,
+        )
 
 
 def pending_requests(session: Session, key: str) -> list[SignoffRequest]:

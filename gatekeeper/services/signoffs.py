@@ -28,7 +28,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import packages
+from gatekeeper.services import audit, packages
 from gatekeeper.signing import TokenService
 
 LINK_PURPOSE = "signoff"
@@ -167,6 +167,16 @@ def issue_links(
         for request in requests:
             request.link_id = link.id
         url = f"{settings.base_url}/s/{tokens.dumps({'l': link.id, 'n': nonce})}"
+        audit.record(
+            session,
+            action="link.issued",
+            actor=audit.SYSTEM,
+            subject=f"sign-off link for {signer}",
+            package=package.key,
+            revision=package.revision,
+            now=now,
+            details={"link": link.id, "requests": [r.id for r in requests], "reminder": reminder},
+        )
         queue_email(
             session,
             to=signer,
@@ -317,6 +327,20 @@ def open_link(session: Session, token: str, *, settings: LinkSettings, clock: Cl
     if not views:
         raise LinkUnusable("used", "Everything on this link has been answered already.")
     return LinkView(link, package, views)
+
+
+def record_opened(session: Session, view: LinkView, *, clock: Clock) -> None:
+    """Who saw what, and when: an audit event only; the link itself is untouched."""
+    audit.record(
+        session,
+        action="link.opened",
+        actor=view.link.signer,
+        subject=f"sign-off link {view.link.id}",
+        package=view.package.key,
+        revision=view.package.revision,
+        now=clock.now(),
+        details={"requests": [v.request.id for v in view.requests]},
+    )
 
 
 def submit_link(

@@ -20,6 +20,7 @@ from gatekeeper.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from gatekeeper.services import audit
 
 PREFIX = "gk_"
 SCOPE_GATE_READ = "gate:read"
@@ -57,7 +58,13 @@ def _hash(secret: str) -> str:
 
 
 def create_token(
-    session: Session, *, name: str, scopes: tuple[str, ...], owner: str | None, clock: Clock
+    session: Session,
+    *,
+    name: str,
+    scopes: tuple[str, ...],
+    owner: str | None,
+    clock: Clock,
+    actor: str = "cli",
 ) -> IssuedToken:
     name = name.strip()
     if not name or len(name) > 64:
@@ -79,6 +86,14 @@ def create_token(
         )
     )
     session.flush()
+    audit.record(
+        session,
+        action="token.created",
+        actor=actor,
+        subject=f"API token {name}",
+        now=clock.now(),
+        details={"scopes": sorted(set(scopes)), "owner": owner, "prefix": secret[:10]},
+    )
     return IssuedToken(name, secret, tuple(sorted(set(scopes))))
 
 
@@ -120,12 +135,19 @@ def touch(session: Session, caller: Caller, *, clock: Clock) -> None:
     )
 
 
-def revoke_token(session: Session, name: str, *, clock: Clock) -> ApiToken:
+def revoke_token(session: Session, name: str, *, clock: Clock, actor: str = "cli") -> ApiToken:
     token = session.scalar(sa.select(ApiToken).where(ApiToken.name == name))
     if token is None:
         raise NotFound(f"no token named {name!r}")
     if token.revoked_at is None:
         token.revoked_at = clock.now()
+        audit.record(
+            session,
+            action="token.revoked",
+            actor=actor,
+            subject=f"API token {name}",
+            now=token.revoked_at,
+        )
     session.flush()
     return token
 

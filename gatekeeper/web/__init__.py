@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask, Response
 
 from gatekeeper.app import runtime
-from gatekeeper.web import badges, checklists, errors, health, mailbox, signoffs
+from gatekeeper.web import (
+    access,
+    auth,
+    badges,
+    checklists,
+    dashboard,
+    errors,
+    governance,
+    health,
+    mailbox,
+    outbox,
+    packages,
+    reports,
+    reviews,
+    signoffs,
+)
+from gatekeeper.web.inputs import reject_unstorable_text
 from gatekeeper.web.limits import limiter
 
 CONTENT_SECURITY_POLICY = (
@@ -24,10 +42,22 @@ def security_headers(response: Response) -> Response:
 
 def register_web(app: Flask) -> None:
     limiter.init_app(app)
+    # Registered first, so hostile text is refused before access checks or any query run.
+    app.before_request(reject_unstorable_text)
+    # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
+    access.register(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)
+    app.register_blueprint(outbox.bp)
     app.register_blueprint(badges.bp)
     app.register_blueprint(signoffs.bp)
+    app.register_blueprint(governance.bp)
+    app.register_blueprint(reviews.bp)
+    app.register_blueprint(reports.bp)
     if not runtime(app).settings.is_production:
         app.register_blueprint(mailbox.bp)
     errors.register(app)

@@ -7,7 +7,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-_TOKEN_PATH = re.compile(r"(/s/)(?!resend\b)[^\s/?\"]+")
+_TOKEN_PATH = re.compile(r"(/s/|/login/|/review/|/report/)(?!resend\b)[^\s/?\"]+")
 
 
 def redact(line: str) -> str:
@@ -15,7 +15,7 @@ def redact(line: str) -> str:
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
-    """Tokens are credentials: the access log must never contain one."""
+    """Tokens (sign-off and sign-in links) are credentials: the access log must never show one."""
 
     def log(self, type: str, message: str, *args: Any) -> None:
         super().log(type, redact(message % args) if args else redact(message))

@@ -17,6 +17,7 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.services import signoffs
 from gatekeeper.web.limits import limiter
+from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("signoffs", __name__, url_prefix="/s")
 
@@ -58,15 +59,16 @@ def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
 
 @bp.route("/<token>", methods=["GET", "HEAD"])
 def show(token: str) -> ResponseReturnValue:
+    clock = runtime(current_app).clock
     try:
-        view = signoffs.open_link(
-            db.session, token, settings=link_settings(), clock=runtime(current_app).clock
-        )
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            view = signoffs.open_link(session, token, settings=link_settings(), clock=clock)
+            signoffs.record_opened(session, view, clock=clock)
+            return render_template(
+                "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
+            )
     except (LinkUnusable, TokenInvalid) as error:
         return _unusable_page(error)
-    return render_template(
-        "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
-    )
 
 
 def _decisions(form: Any, view: signoffs.LinkView) -> dict[int, signoff_rules.Decision]:
@@ -127,7 +129,7 @@ def decide(token: str) -> ResponseReturnValue:
             422,
         )
     try:
-        with unit_of_work(db.session) as session:
+        with unit_of_work(db.session, origin=request_origin()) as session:
             recorded = signoffs.submit_link(
                 session, token, decisions, settings=link_settings(), clock=clock
             )
@@ -145,7 +147,7 @@ def decide(token: str) -> ResponseReturnValue:
 def resend() -> ResponseReturnValue:
     form = ResendForm()
     if form.validate_on_submit():
-        with unit_of_work(db.session) as session:
+        with unit_of_work(db.session, origin=request_origin()) as session:
             signoffs.resend_link(
                 session,
                 email=form.email.data or "",

@@ -51,3 +51,39 @@ def test_upgrade_from_empty_downgrade_and_no_drift(engine_name: str, tmp_path: P
             upgrade()
     finally:
         dispose(app)
+
+
+def test_upgrading_a_sqlite_database_that_holds_sign_offs_keeps_them(tmp_path: Path) -> None:
+    """Batch migrations rebuild referenced tables; foreign keys must not make them fail."""
+    database = tmp_path / "old.sqlite"
+    app = make_app(f"sqlite:///{database}", tmp_path)
+    rows = [
+        "INSERT INTO applications VALUES (1, 'a', 'A', '2026-01-01 00:00:00')",
+        "INSERT INTO checklist_versions (id, application_id, version, sha256, content, "
+        "source_yaml, source_path, state, synced_at) VALUES "
+        "(1, 1, 1, 'x', '{}', '', 'p', 'approved', '2026-01-01 00:00:00')",
+        "INSERT INTO packages (id, key, title, environment, assembled_by, state, revision, "
+        "created_at, release_notes) VALUES "
+        "(1, 'k', 't', 'e', 'a@example.com', 'in_review', 1, '2026-01-01 00:00:00', '')",
+        "INSERT INTO package_applications (id, package_id, application_id, version_label, "
+        "change_summary, checklist_version_id, changed_in_revision) "
+        "VALUES (1, 1, 1, '1', '', 1, 1)",
+        "INSERT INTO signoff_requests (id, package_id, package_application_id, kind, signer, "
+        "revision, state, created_at) VALUES "
+        "(1, 1, 1, 'item', 'x@example.com', 1, 'signed', '2026-01-01 00:00:00')",
+        "INSERT INTO signoffs (id, package_id, package_application_id, request_id, kind, signer, "
+        "decision, comment, evidence, scenarios_confirmed, revision, signed_at) VALUES "
+        "(1, 1, 1, 1, 'item', 'x@example.com', 'pass', '', '', '', 1, '2026-01-01 00:00:00')",
+    ]
+    try:
+        with app.app_context():
+            upgrade(revision="12903b2f0917")
+            with db.engine.begin() as connection:
+                for statement in rows:
+                    connection.exec_driver_sql(statement)
+            upgrade()
+            with db.engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT count(*) FROM signoffs").scalar() == 1
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        dispose(app)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from flask import Flask
 
@@ -10,6 +13,7 @@ from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.domain.signoff import Decision
 from gatekeeper.services import checklists, packages, signoffs
 from tests.conftest import SAMPLES
 
@@ -45,3 +49,48 @@ def prepare(app: Flask, clock: FixedClock) -> dict[str, str]:
             token = message.body_text.split("/s/", 1)[1].split()[0]
             captured[message.to_address] = token
     return captured
+
+
+def decisions_for(app: Flask, token: str, clock: FixedClock) -> dict[int, Decision]:
+    view = signoffs.open_link(db.session, token, settings=runtime(app).link_settings(), clock=clock)
+    found: dict[int, Decision] = {}
+    for item in view.requests:
+        if item.item is not None:
+            found[item.request.id] = Decision("item", "pass", evidence="https://e.example/1")
+        else:
+            scenarios = tuple(range(len(item.checklist.user_validation.scenarios)))
+            found[item.request.id] = Decision(
+                "key_user", "confirmed", scenarios_confirmed=scenarios
+            )
+    db.session.rollback()
+    return found
+
+
+def race(app: Flask, jobs: list[Callable[[], None]]) -> list[BaseException | None]:
+    """Run each job in its own thread, app context and database connection, all at once."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[BaseException | None] = [None] * len(jobs)
+
+    def run(index: int, job: Callable[[], None]) -> None:
+        with app.app_context():
+            try:
+                barrier.wait(10)
+                job()
+            except BaseException as exc:
+                results[index] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def submit(app: Flask, token: str, decisions: dict[int, Decision], clock: FixedClock) -> None:
+    with unit_of_work(db.session) as session:
+        signoffs.submit_link(
+            session, token, decisions, settings=runtime(app).link_settings(), clock=clock
+        )

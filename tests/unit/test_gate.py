@@ -848,11 +848,11 @@ def test_pending_means_only_waiting_on_people() -> None:
     assert all(b.waiting_on for b in result.blockers)
 
 
-def test_blocking_and_waiting_codes_cover_every_code_once() -> None:
+def test_blocking_waiting_and_warning_codes_cover_every_code_once() -> None:
     every = {v for k, v in vars(gate).items() if re.fullmatch(r"[A-Z_]+", k) and v == k}
-    assert set(gate.BLOCKING_CODES) | set(gate.WAITING_CODES) == every
-    assert not set(gate.BLOCKING_CODES) & set(gate.WAITING_CODES)
-    assert len(every) == 12
+    kinds = (gate.BLOCKING_CODES, gate.WAITING_CODES, gate.WARNING_CODES)
+    assert set().union(*kinds) == every
+    assert sum(len(k) for k in kinds) == len(every) == 13
 
 
 # Progress and the JSON shape ------------------------------------------------------------------

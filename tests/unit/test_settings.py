@@ -114,3 +114,30 @@ def test_production_with_everything_set_starts(tmp_path: Path) -> None:
         tmp_path,
     )
     assert settings.is_production
+
+
+def test_governance_clocks_default_and_parse(tmp_path: Path) -> None:
+    defaults = load_settings({}, tmp_path)
+    assert (defaults.review_lead_days, defaults.finding_warn_days) == (14, 7)
+    settings = load_settings(
+        {"GATEKEEPER_REVIEW_LEAD_DAYS": "0", "GATEKEEPER_FINDING_WARN_DAYS": "30"}, tmp_path
+    )
+    assert (settings.review_lead_days, settings.finding_warn_days) == (0, 30)
+
+
+@pytest.mark.parametrize("name", ["GATEKEEPER_REVIEW_LEAD_DAYS", "GATEKEEPER_FINDING_WARN_DAYS"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("two weeks", "is not a whole number"), ("-1", "at least 0"), ("3651", "at most 3650")],
+)
+def test_governance_clocks_are_validated(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings({name: value}, tmp_path)
+    assert name in str(raised.value)
+
+
+def test_a_typo_in_a_governance_setting_is_caught(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="did you mean GATEKEEPER_REVIEW_LEAD_DAYS"):
+        load_settings({"GATEKEEPER_REVIEW_LEAD_DAY": "7"}, tmp_path)

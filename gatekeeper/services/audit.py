@@ -1,0 +1,118 @@
+"""The audit trail: append events in the caller's transaction, verify the chain, export evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gatekeeper.db.models import AuditEvent
+from gatekeeper.db.unit_of_work import ORIGIN_KEY, Origin
+from gatekeeper.domain.audit import (
+    GENESIS,
+    ChainedEvent,
+    ChainReport,
+    canonical_details,
+    verify_chain,
+)
+
+# Any constant works; it names the lock that serialises appends on PostgreSQL.
+_APPEND_LOCK = 0x6761_7465  # "gate"
+SYSTEM = "system"
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    actor: str,
+    subject: str,
+    now: datetime,
+    package: str | None = None,
+    revision: int | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, in the same transaction as the change it describes."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Appends must not fork the chain: one appender at a time, until this transaction ends.
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+    head = session.execute(
+        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    origin = session.info.get(ORIGIN_KEY) or Origin()
+    chained = ChainedEvent(
+        seq=seq,
+        occurred_at=now,
+        actor=actor[:254],
+        action=action,
+        subject=subject[:300],
+        package=package,
+        revision=revision,
+        client_address=(origin.client_address or None) and origin.client_address[:64],
+        user_agent=(origin.user_agent or None) and origin.user_agent[:300],
+        details=canonical_details(details),
+        prev_hash=prev,
+    )
+    event = AuditEvent(
+        seq=chained.seq,
+        occurred_at=chained.occurred_at,
+        actor=chained.actor,
+        action=chained.action,
+        subject=chained.subject,
+        package=chained.package,
+        revision=chained.revision,
+        client_address=chained.client_address,
+        user_agent=chained.user_agent,
+        details=chained.details,
+        prev_hash=chained.prev_hash,
+        hash=chained.computed_hash(),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def as_chained(event: AuditEvent) -> ChainedEvent:
+    return ChainedEvent(
+        seq=event.seq,
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        action=event.action,
+        subject=event.subject,
+        package=event.package,
+        revision=event.revision,
+        client_address=event.client_address,
+        user_agent=event.user_agent,
+        details=event.details,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
+    )
+
+
+def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
+    """Stream the whole chain in storage order (constant memory, however long the history)."""
+    rows = session.scalars(
+        sa.select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    )
+    try:
+        return verify_chain((as_chained(e) for e in rows), expect_head=expect_head)
+    finally:
+        # The walk stops at the first bad event; close the server-side cursor it leaves open.
+        rows.close()
+
+
+def head(session: Session) -> str:
+    found = session.scalar(sa.select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1))
+    return found or GENESIS
+
+
+def package_events(session: Session, package: str) -> list[AuditEvent]:
+    return list(
+        session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.package == package).order_by(AuditEvent.seq)
+        )
+    )

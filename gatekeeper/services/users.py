@@ -1,0 +1,91 @@
+"""Staff accounts: add, list, deactivate and reactivate; roles decide what the web UI allows."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.orm import Session
+
+from gatekeeper.db.models import ROLES, User
+from gatekeeper.domain.clock import Clock
+from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
+
+ADMIN, RELEASE_MANAGER, GOVERNANCE_REVIEWER = ROLES
+MAX_NAME_CHARS = 200
+
+
+def normalise_email(email: str) -> str:
+    try:
+        checked = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ValidationFailed(f"{email.strip()!r} is not a valid email address") from None
+    return str(checked.normalized).lower()
+
+
+def add_user(session: Session, *, email: str, name: str, role: str, clock: Clock) -> User:
+    address = normalise_email(email)
+    if role not in ROLES:
+        raise ValidationFailed(f"role must be one of: {', '.join(ROLES)}")
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > MAX_NAME_CHARS:
+        raise ValidationFailed(f"a name of 1-{MAX_NAME_CHARS} characters is required")
+    if session.scalar(sa.select(User.id).where(User.email == address)) is not None:
+        raise Conflict(f"a user {address} already exists")
+    user = User(
+        email=address,
+        name=cleaned,
+        role=role,
+        active=True,
+        created_at=clock.now(),
+        session_version=1,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(sa.select(User).order_by(User.email)))
+
+
+def get_user(session: Session, email: str) -> User:
+    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"no user {email.strip()!r}")
+    return user
+
+
+def find_active(session: Session, email: str) -> User | None:
+    return session.scalar(
+        sa.select(User).where(User.email == email.strip().lower(), User.active.is_(True))
+    )
+
+
+def session_user(session: Session, user_id: int, session_version: int) -> User | None:
+    """The user a browser session belongs to, if it is still valid: active, same version."""
+    return session.scalar(
+        sa.select(User).where(
+            User.id == user_id,
+            User.active.is_(True),
+            User.session_version == session_version,
+        )
+    )
+
+
+def deactivate_user(session: Session, email: str, *, clock: Clock) -> User:
+    """Deactivate and sign out everywhere: every session of this user stops working at once."""
+    user = get_user(session, email)
+    if user.active:
+        user.active = False
+        user.deactivated_at = clock.now()
+        user.session_version += 1
+    session.flush()
+    return user
+
+
+def activate_user(session: Session, email: str) -> User:
+    user = get_user(session, email)
+    user.active = True
+    user.deactivated_at = None
+    session.flush()
+    return user

@@ -1,0 +1,126 @@
+"""Staff sign-in by emailed one-time link, and sign-out. GET shows; only a POST signs in."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as cookie_session
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField
+from wtforms.validators import DataRequired, Email, Length
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
+from gatekeeper.services import sign_ins
+from gatekeeper.web.access import StaffUser, safe_next
+from gatekeeper.web.limits import limiter
+from gatekeeper.web.origin import request_origin
+
+bp = Blueprint("auth", __name__)
+NEXT_KEY = "gatekeeper.next"
+TOKEN_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(
+        "Your work email address", validators=[DataRequired(), Email(), Length(max=254)]
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """Only carries the CSRF token."""
+
+
+def sign_in_settings() -> sign_ins.SignInSettings:
+    settings = runtime(current_app).settings
+    return sign_ins.SignInSettings(base_url=settings.base_url, secret_keys=settings.secret_keys)
+
+
+@bp.after_request
+def token_page_headers(response: Response) -> Response:
+    response.headers.update(TOKEN_PAGE_HEADERS)
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("5 per minute; 20 per hour", methods=["POST"])
+def login() -> ResponseReturnValue:
+    wanted = safe_next(request.args.get("next"))
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(wanted or url_for("dashboard.index"))
+    form = SignInForm()
+    if form.validate_on_submit():
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            sign_ins.request_sign_in(
+                session,
+                form.email.data or "",
+                settings=sign_in_settings(),
+                clock=runtime(current_app).clock,
+            )
+        cookie_session[NEXT_KEY] = wanted
+        # The same page whether or not the address has an account.
+        return render_template("auth/sent.html", email=form.email.data)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form, next=wanted), status
+
+
+def _unusable(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    reason = error.reason if isinstance(error, LinkUnusable) else "invalid"
+    status = 410 if isinstance(error, LinkUnusable) else 404
+    return render_template("auth/unusable.html", reason=reason, message=error.message), status
+
+
+@bp.get("/login/<token>")
+def confirm(token: str) -> ResponseReturnValue:
+    try:
+        view = sign_ins.open_sign_in(
+            db.session, token, settings=sign_in_settings(), clock=runtime(current_app).clock
+        )
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(error)
+    return render_template("auth/confirm.html", view=view, form=ConfirmForm())
+
+
+@bp.post("/login/<token>")
+def sign_in(token: str) -> ResponseReturnValue:
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return render_template("auth/unusable.html", reason="invalid", message=""), 400
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            view = sign_ins.consume_sign_in(
+                session, token, settings=sign_in_settings(), clock=runtime(current_app).clock
+            )
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(error)
+    wanted = safe_next(cookie_session.get(NEXT_KEY))
+    # A fresh session: nothing from before sign-in (CSRF token included) carries over.
+    cookie_session.clear()
+    login_user(StaffUser(view.user_id, view.email, view.name, view.role, view.session_version))
+    cookie_session.permanent = True
+    flash(f"Signed in as {view.name}.", "ok")
+    return redirect(wanted or url_for("dashboard.index"))
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    logout_user()
+    cookie_session.clear()
+    flash("You are signed out.", "ok")
+    return redirect(url_for("auth.login"))

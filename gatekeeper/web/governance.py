@@ -1,0 +1,148 @@
+"""Staff governance pages: the checklist dashboard and its CSV, findings and their triage."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import finding as finding_rules
+from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.services import findings, governance, reviews
+from gatekeeper.web.access import signed_in
+from gatekeeper.web.origin import request_origin
+
+bp = Blueprint("governance", __name__, url_prefix="/governance")
+
+FINDING_FILTERS = {
+    "unresolved": finding_rules.UNRESOLVED,
+    "all": (),
+    **{state: (state,) for state in finding_rules.FINDING_STATES},
+}
+
+
+TRIAGE_CHOICES = {
+    finding_rules.ACCEPT: "Accept: the checklist should change",
+    finding_rules.DECLINE: "Decline: not something the checklist should catch",
+}
+
+
+class TriageForm(FlaskForm):
+    # Rendered as radio buttons by the template (WTForms' choice fields are mid-deprecation).
+    action = StringField(
+        "Decision",
+        validators=[
+            DataRequired(message="Choose accept or decline."),
+            AnyOf(list(TRIAGE_CHOICES), message="Choose accept or decline."),
+        ],
+    )
+    rationale = TextAreaField(
+        "Rationale",
+        description="Required to decline: why the checklist should not change. "
+        "Optional when accepting.",
+        validators=[Length(max=finding_rules.MAX_RATIONALE_CHARS)],
+    )
+
+
+class ActionForm(FlaskForm):
+    """Only carries the CSRF token."""
+
+
+def _rows() -> list[governance.ChecklistRow]:
+    rt = runtime(current_app)
+    return governance.dashboard(
+        db.session, now=rt.clock.now(), lead=rt.governance_settings().review_lead
+    )
+
+
+@bp.get("")
+def index() -> ResponseReturnValue:
+    return render_template("governance/index.html", rows=_rows(), form=ActionForm())
+
+
+@bp.get("/checklists.csv")
+def export() -> Response:
+    stamp = runtime(current_app).clock.now().strftime("%Y%m%d")
+    return Response(
+        governance.dashboard_csv(_rows()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="checklist-governance-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.post("/checklists/<application>/remind")
+def remind(application: str) -> ResponseReturnValue:
+    if not ActionForm().validate_on_submit():
+        raise ValidationFailed("the form expired; reload the page and try again")
+    rt = runtime(current_app)
+    with unit_of_work(db.session, origin=request_origin()) as session:
+        version, emailed = reviews.resend_review_links(
+            session, application, settings=rt.governance_settings(), clock=rt.clock
+        )
+    flash(
+        f"Review links for {application} v{version} emailed to {', '.join(emailed)}; "
+        "their earlier links no longer work.",
+        "ok",
+    )
+    return redirect(url_for("governance.index"))
+
+
+@bp.get("/findings")
+def findings_index() -> ResponseReturnValue:
+    chosen = request.args.get("state", "unresolved")
+    if chosen not in FINDING_FILTERS:
+        chosen = "unresolved"
+    listed = findings.list_findings(
+        db.session,
+        states=FINDING_FILTERS[chosen],
+        application=request.args.get("application") or None,
+    )
+    return render_template(
+        "governance/findings.html", findings=listed, chosen=chosen, filters=FINDING_FILTERS
+    )
+
+
+@bp.route("/findings/<int:finding_id>", methods=["GET", "POST"])
+def finding(finding_id: int) -> ResponseReturnValue:
+    found = findings.get_finding(db.session, finding_id)
+    form = TriageForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            with unit_of_work(db.session, origin=request_origin()) as session:
+                triaged = findings.triage(
+                    session,
+                    finding_id,
+                    action=form.action.data or "",
+                    actor=signed_in().email,
+                    rationale=form.rationale.data or "",
+                    clock=runtime(current_app).clock,
+                )
+                message = f"{triaged.ref} {triaged.state}."
+        except ValidationFailed as failed:
+            error = failed.message
+        else:
+            flash(message, "ok")
+            return redirect(url_for("governance.finding", finding_id=finding_id))
+        found = findings.get_finding(db.session, finding_id)
+    status = 422 if form.is_submitted() else 200
+    return render_template(
+        "governance/finding.html", finding=found, form=form, error=error, choices=TRIAGE_CHOICES
+    ), status

@@ -1,0 +1,112 @@
+""" "Report a problem found after release" pages, from the release email: no account needed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, render_template
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.domain.finding import MAX_REPORT_CHARS, Report
+from gatekeeper.services import findings
+from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.web.origin import request_origin
+from gatekeeper.web.signoffs import TOKEN_PAGE_HEADERS
+
+bp = Blueprint("reports", __name__, url_prefix="/report")
+
+_TEXT = [DataRequired(message="This is needed."), Length(max=MAX_REPORT_CHARS)]
+
+
+class ReportForm(FlaskForm):
+    """What happened, its impact, what the checklist could have caught — never who."""
+
+    # Rendered as a <select> of the release's applications by the template; the service checks
+    # the value is one of them.
+    application = StringField(
+        "Which application is it about?",
+        validators=[DataRequired(message="Choose the application."), Length(max=64)],
+    )
+    what_happened = TextAreaField(
+        "What happened?",
+        description="What you saw, when, and what you were doing. Your own words are fine.",
+        validators=_TEXT,
+    )
+    impact = TextAreaField(
+        "What was the impact?",
+        description="Who or what was affected, and how badly: customers, money, time, data.",
+        validators=_TEXT,
+    )
+    could_have_caught = TextAreaField(
+        "What could the release checklist have caught?",
+        description="A check or a scenario that, had someone tried it before the release, "
+        "would have shown the problem.",
+        validators=_TEXT,
+    )
+
+
+def governance_settings() -> GovernanceSettings:
+    return runtime(current_app).governance_settings()
+
+
+@bp.after_request
+def token_page_headers(response: Response) -> Response:
+    response.headers.update(TOKEN_PAGE_HEADERS)
+    return response
+
+
+def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    if isinstance(error, TokenInvalid):
+        return render_template(
+            "reports/unusable.html", reason="invalid", message=error.message
+        ), 404
+    return render_template("reports/unusable.html", reason=error.reason, message=error.message), 410
+
+
+def _form(view: findings.ReportView) -> ReportForm:
+    form = ReportForm()
+    if not form.is_submitted():
+        form.application.data = view.suggested or ""
+    return form
+
+
+@bp.route("/<token>", methods=["GET", "HEAD", "POST"])
+def report(token: str) -> ResponseReturnValue:
+    clock = runtime(current_app).clock
+    try:
+        view = findings.open_report(db.session, token, settings=governance_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    form = _form(view)
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("reports/report.html", view=view, form=form), status
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            filed = findings.submit_report(
+                session,
+                token,
+                application=form.application.data or "",
+                report=Report(
+                    form.what_happened.data or "",
+                    form.impact.data or "",
+                    form.could_have_caught.data or "",
+                ),
+                settings=governance_settings(),
+                clock=clock,
+            )
+            ref, application = filed.ref, filed.application.slug
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    except ValidationFailed as error:
+        return render_template(
+            "reports/report.html", view=view, form=form, error=error.message
+        ), 422
+    return render_template(
+        "reports/done.html", ref=ref, application=application, package_key=view.package.key
+    )

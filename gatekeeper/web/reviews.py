@@ -1,0 +1,95 @@
+"""Governance review pages reached from emailed links: GET shows, only the POST decides."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+
+from gatekeeper.app import runtime
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.services import reviews
+from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.web.origin import request_origin
+from gatekeeper.web.signoffs import TOKEN_PAGE_HEADERS
+
+bp = Blueprint("reviews", __name__, url_prefix="/review")
+
+
+class ReviewForm(FlaskForm):
+    """Only carries the CSRF token; the decision fields are read below."""
+
+
+def governance_settings() -> GovernanceSettings:
+    return runtime(current_app).governance_settings()
+
+
+@bp.after_request
+def token_page_headers(response: Response) -> Response:
+    response.headers.update(TOKEN_PAGE_HEADERS)
+    return response
+
+
+def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    if isinstance(error, TokenInvalid):
+        return render_template(
+            "reviews/unusable.html", reason="invalid", message=error.message
+        ), 404
+    return render_template("reviews/unusable.html", reason=error.reason, message=error.message), 410
+
+
+def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, object]) -> str:
+    return render_template(
+        "reviews/review.html", view=view, form=ReviewForm(), errors=errors, values=values
+    )
+
+
+@bp.route("/<token>", methods=["GET", "HEAD"])
+def show(token: str) -> ResponseReturnValue:
+    try:
+        view = reviews.open_review(
+            db.session, token, settings=governance_settings(), clock=runtime(current_app).clock
+        )
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    chosen = sorted(view.referenced)
+    return _page(view, {}, {"addresses": chosen})
+
+
+@bp.post("/<token>")
+def decide(token: str) -> ResponseReturnValue:
+    form = ReviewForm()
+    clock = runtime(current_app).clock
+    try:
+        view = reviews.open_review(db.session, token, settings=governance_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    decision = reviews.ReviewDecision(
+        action=request.form.get("action", ""),
+        consulted=request.form.get("consulted", ""),
+        notes=request.form.get("notes", ""),
+        addresses=tuple(request.form.getlist("addresses")),
+    )
+    errors = reviews.decision_errors(view, decision)
+    values = {**request.form, "addresses": list(decision.addresses)}
+    if not form.validate_on_submit() or errors:
+        return _page(view, errors, values), 422
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            review = reviews.submit_review(
+                session, token, decision, settings=governance_settings(), clock=clock
+            )
+            done = {
+                "application": view.checklist.application,
+                "version": view.version.version,
+                "outcome": review.outcome,
+                "reviewer": review.reviewer,
+                "next_due_at": view.next_due_at,
+            }
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable_page(error)
+    except ValidationFailed as error:
+        return _page(view, {"action": error.message}, values), 422
+    return render_template("reviews/done.html", **done)

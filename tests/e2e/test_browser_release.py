@@ -1,0 +1,204 @@
+"""The whole release in a real browser: Debian's headless Chromium driven by Playwright.
+
+The real server runs on loopback (`gatekeeper demo`, with its SMTP catcher and worker); every
+email is read from the demo mailbox and every link followed in the browser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CI sets E2E_REQUIRED: there a missing browser is a failure, not a skip.
+if os.environ.get("E2E_REQUIRED") and not Path(CHROMIUM).exists():
+    raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
+playwright = pytest.importorskip("playwright.sync_api")
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "docs" / "screenshots"
+KEY = "2026.12-e2e"
+MANAGER = "release-manager@example.com"
+KEY_USER = "settlement-lead@example.com"
+PROBLEM = "The end-of-day report shows yesterday's refunds twice"
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    port, smtp = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+    env.update(
+        GATEKEEPER_DATABASE_URL=f"sqlite:///{workdir / 'e2e.sqlite'}",
+        GATEKEEPER_SECRET_KEYS="e" * 40,
+        GATEKEEPER_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    gatekeeper = str(Path(sys.executable).parent / "gatekeeper")
+    log = (workdir / "server.log").open("w")
+    process = subprocess.Popen(
+        [gatekeeper, "demo", "--port", str(port), "--smtp-port", str(smtp)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 - loopback
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    raise RuntimeError((workdir / "server.log").read_text()) from None
+                time.sleep(0.3)
+        yield {"base": base, "gatekeeper": gatekeeper, **env}
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright.sync_playwright() as engine:
+        launched = engine.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+def gate_check(server: dict[str, str]) -> int:
+    env = {k: v for k, v in server.items() if k.startswith("GATEKEEPER_")}
+    env["PATH"] = os.environ.get("PATH", "")
+    return subprocess.run(
+        [server["gatekeeper"], "gate", "check", KEY], env=env, capture_output=True, check=False
+    ).returncode
+
+
+def mail_links(page: object, base: str, subject_part: str, count: int) -> dict[str, str]:
+    """Wait until `count` recipients got a mail whose subject contains `subject_part`."""
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page.goto(f"{base}/dev/mailbox/")  # type: ignore[attr-defined]
+        for article in page.locator("article.mail").all():  # type: ignore[attr-defined]
+            subject = article.locator("h2").inner_text()
+            if subject_part not in subject:
+                continue
+            to = re.search(r"to (\S+)", article.locator(".meta").inner_text())
+            link = article.locator("a.mail-link").first
+            if to and link.count() and to.group(1) not in found:
+                found[to.group(1)] = link.get_attribute("href")
+        if len(found) >= count:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"only {sorted(found)} got '{subject_part}'")
+
+
+def sign_in(page: object, base: str) -> None:
+    page.goto(f"{base}/login")  # type: ignore[attr-defined]
+    page.get_by_test_id("login-email").fill(MANAGER)  # type: ignore[attr-defined]
+    page.get_by_test_id("login-submit").click()  # type: ignore[attr-defined]
+    link = mail_links(page, base, "sign-in link", 1)[MANAGER]
+    page.goto(link)  # type: ignore[attr-defined]
+    page.get_by_test_id("sign-in-confirm").click()  # type: ignore[attr-defined]
+
+
+def decide(
+    page: object, link: str, *, problem: bool = False, screenshot: str | None = None
+) -> None:
+    page.goto(link)  # type: ignore[attr-defined]
+    page.wait_for_selector("form.signoff")  # type: ignore[attr-defined]
+    for box in page.locator("input[type=checkbox][name*='-scenario-']").all():  # type: ignore[attr-defined]
+        box.check()
+    for choice in ("pass", "confirmed"):
+        for radio in page.locator(f"input[type=radio][value={choice}]").all():  # type: ignore[attr-defined]
+            radio.check()
+    for evidence in page.locator("[name$='-evidence']").all():  # type: ignore[attr-defined]
+        evidence.fill("https://ci.example.com/runs/e2e")
+    if problem:
+        page.locator("input[type=radio][value=problem]").first.check()  # type: ignore[attr-defined]
+        page.locator("textarea[name$='-comment']").first.fill(PROBLEM)  # type: ignore[attr-defined]
+    if screenshot:
+        page.screenshot(path=str(SHOTS / screenshot), full_page=True)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Record my decisions").click()  # type: ignore[attr-defined]
+    page.wait_for_selector("text=Thank you — recorded")  # type: ignore[attr-defined]
+
+
+def test_release_from_sign_in_to_release(server: dict[str, str], browser: object) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    sign_in(page, base)
+    page.wait_for_selector("text=Dashboard")
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+    page.goto(f"{base}/packages/new")
+    page.get_by_test_id("package-key").fill(KEY)
+    page.get_by_test_id("package-title").fill("December release: refunds queue")
+    page.get_by_test_id("package-environment").fill("production")
+    page.get_by_test_id("pick-payments-api").check()
+    page.get_by_test_id("version-payments-api").fill("7.5.0")
+    page.get_by_test_id("summary-payments-api").fill("Refunds go through a queue")
+    page.get_by_test_id("preview-plan").click()
+    page.wait_for_selector("[data-testid=plan]")
+    page.get_by_test_id("create-submit").click()
+    page.wait_for_selector("[data-testid=gate-panel]")
+
+    links = mail_links(page, base, f"({KEY} rev 1)", 9)
+    signer_page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()  # type: ignore[attr-defined]
+    for person, link in sorted(links.items()):
+        if person == KEY_USER:
+            decide(signer_page, link, problem=True, screenshot="key-user-page.png")
+        else:
+            decide(signer_page, link)
+    assert gate_check(server) == 1, "a reported problem blocks the gate"
+
+    page.goto(f"{base}/packages/{KEY}")
+    page.get_by_test_id("edit-package").click()
+    page.get_by_test_id("version-payments-api").fill("7.5.1")
+    page.get_by_test_id("save-package").click()
+    page.wait_for_selector("[data-testid=package-heading]")
+    assert "revision 2" in page.get_by_test_id("package-heading").inner_text()
+
+    links = mail_links(page, base, f"({KEY} rev 2)", 9)
+    for link in links.values():
+        decide(signer_page, link)
+    assert gate_check(server) == 0, "every sign-off is in: the gate is open"
+
+    page.goto(f"{base}/packages/{KEY}")
+    page.wait_for_selector("text=Gate: open")
+    page.screenshot(path=str(SHOTS / "package-board.png"), full_page=True)
+    page.get_by_test_id("release-package").click()
+    page.wait_for_selector("text=released")
+    assert "released" in page.content()
