@@ -17,7 +17,8 @@ from gatekeeper.domain import plan as plan_rules
 from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import NotFound
 from gatekeeper.services import gates, plans
-from gatekeeper.services.packages import ApplicationSpec, checklist_from
+from gatekeeper.services.checklists import checklist_of
+from gatekeeper.services.packages import ApplicationSpec
 
 STATE_ORDER = (lifecycle.IN_REVIEW, lifecycle.DRAFT, lifecycle.RELEASED, lifecycle.CANCELLED)
 RECENT_FINAL = 25  # released and cancelled packages shown on the dashboard
@@ -297,7 +298,7 @@ def _application_board(
     progress: gate_rules.ApplicationProgress | None,
 ) -> ApplicationBoard:
     target = row.target
-    checklist = checklist_from(row.version) if row.version is not None else None
+    checklist = checklist_of(row.version) if row.version is not None else None
     # Only sign-offs given since the application last changed count (as in the gate).
     current = [
         s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -214,7 +215,13 @@ def _store_version(
 
 
 def checklist_of(version: ChecklistVersion) -> Checklist:
-    return Checklist.from_canonical(json.loads(version.content))
+    return _parse_checklist(version.content)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_checklist(content: str) -> Checklist:
+    # Versions are immutable, so a parsed checklist can be reused across requests.
+    return Checklist.from_canonical(json.loads(content))
 
 
 def get_version(session: Session, application: str, version: int) -> ChecklistVersion:

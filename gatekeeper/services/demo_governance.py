@@ -20,6 +20,7 @@ from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.domain.finding import Report
 from gatekeeper.services import checklists, findings, packages, reviews
+from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
 RELEASED_PACKAGE = "2026.10-demo"
@@ -148,7 +149,7 @@ def _released_package(session: Session, *, clock: Clock, governance: GovernanceS
         version = request.package_application.checklist_version
         if version is None:
             continue
-        checklist = packages.checklist_from(version)
+        checklist = checklist_of(version)
         if request.kind == signoff.ITEM:
             item = next(i for s, i in checklist.items() if i.id == request.item_id)
             evidence = {

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,19 +29,14 @@ from gatekeeper.domain.errors import (
     Conflict,
     LinkUnusable,
     NotFound,
-    TokenExpired,
-    TokenInvalid,
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit
 from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.services.links import load_link, new_nonce
 
 ACTIVE, USED = "active", "used"
-
-
-def _hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
 
 
 def _fmt(moment: datetime) -> str:
@@ -69,11 +61,11 @@ def issue_report_link(
     """The personal "report a problem found after release" link of one recipient of a release:
     one per recipient and package, used once."""
     now = clock.now()
-    nonce = secrets.token_urlsafe(24)
+    nonce, hashed = new_nonce()
     link = ReportLink(
         package_id=package.id,
         recipient=recipient,
-        nonce_hash=_hash(nonce),
+        nonce_hash=hashed,
         state=ACTIVE,
         created_at=now,
         expires_at=now + settings.report_ttl,
@@ -110,20 +102,13 @@ class ReportView:
 
 
 def _load(session: Session, token: str, settings: GovernanceSettings, clock: Clock) -> ReportLink:
-    try:
-        payload = settings.report_tokens(clock).loads(token)
-    except TokenExpired:
-        raise LinkUnusable("expired", "This link has expired.") from None
-    if not (
-        isinstance(payload, dict)
-        and isinstance(payload.get("l"), int)
-        and isinstance(payload.get("n"), str)
-    ):
-        raise TokenInvalid("this link is not valid")
-    link = session.get(ReportLink, payload["l"])
-    if link is None or not hmac.compare_digest(link.nonce_hash, _hash(payload["n"])):
-        raise TokenInvalid("this link is not valid")
-    return link
+    return load_link(
+        session,
+        token,
+        tokens=settings.report_tokens(clock),
+        model=ReportLink,
+        expired="This link has expired.",
+    )
 
 
 def _check_usable(session: Session, link: ReportLink, now: datetime) -> None:

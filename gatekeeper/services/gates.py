@@ -20,7 +20,7 @@ from gatekeeper.db.models import (
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
 from gatekeeper.services import findings
-from gatekeeper.services.packages import checklist_from
+from gatekeeper.services.checklists import checklist_of
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,11 @@ class GateMaterial:
 
 
 def load_material(
-    session: Session, package_ids: Sequence[int], *, include_stale: bool = False
+    session: Session,
+    package_ids: Sequence[int],
+    *,
+    include_stale: bool = False,
+    preloaded: Sequence[Package] = (),
 ) -> GateMaterial:
     """Packages, their active applications and pinned checklists, the latest governance reviews,
     the untriaged post-release findings and the sign-offs (only those still counting unless
@@ -54,8 +58,11 @@ def load_material(
     if not package_ids:
         return material
     ids = list(package_ids)
-    for package in session.scalars(sa.select(Package).where(Package.id.in_(ids))):
-        material.packages[package.id] = package
+    material.packages = {p.id: p for p in preloaded if p.id in ids}
+    missing = [i for i in ids if i not in material.packages]
+    if missing:
+        for package in session.scalars(sa.select(Package).where(Package.id.in_(missing))):
+            material.packages[package.id] = package
     rows = session.execute(
         sa.select(PackageApplication, Application.slug, Application.title, ChecklistVersion)
         .join(Application, Application.id == PackageApplication.application_id)
@@ -100,13 +107,13 @@ def gate_input_from(
     overdue_policy: str,
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER,
 ) -> gate_rules.GateInput:
-    """The same GateInput `packages.gate_input` builds, from already loaded material."""
+    """The gate input of one package, from material loaded for one or many packages."""
     package = material.packages[package_id]
     rows = material.applications.get(package_id, [])
     pinned: list[gate_rules.PinnedApplication] = []
     for row in rows:
         version = row.version
-        checklist = checklist_from(version) if version is not None else None
+        checklist = checklist_of(version) if version is not None else None
         due = None
         if checklist is not None and row.target.application_id in material.last_reviews:
             due = material.last_reviews[row.target.application_id] + timedelta(

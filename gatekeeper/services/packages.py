@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain import signoff as signoff_rules
-from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, findings
+from gatekeeper.services import audit, findings, gates
+from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
 MAX_VERSION_LABEL = 100
@@ -63,16 +62,6 @@ class PackageChanges:
     environment: str | None = None
     planned_for: date | None = None
     applications: tuple[ApplicationSpec, ...] | None = None
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_checklist(content: str) -> Checklist:
-    # Versions are immutable, so a parsed checklist can be reused across requests.
-    return Checklist.from_canonical(json.loads(content))
-
-
-def checklist_from(version: ChecklistVersion) -> Checklist:
-    return _parse_checklist(version.content)
 
 
 def _clean_text(value: str, what: str, limit: int) -> str:
@@ -214,7 +203,7 @@ def _issue_requests(
         target.requested_at = now
         if target.checklist_version is None:
             continue
-        checklist = checklist_from(target.checklist_version)
+        checklist = checklist_of(target.checklist_version)
         engineers = signoff_rules.technical_signers(checklist)
         for section, item in checklist.items():
             for signer in item.signers:
@@ -485,7 +474,7 @@ def record_signoff(
     package = target.package
     if target.checklist_version is None:
         raise Conflict("this application has no pinned checklist")
-    checklist = checklist_from(target.checklist_version)
+    checklist = checklist_of(target.checklist_version)
     item = None
     if request.kind == signoff_rules.ITEM:
         item = next(
@@ -583,77 +572,10 @@ def gate_input(
 ) -> gate_rules.GateInput:
     """Load everything the gate needs in a fixed number of queries, whatever the package size."""
     package = get_package(session, key)
-    rows = session.execute(
-        sa.select(PackageApplication, Application.slug, ChecklistVersion)
-        .join(Application, Application.id == PackageApplication.application_id)
-        .outerjoin(ChecklistVersion, ChecklistVersion.id == PackageApplication.checklist_version_id)
-        .where(
-            PackageApplication.package_id == package.id,
-            PackageApplication.removed_in_revision.is_(None),
-        )
-    ).all()
-    application_ids = [pa.application_id for pa, _, _ in rows]
-    last_reviews = _review_due(session, application_ids) if rows else {}
-    open_findings = findings.open_findings_for_gate(session, application_ids) if rows else {}
-    pinned: list[gate_rules.PinnedApplication] = []
-    for target, slug, version in rows:
-        checklist = checklist_from(version) if version is not None else None
-        due = None
-        if checklist is not None and target.application_id in last_reviews:
-            due = last_reviews[target.application_id] + timedelta(
-                days=checklist.governance.review_every_days
-            )
-        pinned.append(
-            gate_rules.PinnedApplication(
-                application=slug,
-                version_label=target.version_label,
-                checklist=checklist,
-                checklist_sha256=version.sha256 if version is not None else None,
-                checklist_approved=version is not None and version.state == governance.APPROVED,
-                review_due_at=due,
-                reviewers=checklist.governance.reviewers if checklist else (),
-                changed_in_revision=target.changed_in_revision,
-                requested_at=target.requested_at,
-                open_findings=open_findings.get(target.application_id, ()),
-            )
-        )
-    slug_of = {target.id: slug for target, slug, _ in rows}
-    records = session.execute(
-        sa.select(
-            Signoff.id,
-            Signoff.package_application_id,
-            Signoff.kind,
-            Signoff.signer,
-            Signoff.decision,
-            Signoff.revision,
-            Signoff.signed_at,
-            Signoff.section_id,
-            Signoff.item_id,
-            Signoff.comment,
-        ).where(Signoff.package_id == package.id, Signoff.stale_since_revision.is_(None))
-    ).all()
-    return gate_rules.GateInput(
-        package=package.key,
-        revision=package.revision,
-        state=package.state,
-        assembler=package.assembled_by,
-        applications=tuple(pinned),
-        signoffs=tuple(
-            gate_rules.SignoffRecord(
-                id=r.id,
-                application=slug_of[r.package_application_id],
-                kind=r.kind,
-                signer=r.signer,
-                decision=r.decision,
-                revision=r.revision,
-                signed_at=r.signed_at,
-                section_id=r.section_id,
-                item_id=r.item_id,
-                comment=r.comment,
-            )
-            for r in records
-            if r.package_application_id in slug_of
-        ),
+    material = gates.load_material(session, [package.id], preloaded=[package])
+    return gates.gate_input_from(
+        material,
+        package.id,
         now=now,
         overdue_policy=overdue_policy,
         finding_warn_after=finding_warn_after,
@@ -747,7 +669,7 @@ def _announce_release(
     for target in package.applications:
         if target.removed_in_revision is not None or target.checklist_version is None:
             continue
-        checklist = checklist_from(target.checklist_version)
+        checklist = checklist_of(target.checklist_version)
         reporters.update(checklist.user_validation.emails)
         reporters.update(c.contact for c in checklist.consumers)
         shipped.append(

@@ -16,7 +16,8 @@ from gatekeeper.domain import plan as plan_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import NotFound
 from gatekeeper.services import packages, signoffs
-from gatekeeper.services.packages import ApplicationSpec, checklist_from
+from gatekeeper.services.checklists import checklist_of
+from gatekeeper.services.packages import ApplicationSpec
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def plan_for(
             plan_rules.PlannedApplication(
                 s.application,
                 s.version,
-                checklist_from(found[s.application]) if s.application in found else None,
+                checklist_of(found[s.application]) if s.application in found else None,
             )
             for s in specs
         ],

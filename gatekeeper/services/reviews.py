@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,21 +29,16 @@ from gatekeeper.domain.errors import (
     Conflict,
     LinkUnusable,
     NotFound,
-    TokenExpired,
-    TokenInvalid,
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, checklists, findings
 from gatekeeper.services.governance import APPROVING_OUTCOMES, GovernanceSettings
+from gatekeeper.services.links import load_link, new_nonce
 
 NEW_VERSION, REVIEW_DUE, REVIEW_OVERDUE = "new_version", "review_due", "review_overdue"
 ACTIVE, USED, SUPERSEDED = "active", "used", "superseded"
 MAX_REVIEW_TEXT = 4000
-
-
-def _hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
 
 
 def _fmt(moment: datetime) -> str:
@@ -153,13 +145,13 @@ def request_reviews(
     tokens = settings.review_tokens(clock)
     links = []
     for reviewer in reviewers:
-        nonce = secrets.token_urlsafe(24)
+        nonce, hashed = new_nonce()
         link = ReviewLink(
             checklist_version_id=version.id,
             reviewer=reviewer,
             reason=reason,
             due_at=due_at,
-            nonce_hash=_hash(nonce),
+            nonce_hash=hashed,
             state=ACTIVE,
             created_at=now,
             expires_at=now + settings.review_ttl,
@@ -375,20 +367,13 @@ class ReviewDecision:
 
 
 def _load(session: Session, token: str, settings: GovernanceSettings, clock: Clock) -> ReviewLink:
-    try:
-        payload = settings.review_tokens(clock).loads(token)
-    except TokenExpired:
-        raise LinkUnusable("expired", "This review link has expired.") from None
-    if not (
-        isinstance(payload, dict)
-        and isinstance(payload.get("l"), int)
-        and isinstance(payload.get("n"), str)
-    ):
-        raise TokenInvalid("this link is not valid")
-    link = session.get(ReviewLink, payload["l"])
-    if link is None or not hmac.compare_digest(link.nonce_hash, _hash(payload["n"])):
-        raise TokenInvalid("this link is not valid")
-    return link
+    return load_link(
+        session,
+        token,
+        tokens=settings.review_tokens(clock),
+        model=ReviewLink,
+        expired="This review link has expired.",
+    )
 
 
 def _latest_review(session: Session, version: ChecklistVersion) -> GovernanceReview | None:

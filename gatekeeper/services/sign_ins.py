@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +16,7 @@ from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import LinkUnusable, TokenExpired, TokenInvalid
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, users
+from gatekeeper.services.links import new_nonce, nonce_hash
 from gatekeeper.signing import TokenService
 
 LOGIN_PURPOSE = "login"
@@ -48,10 +47,6 @@ class SignInView:
     expires_at: datetime
 
 
-def _hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
-
-
 def request_sign_in(
     session: Session, email: str, *, settings: SignInSettings, clock: Clock
 ) -> str | None:
@@ -70,10 +65,10 @@ def request_sign_in(
         .values(state=SUPERSEDED)
         .execution_options(synchronize_session=False)
     )
-    nonce = secrets.token_urlsafe(24)
+    nonce, hashed = new_nonce()
     link = SignInLink(
         user_id=user.id,
-        nonce_hash=_hash(nonce),
+        nonce_hash=hashed,
         state=ACTIVE,
         created_at=now,
         expires_at=now + settings.ttl,
@@ -114,7 +109,7 @@ def _load(
         .join(User, User.id == SignInLink.user_id)
         .where(SignInLink.id == payload["l"])
     ).first()
-    if found is None or not hmac.compare_digest(found[0].nonce_hash, _hash(payload["n"])):
+    if found is None or not hmac.compare_digest(found[0].nonce_hash, nonce_hash(payload["n"])):
         raise TokenInvalid("this sign-in link is not valid")
     return found[0], found[1]
 

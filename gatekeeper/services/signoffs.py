@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,12 +20,12 @@ from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import (
     GatekeeperError,
     LinkUnusable,
-    TokenExpired,
-    TokenInvalid,
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, packages
+from gatekeeper.services.checklists import checklist_of
+from gatekeeper.services.links import load_link, new_nonce
 from gatekeeper.signing import TokenService
 
 LINK_PURPOSE = "signoff"
@@ -75,10 +72,6 @@ class LinkView:
     requests: list[RequestView] = field(default_factory=list)
 
 
-def _hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
-
-
 def _fmt(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -89,7 +82,7 @@ def _request_views(session: Session, requests: Sequence[SignoffRequest]) -> list
         target = request.package_application
         if target.checklist_version is None:
             continue
-        checklist = packages.checklist_from(target.checklist_version)
+        checklist = checklist_of(target.checklist_version)
         section = item = None
         if request.kind == signoff_rules.ITEM:
             for s, i in checklist.items():
@@ -152,12 +145,12 @@ def issue_links(
     tokens = settings.tokens(clock)
     links: list[SignoffLink] = []
     for signer, requests in by_signer.items():
-        nonce = secrets.token_urlsafe(24)
+        nonce, hashed = new_nonce()
         link = SignoffLink(
             package_id=package.id,
             signer=signer,
             revision=package.revision,
-            nonce_hash=_hash(nonce),
+            nonce_hash=hashed,
             state=ACTIVE,
             created_at=now,
             expires_at=now + settings.ttl,
@@ -263,20 +256,13 @@ def _groups(views: Sequence[RequestView]) -> list[dict[str, Any]]:
 
 
 def _load(session: Session, token: str, settings: LinkSettings, clock: Clock) -> SignoffLink:
-    try:
-        payload = settings.tokens(clock).loads(token)
-    except TokenExpired:
-        raise LinkUnusable("expired", "This link has expired. Ask for a fresh one.") from None
-    if not (
-        isinstance(payload, dict)
-        and isinstance(payload.get("l"), int)
-        and isinstance(payload.get("n"), str)
-    ):
-        raise TokenInvalid("this link is not valid")
-    link = session.get(SignoffLink, payload["l"])
-    if link is None or not hmac.compare_digest(link.nonce_hash, _hash(payload["n"])):
-        raise TokenInvalid("this link is not valid")
-    return link
+    return load_link(
+        session,
+        token,
+        tokens=settings.tokens(clock),
+        model=SignoffLink,
+        expired="This link has expired. Ask for a fresh one.",
+    )
 
 
 def _check_usable(link: SignoffLink, package: Package, now: datetime) -> None:

@@ -27,6 +27,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import governance, signoff
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import checklists, packages, tokens
+from gatekeeper.services.checklists import checklist_of
 
 API_PREFIX = "/api/v1"
 OPENAPI_ENDPOINT = "api.openapi"
@@ -100,7 +101,7 @@ def positive_decision(request: SignoffRequest) -> signoff.Decision:
         return signoff.Decision(signoff.ITEM, signoff.PASS, comment="checked", evidence=EVIDENCE)
     version = request.package_application.checklist_version
     assert version is not None
-    scenarios = len(packages.checklist_from(version).user_validation.scenarios)
+    scenarios = len(checklist_of(version).user_validation.scenarios)
     return signoff.Decision(
         signoff.KEY_USER, signoff.CONFIRMED, scenarios_confirmed=tuple(range(scenarios))
     )

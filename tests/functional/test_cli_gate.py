@@ -19,6 +19,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
 from gatekeeper.services import demo, packages
+from gatekeeper.services.checklists import checklist_of
 
 KEY = demo.DEMO_PACKAGE
 
@@ -33,7 +34,7 @@ def sign(clock: FixedClock, *, fail_one: bool = False) -> None:
     failed = False
     with unit_of_work(db.session) as session:
         for request in packages.pending_requests(session, KEY):
-            checklist = packages.checklist_from(request.package_application.checklist_version)  # type: ignore[arg-type]
+            checklist = checklist_of(request.package_application.checklist_version)  # type: ignore[arg-type]
             if request.kind == "item":
                 decision = Decision("item", "pass", evidence="https://ci.example.com/1")
                 if fail_one and not failed:

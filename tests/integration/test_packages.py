@@ -16,6 +16,7 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from gatekeeper.domain.signoff import Decision
 from gatekeeper.services import checklists, packages
+from gatekeeper.services.checklists import checklist_of
 from tests.conftest import SAMPLES
 
 MANAGER = "release-manager@example.com"
@@ -69,7 +70,7 @@ def sign_everything(clock: FixedClock, application: str | None = None) -> int:
             slug = request.package_application.application.slug
             if application and slug != application:
                 continue
-            checklist = packages.checklist_from(request.package_application.checklist_version)  # type: ignore[arg-type]
+            checklist = checklist_of(request.package_application.checklist_version)  # type: ignore[arg-type]
             if request.kind == "item":
                 decision = Decision("item", "pass", evidence=EVIDENCE)
             else:

@@ -24,6 +24,7 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.services import checklists, packages, signoffs
+from gatekeeper.services.checklists import checklist_of
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.reliability
@@ -60,7 +61,7 @@ def oracle(key: str, clock: FixedClock) -> bool:
             continue
         if target.checklist_version is None or target.checklist_version.state != "approved":
             return False
-        checklist = packages.checklist_from(target.checklist_version)
+        checklist = checklist_of(target.checklist_version)
         last_review = db.session.scalar(
             sa.select(sa.func.max(GovernanceReview.reviewed_at))
             .join(GovernanceReview.checklist_version)
@@ -181,7 +182,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         @rule(data=st.data())
         def sign_everything_positive(self, data: st.DataObject) -> None:
             for request in self.pending():
-                checklist = packages.checklist_from(
+                checklist = checklist_of(
                     request.package_application.checklist_version  # type: ignore[arg-type]
                 )
                 if request.kind == "item":

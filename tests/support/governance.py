@@ -19,6 +19,7 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
 from gatekeeper.services import checklists, packages, reviews
+from gatekeeper.services.checklists import checklist_of
 from tests.conftest import SAMPLES
 
 MANAGER = "release-manager@example.com"
@@ -117,7 +118,7 @@ def sign_everything(clock: FixedClock, key: str) -> None:
         for request in packages.pending_requests(session, key):
             version = request.package_application.checklist_version
             assert version is not None
-            checklist = packages.checklist_from(version)
+            checklist = checklist_of(version)
             if request.kind == "item":
                 decision = Decision("item", "pass", evidence="https://ci.example.com/1")
             else:
