@@ -203,7 +203,8 @@ def test_an_incomplete_form_is_shown_again_with_errors(
 @pytest.mark.parametrize(
     "tamper",
     [
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        # Not the last character: its low bits are base64 padding and may decode the same.
+        lambda t: t[:-5] + ("A" if t[-5] != "A" else "B") + t[-4:],
         lambda t: ("e" if t[0] != "e" else "f") + t[1:],
         lambda t: t[: len(t) // 2],
     ],
