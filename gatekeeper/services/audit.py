@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -108,6 +109,31 @@ def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
 def head(session: Session) -> str:
     found = session.scalar(sa.select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1))
     return found or GENESIS
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The newest events of one package, newest first, and how many it has in all."""
+
+    events: tuple[AuditEvent, ...]
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.events) == self.total
+
+
+def package_timeline(session: Session, package: str, *, limit: int | None) -> Timeline:
+    """One query whatever the history's length: the window count rides along with each row."""
+    total = sa.func.count().over().label("total")
+    query = (
+        sa.select(AuditEvent, total)
+        .where(AuditEvent.package == package)
+        .order_by(AuditEvent.seq.desc())
+        .limit(limit)
+    )
+    rows = session.execute(query).all()
+    return Timeline(tuple(row[0] for row in rows), rows[0].total if rows else 0)
 
 
 def package_events(session: Session, package: str) -> list[AuditEvent]:

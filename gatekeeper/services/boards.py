@@ -16,7 +16,7 @@ from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain import plan as plan_rules
 from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import NotFound
-from gatekeeper.services import gates, plans
+from gatekeeper.services import audit, gates, plans
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.packages import ApplicationSpec
 
@@ -249,6 +249,11 @@ class Board:
     revisions: tuple[RevisionEntry, ...]
     plan: plan_rules.Plan | None
     overdue: tuple[str, ...]
+    timeline: audit.Timeline
+
+
+# The package page shows the newest events; the timeline page and the evidence pack show all.
+TIMELINE_ON_BOARD = 50
 
 
 ITEM_STATES = {
@@ -516,4 +521,11 @@ def package_board(
         revisions=_revisions(revisions, signoffs, slug_by_target),
         plan=plan,
         overdue=overdue_items(summary, gate, now=now, after=overdue_after),
+        timeline=audit.package_timeline(session, key, limit=TIMELINE_ON_BOARD),
     )
+
+
+def package_timeline(session: Session, key: str, *, assembled_by: str | None) -> audit.Timeline:
+    """The package's whole audit timeline, newest first, if the package is within reach."""
+    find_package_id(session, key, assembled_by=assembled_by)
+    return audit.package_timeline(session, key, limit=None)

@@ -47,6 +47,8 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "checklists.diff": STAFF,
     "packages.new": MANAGERS,
     "packages.show": STAFF,
+    "packages.timeline": STAFF,
+    "packages.evidence_pack": STAFF,
     "packages.edit": MANAGERS,
     "packages.submit": MANAGERS,
     "packages.remind": MANAGERS,

@@ -16,7 +16,7 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.errors import Conflict, ValidationFailed
-from gatekeeper.services import boards, packages, plans, reminders, signoffs
+from gatekeeper.services import boards, evidence, packages, plans, reminders, signoffs
 from gatekeeper.web.access import signed_in
 from gatekeeper.web.origin import request_origin
 
@@ -162,6 +162,22 @@ def show(key: str) -> ResponseReturnValue:
     board = _board(key)
     release = ReleaseForm(digest=board.gate.digest)
     return render_template("packages/show.html", board=board, release_form=release)
+
+
+@bp.get("/<key>/timeline")
+def timeline(key: str) -> ResponseReturnValue:
+    found = boards.package_timeline(db.session, key, assembled_by=signed_in().package_scope)
+    return render_template("packages/timeline.html", key=key, timeline=found)
+
+
+@bp.get("/<key>/evidence.html")
+def evidence_pack(key: str) -> ResponseReturnValue:
+    """The same self-contained file `gatekeeper audit export --format html` writes."""
+    _in_reach(db.session, key)
+    pack = evidence.build(db.session, key, now=_rt().clock.now())
+    page = render_template("audit/evidence.html", pack=pack)
+    filename = f"gatekeeper-evidence-{key}.html"
+    return page, 200, {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 def _in_reach(session: Any, key: str) -> None:

@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gatekeeper.cli import cli
 from gatekeeper.db.base import db
-from gatekeeper.db.models import OutboxMessage, Package, SignoffLink
+from gatekeeper.db.models import AuditEvent, OutboxMessage, Package, SignoffLink
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import packages
+from gatekeeper.services import boards, packages
 from tests.conftest import SAMPLES
 from tests.functional.api_helpers import (
     EVIDENCE,
@@ -30,6 +31,7 @@ from tests.functional.api_helpers import (
 from tests.functional.web_helpers import (
     ADMIN,
     MANAGER,
+    OTHER_MANAGER,
     REVIEWER,
     add_staff,
     fresh_csrf,
@@ -239,6 +241,77 @@ def test_the_board_shows_each_decision_validation_and_history(
     assert 'data-state="signed"' in page.text
 
 
+TIMELINE_ROW = re.compile(r'data-testid="timeline-event" data-seq="(\d+)" data-action="([a-z_.]+)"')
+
+
+def test_the_package_page_shows_its_audit_timeline(
+    app: Flask, manager: FlaskClient, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(boards, "TIMELINE_ON_BOARD", 20)
+    create_package(clock, KEY, {"payments-api": "7.4.0", "storefront-web": "2026.11.2"})
+    create_package(clock, "other", {"payments-api": "7.4.1"})
+    clock.advance(timedelta(minutes=5))
+    submitted = post(manager, "/packages/other/cancel")
+    assert submitted.status_code == 302
+    sign(clock, KEY, limit=3)
+    page = manager.get(f"/packages/{KEY}").text
+    rows = TIMELINE_ROW.findall(page)
+    seqs = [int(seq) for seq, _ in rows]
+    assert seqs == sorted(seqs, reverse=True), "newest first"
+    actions = [action for _, action in rows]
+    assert actions.count("signoff.recorded") == 3
+    assert actions[-1] == "package.created"
+    assert "package.cancelled" not in actions, "another package's events stay on its own page"
+    assert "Sign-off recorded" in page
+    assert "Package assembled" in page
+    # Enough sign-offs push the board past its limit: it shows the newest, the full page all.
+    sign(clock, KEY)
+    page = manager.get(f"/packages/{KEY}").text
+    shown = TIMELINE_ROW.findall(page)
+    total = db.session.scalar(
+        sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.package == KEY)
+    )
+    assert total > boards.TIMELINE_ON_BOARD
+    assert len(shown) == boards.TIMELINE_ON_BOARD
+    assert f"the latest {boards.TIMELINE_ON_BOARD} of {total} events" in page
+    full = manager.get(f"/packages/{KEY}/timeline").text
+    every = TIMELINE_ROW.findall(full)
+    assert len(every) == total
+    assert every[: len(shown)] == shown
+    # The cancel came through the browser, so its event names where it came from.
+    other = manager.get("/packages/other").text
+    cancelled = other.split('data-action="package.cancelled"')[1].split("</tr>")[0]
+    assert "127.0.0.1" in cancelled
+    assert MANAGER in cancelled
+
+
+def test_the_evidence_pack_downloads_and_verifies(
+    app: Flask, manager: FlaskClient, clock: FixedClock, tmp_path: Path
+) -> None:
+    create_package(clock, KEY, {"payments-api": "7.4.0"})
+    sign(clock, KEY, limit=2)
+    response = manager.get(f"/packages/{KEY}/evidence.html")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert disposition == f'attachment; filename="gatekeeper-evidence-{KEY}.html"'
+    saved = tmp_path / "evidence.html"
+    saved.write_bytes(response.data)
+    checked = app.test_cli_runner().invoke(cli, ["audit", "verify-export", str(saved)])
+    assert checked.exit_code == 0, checked.output
+    saved.write_text(response.text.replace("raj@example.com", "mallory@example.com"))
+    tampered = app.test_cli_runner().invoke(cli, ["audit", "verify-export", str(saved)])
+    assert tampered.exit_code == 1
+
+
+def test_another_managers_timeline_and_evidence_are_not_found(
+    app: Flask, staff: None, clock: FixedClock
+) -> None:
+    create_package(clock, KEY, {"payments-api": "7.4.0"})
+    browser = sign_in(app, OTHER_MANAGER)
+    for path in (f"/packages/{KEY}/timeline", f"/packages/{KEY}/evidence.html"):
+        assert browser.get(path).status_code == 404, path
+
+
 def test_remind_now_sends_fresh_links_to_everyone_pending(
     app: Flask, manager: FlaskClient, clock: FixedClock
 ) -> None:
@@ -364,8 +437,9 @@ def test_dashboard_groups_packages_with_gate_progress_and_overdue(
 # post-release findings, sign-offs).
 DASHBOARD_QUERY_BUDGET = 8
 # Per package page: the user, the package id within reach, the gate material (5 queries),
-# the revision history and the package's applications (for carried-forward counts).
-PACKAGE_PAGE_QUERY_BUDGET = 9
+# the revision history, the package's applications (for carried-forward counts) and the
+# newest audit events with their total (one windowed query).
+PACKAGE_PAGE_QUERY_BUDGET = 10
 
 
 def _statements(browser: FlaskClient, path: str) -> list[str]:
