@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
@@ -20,83 +19,15 @@ from sqlalchemy.orm import Session, scoped_session
 from bench._harness import MANAGER
 from gatekeeper.db.models import Package, PackageApplication, Signoff, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
-from gatekeeper.domain import governance, signoff
 from gatekeeper.domain.clock import Clock
-from gatekeeper.services import checklists, packages, signoffs, tokens
-from gatekeeper.services.checklists import checklist_of
+from gatekeeper.services import packages, signoffs, tokens
+from tests.support import generated
 
-EVIDENCE = "https://ci.example.com/builds/42"
-
-
-def write_checklists(
-    directory: Path,
-    *,
-    applications: int,
-    items: int,
-    prefix: str,
-    key_users: int = 1,
-    scenarios: int = 1,
-) -> list[str]:
-    """`applications` valid checklists of `items` items (10 per section); returns the slugs."""
-    directory.mkdir(parents=True, exist_ok=True)
-    slugs = []
-    for a in range(applications):
-        slug = f"{prefix}-{a:02d}"
-        slugs.append(slug)
-        lines = [
-            "schema: 1",
-            f"application: {slug}",
-            f"title: Generated application {a}",
-            "version: 1",
-            "owner: owner@example.com",
-            "governance:",
-            "  review_every_days: 90",
-            "  reviewers: [release-board@example.com]",
-            "sections:",
-        ]
-        for i in range(items):
-            if i % 10 == 0:
-                lines += [
-                    f"  - id: section-{i // 10}",
-                    f"    title: Section {i // 10}",
-                    "    items:",
-                ]
-            lines += [
-                f"      - id: item-{i}",
-                f"        text: Technical item {i} of {slug} was checked",
-                f"        signers: [engineer-{i % 3}@example.com]",
-            ]
-        lines += ["user_validation:", "  key_users:"]
-        for k in range(key_users):
-            lines += [
-                f"    - email: {key_user(prefix, a, k)}",
-                f"      name: Key user {a}.{k}",
-                "      role: Operations",
-            ]
-        lines += ["  scenarios:"]
-        lines += [f"    - Use {slug} for everyday task {s}" for s in range(scenarios)]
-        (directory / f"{slug}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return slugs
-
-
-def key_user(prefix: str, application: int, index: int) -> str:
-    return f"user-{prefix}-{application:02d}-{index}@example.com"
-
-
-def sync_and_approve(session: Session, directory: Path, clock: Clock) -> None:
-    for outcome in checklists.sync_checklists(session, directory, clock=clock):
-        if outcome.status != "created":
-            continue
-        stored = checklists.get_version(session, outcome.application, outcome.version)
-        checklists.review_version(
-            session,
-            application=outcome.application,
-            version=outcome.version,
-            action=governance.APPROVE,
-            reviewer=checklists.checklist_of(stored).governance.reviewers[0],
-            consulted="the key users named in the checklist",
-            clock=clock,
-        )
+# `X as X`: re-exported to the benchmarks, which build the same checklists as the size-dependent
+# tests.
+from tests.support.generated import key_user as key_user
+from tests.support.generated import sync_and_approve as sync_and_approve
+from tests.support.generated import write_checklists as write_checklists
 
 
 def create_and_submit(
@@ -108,32 +39,17 @@ def create_and_submit(
     clock: Clock,
 ) -> None:
     """Assemble and submit a package the way the API does: links and emails are issued."""
-    spec = packages.PackageSpec(
-        key=key,
-        title=f"Release {key}",
-        environment="production",
-        planned_for=None,
-        applications=tuple(
-            packages.ApplicationSpec(slug, "1.0.0", f"{slug}: routine release") for slug in slugs
-        ),
+    spec = generated.package_spec(
+        key, (packages.ApplicationSpec(s, "1.0.0", f"{s}: routine release") for s in slugs)
     )
     packages.create_package(session, spec, assembler=MANAGER, clock=clock)
     signoffs.submit_for_signoff(session, key, actor=MANAGER, clock=clock, links=links)
 
 
-def positive_decision(request: SignoffRequest) -> signoff.Decision:
-    if request.kind == signoff.ITEM:
-        return signoff.Decision(signoff.ITEM, signoff.PASS, comment="checked", evidence=EVIDENCE)
-    version = request.package_application.checklist_version
-    assert version is not None
-    scenarios = len(checklist_of(version).user_validation.scenarios)
-    return signoff.Decision(
-        signoff.KEY_USER, signoff.CONFIRMED, scenarios_confirmed=tuple(range(scenarios))
-    )
-
-
 def sign(
-    session: scoped_session[Session],
+    # Any: the benchmarks pass Flask-SQLAlchemy's `db.session`, a scoped_session of its own
+    # Session subclass, and scoped_session is invariant in its session type.
+    session: scoped_session[Any],
     key: str,
     *,
     clock: Clock,
@@ -156,7 +72,9 @@ def sign(
             for request_id in ids[start : start + per_transaction]:
                 request = tx.get(SignoffRequest, request_id)
                 assert request is not None
-                packages.record_signoff(tx, request_id, positive_decision(request), clock=clock)
+                packages.record_signoff(
+                    tx, request_id, generated.positive_decision(request), clock=clock
+                )
         session.remove()
     return len(ids)
 
@@ -192,10 +110,11 @@ def add_history(
     the time budget on both engines (Python-side executemany spends most of its time in bind
     processing and runs about ten times slower).
     """
-    packages_t = Package.__table__
-    apps_t = PackageApplication.__table__
-    requests_t = SignoffRequest.__table__
-    signoffs_t = Signoff.__table__
+    # Declarative models type `__table__` as any FromClause; these four are plain tables.
+    packages_t = cast(sa.Table, Package.__table__)
+    apps_t = cast(sa.Table, PackageApplication.__table__)
+    requests_t = cast(sa.Table, SignoffRequest.__table__)
+    signoffs_t = cast(sa.Table, Signoff.__table__)
     inserted = {"packages": 0, "package_applications": 0, "signoff_requests": 0, "signoffs": 0}
     if count <= 0:
         return inserted
@@ -223,7 +142,9 @@ def add_history(
         signoff_base = next_id(signoffs_t) - signoff_low
         package_id, app_id = next_id(packages_t), next_id(apps_t)
         released = template["submitted_at"] or template["created_at"]
-        package_rows, app_rows, plan_rows = [], [], []
+        package_rows: list[dict[str, Any]] = []
+        app_rows: list[dict[str, Any]] = []
+        plan_rows: list[dict[str, int]] = []
         for offset in range(count):
             index = first_index + offset
             package_rows.append(
@@ -363,7 +284,7 @@ def analyze(engine: sa.Engine) -> None:
         connection.exec_driver_sql("VACUUM ANALYZE")
 
 
-def count_rows(engine: sa.Engine, table: sa.Table) -> int:
+def count_rows(engine: sa.Engine, table: sa.FromClause) -> int:
     with engine.connect() as connection:
         return connection.scalar(sa.select(sa.func.count()).select_from(table)) or 0
 

@@ -34,9 +34,7 @@ from gatekeeper.domain.errors import (
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit
 from gatekeeper.services.governance import GovernanceSettings
-from gatekeeper.services.links import load_link, new_nonce
-
-ACTIVE, USED = "active", "used"
+from gatekeeper.services.links import USED, issue_link, load_link, use_link
 
 
 def _fmt(moment: datetime) -> str:
@@ -61,17 +59,16 @@ def issue_report_link(
     """The personal "report a problem found after release" link of one recipient of a release:
     one per recipient and package, used once."""
     now = clock.now()
-    nonce, hashed = new_nonce()
-    link = ReportLink(
-        package_id=package.id,
-        recipient=recipient,
-        nonce_hash=hashed,
-        state=ACTIVE,
-        created_at=now,
-        expires_at=now + settings.report_ttl,
+    link = ReportLink(package_id=package.id, recipient=recipient)
+    url = issue_link(
+        session,
+        link,
+        tokens=settings.report_tokens(clock),
+        base_url=settings.base_url,
+        route="report",
+        now=now,
+        ttl=settings.report_ttl,
     )
-    session.add(link)
-    session.flush()
     audit.record(
         session,
         action="report_link.issued",
@@ -82,8 +79,7 @@ def issue_report_link(
         now=now,
         details={"link": link.id, "expires_at": link.expires_at.isoformat()},
     )
-    token = settings.report_tokens(clock).dumps({"l": link.id, "n": nonce})
-    return f"{settings.base_url}/report/{token}"
+    return url
 
 
 @dataclass(frozen=True)
@@ -183,18 +179,13 @@ def submit_report(
     if application not in {a.slug for a in view.applications}:
         raise ValidationFailed("choose the application the problem is about")
     now = clock.now()
-    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        sa.update(ReportLink)
-        .where(
-            ReportLink.id == view.link.id,
-            ReportLink.state == ACTIVE,
-            ReportLink.expires_at > now,
-        )
-        .values(state=USED, used_at=now)
-        .execution_options(synchronize_session=False)
+    use_link(
+        session,
+        ReportLink,
+        view.link.id,
+        now=now,
+        used="You already reported a problem with this release.",
     )
-    if claimed.rowcount != 1:
-        raise LinkUnusable("used", "You already reported a problem with this release.")
     return record_report(
         session,
         package=view.package,

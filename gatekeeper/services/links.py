@@ -1,23 +1,48 @@
-"""What every emailed link shares: a random nonce kept only as a hash, and one way to load it."""
+"""Emailed links: a nonce kept only as a hash, and one way to issue, load, use and retire them."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import LinkUnusable, TokenExpired, TokenInvalid
 from gatekeeper.signing import TokenService
 
+ACTIVE, USED, SUPERSEDED = "active", "used", "superseded"
 
-class HasNonce(Protocol):
+
+class Link(Protocol):
+    id: int
     nonce_hash: str
+    state: str
+    created_at: datetime
+    expires_at: datetime
 
 
-LinkT = TypeVar("LinkT", bound=HasNonce)
+LinkT = TypeVar("LinkT", bound=Link)
+
+
+@dataclass(frozen=True)
+class LinkSigning:
+    """Where one kind of emailed link points, and how long it stays valid."""
+
+    base_url: str
+    secret_keys: tuple[str, ...]
+    ttl: timedelta
+    # Salts the signature, so a token made for one kind of link is refused by every other kind.
+    purpose: ClassVar[str]
+
+    def tokens(self, clock: Clock) -> TokenService:
+        return TokenService(self.secret_keys, self.purpose, int(self.ttl.total_seconds()), clock)
 
 
 def new_nonce() -> tuple[str, str]:
@@ -34,6 +59,61 @@ def token_for(tokens: TokenService, link_id: int, nonce: str) -> str:
     return tokens.dumps({"l": link_id, "n": nonce})
 
 
+def issue_link(
+    session: Session,
+    link: Link,
+    *,
+    tokens: TokenService,
+    base_url: str,
+    route: str,
+    now: datetime,
+    ttl: timedelta,
+) -> str:
+    """Store `link` as a new active link valid for `ttl`; return the URL to email.
+
+    `base_url` is the configured one: a URL built from the request's Host header would let
+    whoever sends the request choose where the emailed secret goes.
+    """
+    nonce, link.nonce_hash = new_nonce()
+    link.state = ACTIVE
+    link.created_at = now
+    link.expires_at = now + ttl
+    session.add(link)
+    session.flush()
+    return f"{base_url}/{route}/{token_for(tokens, link.id, nonce)}"
+
+
+def retire_links(
+    session: Session,
+    model: type[Link],
+    *where: sa.ColumnElement[bool],
+    state: str = SUPERSEDED,
+) -> None:
+    """The active links of `model` that match `where` stop working."""
+    session.execute(
+        sa.update(model)
+        .where(sa.inspect(model).columns.state == ACTIVE, *where)
+        .values(state=state)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def use_link(
+    session: Session, model: type[Link], link_id: int, *, now: datetime, used: str
+) -> None:
+    """Mark the link used, with a conditional UPDATE checked by rowcount: of two requests racing
+    with one link exactly one wins, and the other is told `used`."""
+    columns = sa.inspect(model).columns
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(model)
+        .where(columns.id == link_id, columns.state == ACTIVE, columns.expires_at > now)
+        .values(state=USED, used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        raise LinkUnusable("used", used)
+
+
 def load_link(
     session: Session,
     token: str,
@@ -41,6 +121,7 @@ def load_link(
     tokens: TokenService,
     model: type[LinkT],
     expired: str = "This link has expired.",
+    invalid: str = "this link is not valid",
 ) -> LinkT:
     """The link row a token names: signature, age and nonce checked, in constant time."""
     try:
@@ -52,8 +133,8 @@ def load_link(
         and isinstance(payload.get("l"), int)
         and isinstance(payload.get("n"), str)
     ):
-        raise TokenInvalid("this link is not valid")
+        raise TokenInvalid(invalid)
     link = session.get(model, payload["l"])
     if link is None or not hmac.compare_digest(link.nonce_hash, nonce_hash(payload["n"])):
-        raise TokenInvalid("this link is not valid")
+        raise TokenInvalid(invalid)
     return link

@@ -6,11 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import (
@@ -34,10 +32,16 @@ from gatekeeper.domain.errors import (
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, checklists, findings
 from gatekeeper.services.governance import APPROVING_OUTCOMES, GovernanceSettings
-from gatekeeper.services.links import load_link, new_nonce
+from gatekeeper.services.links import (
+    SUPERSEDED,
+    USED,
+    issue_link,
+    load_link,
+    retire_links,
+    use_link,
+)
 
 NEW_VERSION, REVIEW_DUE, REVIEW_OVERDUE = "new_version", "review_due", "review_overdue"
-ACTIVE, USED, SUPERSEDED = "active", "used", "superseded"
 MAX_REVIEW_TEXT = 4000
 
 
@@ -121,15 +125,11 @@ def request_reviews(
     now = clock.now()
     checklist = checklists.checklist_of(version)
     reviewers = checklist.governance.reviewers
-    session.execute(
-        sa.update(ReviewLink)
-        .where(
-            ReviewLink.checklist_version_id == version.id,
-            ReviewLink.state == ACTIVE,
-            ReviewLink.reviewer.in_(list(reviewers)),
-        )
-        .values(state=SUPERSEDED)
-        .execution_options(synchronize_session=False)
+    retire_links(
+        session,
+        ReviewLink,
+        ReviewLink.checklist_version_id == version.id,
+        ReviewLink.reviewer.in_(list(reviewers)),
     )
     baseline = last_approved(session, version.application_id, below=version.version)
     diff = (
@@ -145,19 +145,18 @@ def request_reviews(
     tokens = settings.review_tokens(clock)
     links = []
     for reviewer in reviewers:
-        nonce, hashed = new_nonce()
         link = ReviewLink(
-            checklist_version_id=version.id,
-            reviewer=reviewer,
-            reason=reason,
-            due_at=due_at,
-            nonce_hash=hashed,
-            state=ACTIVE,
-            created_at=now,
-            expires_at=now + settings.review_ttl,
+            checklist_version_id=version.id, reviewer=reviewer, reason=reason, due_at=due_at
         )
-        session.add(link)
-        session.flush()
+        url = issue_link(
+            session,
+            link,
+            tokens=tokens,
+            base_url=settings.base_url,
+            route="review",
+            now=now,
+            ttl=settings.review_ttl,
+        )
         audit.record(
             session,
             action="review_link.issued",
@@ -186,7 +185,7 @@ def request_reviews(
                 "baseline": baseline.version if baseline is not None else None,
                 "due_on": _day(due_at) if due_at else "",
                 "pending": pending,
-                "url": f"{settings.base_url}/review/{tokens.dumps({'l': link.id, 'n': nonce})}",
+                "url": url,
                 "expires_at": _fmt(link.expires_at),
             },
             now=now,
@@ -527,18 +526,7 @@ def submit_review(
     if errors:
         raise ValidationFailed("; ".join(errors.values()), details=errors)
     now = clock.now()
-    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        sa.update(ReviewLink)
-        .where(
-            ReviewLink.id == view.link.id,
-            ReviewLink.state == ACTIVE,
-            ReviewLink.expires_at > now,
-        )
-        .values(state=USED, used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        raise LinkUnusable("used", "You already reviewed this version.")
+    use_link(session, ReviewLink, view.link.id, now=now, used="You already reviewed this version.")
     chosen = {f.ref for f in view.findings}
     review = checklists.review_version(
         session,

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import ClassVar
 
-import sqlalchemy as sa
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import SignInLink, User
 from gatekeeper.domain.clock import Clock
-from gatekeeper.domain.errors import LinkUnusable, TokenExpired, TokenInvalid
+from gatekeeper.domain.errors import LinkUnusable
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, users
-from gatekeeper.services.links import new_nonce, nonce_hash
-from gatekeeper.signing import TokenService
+from gatekeeper.services import audit, links, users
 
 LOGIN_PURPOSE = "login"
 SIGN_IN_TTL = timedelta(minutes=15)
-ACTIVE, USED, SUPERSEDED = "active", "used", "superseded"
+USED_ALREADY = "This sign-in link was used already; links work once."
 
 
 @dataclass(frozen=True)
-class SignInSettings:
-    base_url: str
-    secret_keys: tuple[str, ...]
+class SignInSettings(links.LinkSigning):
+    purpose: ClassVar[str] = LOGIN_PURPOSE
     ttl: timedelta = SIGN_IN_TTL
-
-    def tokens(self, clock: Clock) -> TokenService:
-        return TokenService(self.secret_keys, LOGIN_PURPOSE, int(self.ttl.total_seconds()), clock)
 
 
 @dataclass(frozen=True)
@@ -59,23 +50,17 @@ def request_sign_in(
     if user is None:
         return None
     now = clock.now()
-    session.execute(
-        sa.update(SignInLink)
-        .where(SignInLink.user_id == user.id, SignInLink.state == ACTIVE)
-        .values(state=SUPERSEDED)
-        .execution_options(synchronize_session=False)
+    links.retire_links(session, SignInLink, SignInLink.user_id == user.id)
+    link = SignInLink(user_id=user.id)
+    url = links.issue_link(
+        session,
+        link,
+        tokens=settings.tokens(clock),
+        base_url=settings.base_url,
+        route="login",
+        now=now,
+        ttl=settings.ttl,
     )
-    nonce, hashed = new_nonce()
-    link = SignInLink(
-        user_id=user.id,
-        nonce_hash=hashed,
-        state=ACTIVE,
-        created_at=now,
-        expires_at=now + settings.ttl,
-    )
-    session.add(link)
-    session.flush()
-    url = f"{settings.base_url}/login/{settings.tokens(clock).dumps({'l': link.id, 'n': nonce})}"
     queue_email(
         session,
         to=user.email,
@@ -94,24 +79,15 @@ def request_sign_in(
 def _load(
     session: Session, token: str, settings: SignInSettings, clock: Clock
 ) -> tuple[SignInLink, User]:
-    try:
-        payload = settings.tokens(clock).loads(token)
-    except TokenExpired:
-        raise LinkUnusable("expired", "This sign-in link has expired.") from None
-    if not (
-        isinstance(payload, dict)
-        and isinstance(payload.get("l"), int)
-        and isinstance(payload.get("n"), str)
-    ):
-        raise TokenInvalid("this sign-in link is not valid")
-    found = session.execute(
-        sa.select(SignInLink, User)
-        .join(User, User.id == SignInLink.user_id)
-        .where(SignInLink.id == payload["l"])
-    ).first()
-    if found is None or not hmac.compare_digest(found[0].nonce_hash, nonce_hash(payload["n"])):
-        raise TokenInvalid("this sign-in link is not valid")
-    return found[0], found[1]
+    link = links.load_link(
+        session,
+        token,
+        tokens=settings.tokens(clock),
+        model=SignInLink,
+        expired="This sign-in link has expired.",
+        invalid="this sign-in link is not valid",
+    )
+    return link, session.get_one(User, link.user_id)
 
 
 def open_sign_in(
@@ -119,9 +95,9 @@ def open_sign_in(
 ) -> SignInView:
     """Who the link would sign in. Reading never changes anything: mail scanners open links."""
     link, user = _load(session, token, settings, clock)
-    if link.state == USED:
-        raise LinkUnusable("used", "This sign-in link was used already; links work once.")
-    if link.state == SUPERSEDED:
+    if link.state == links.USED:
+        raise LinkUnusable("used", USED_ALREADY)
+    if link.state == links.SUPERSEDED:
         raise LinkUnusable(
             "superseded", "A newer sign-in link was sent; use the newest email, or ask again."
         )
@@ -146,18 +122,7 @@ def consume_sign_in(
     """Use the link exactly once (conditional UPDATE, checked by rowcount) and say who it was."""
     view = open_sign_in(session, token, settings=settings, clock=clock)
     now = clock.now()
-    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        sa.update(SignInLink)
-        .where(
-            SignInLink.id == view.link_id,
-            SignInLink.state == ACTIVE,
-            SignInLink.expires_at > now,
-        )
-        .values(state=USED, used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        raise LinkUnusable("used", "This sign-in link was used already; links work once.")
+    links.use_link(session, SignInLink, view.link_id, now=now, used=USED_ALREADY)
     audit.record(
         session,
         action="user.signed_in",

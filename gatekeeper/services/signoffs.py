@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
@@ -25,25 +25,29 @@ from gatekeeper.domain.errors import (
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, packages
 from gatekeeper.services.checklists import checklist_of
-from gatekeeper.services.links import load_link, new_nonce
-from gatekeeper.signing import TokenService
+from gatekeeper.services.links import (
+    ACTIVE,
+    SUPERSEDED,
+    USED,
+    LinkSigning,
+    issue_link,
+    load_link,
+    retire_links,
+    use_link,
+)
 
 LINK_PURPOSE = "signoff"
-ACTIVE, USED, SUPERSEDED, REVOKED = "active", "used", "superseded", "revoked"
+REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
-class LinkSettings:
-    base_url: str
-    secret_keys: tuple[str, ...]
+class LinkSettings(LinkSigning):
+    purpose: ClassVar[str] = LINK_PURPOSE
     ttl: timedelta = timedelta(hours=168)
     reminder_after: timedelta = timedelta(hours=48)
     escalate_after: timedelta = timedelta(hours=96)
     expiry_warning: timedelta = timedelta(hours=24)
     overdue_policy: str = gate_rules.BLOCK_OVERDUE
-
-    def tokens(self, clock: Clock) -> TokenService:
-        return TokenService(self.secret_keys, LINK_PURPOSE, int(self.ttl.total_seconds()), clock)
 
 
 @dataclass(frozen=True)
@@ -132,34 +136,27 @@ def issue_links(
             by_signer.setdefault(request.signer, []).append(request)
     if not by_signer:
         return []
-    session.execute(
-        sa.update(SignoffLink)
-        .where(
-            SignoffLink.package_id == package.id,
-            SignoffLink.state == ACTIVE,
-            SignoffLink.signer.in_(list(by_signer)),
-        )
-        .values(state=SUPERSEDED)
-        .execution_options(synchronize_session=False)
+    retire_links(
+        session,
+        SignoffLink,
+        SignoffLink.package_id == package.id,
+        SignoffLink.signer.in_(list(by_signer)),
     )
     tokens = settings.tokens(clock)
     links: list[SignoffLink] = []
     for signer, requests in by_signer.items():
-        nonce, hashed = new_nonce()
-        link = SignoffLink(
-            package_id=package.id,
-            signer=signer,
-            revision=package.revision,
-            nonce_hash=hashed,
-            state=ACTIVE,
-            created_at=now,
-            expires_at=now + settings.ttl,
+        link = SignoffLink(package_id=package.id, signer=signer, revision=package.revision)
+        url = issue_link(
+            session,
+            link,
+            tokens=tokens,
+            base_url=settings.base_url,
+            route="s",
+            now=now,
+            ttl=settings.ttl,
         )
-        session.add(link)
-        session.flush()
         for request in requests:
             request.link_id = link.id
-        url = f"{settings.base_url}/s/{tokens.dumps({'l': link.id, 'n': nonce})}"
         audit.record(
             session,
             action="link.issued",
@@ -217,22 +214,12 @@ def edit_and_reissue(
 
 def cancel_and_revoke(session: Session, key: str, *, actor: str, clock: Clock) -> Package:
     package = packages.cancel_package(session, key, actor=actor, clock=clock)
-    session.execute(
-        sa.update(SignoffLink)
-        .where(SignoffLink.package_id == package.id, SignoffLink.state == ACTIVE)
-        .values(state=REVOKED)
-        .execution_options(synchronize_session=False)
-    )
+    retire_links(session, SignoffLink, SignoffLink.package_id == package.id, state=REVOKED)
     return package
 
 
 def supersede_links(session: Session, package: Package) -> None:
-    session.execute(
-        sa.update(SignoffLink)
-        .where(SignoffLink.package_id == package.id, SignoffLink.state == ACTIVE)
-        .values(state=SUPERSEDED)
-        .execution_options(synchronize_session=False)
-    )
+    retire_links(session, SignoffLink, SignoffLink.package_id == package.id)
 
 
 def _groups(views: Sequence[RequestView]) -> list[dict[str, Any]]:
@@ -352,14 +339,7 @@ def submit_link(
             item=v.item,
             scenarios=len(v.checklist.user_validation.scenarios),
         )
-    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        sa.update(SignoffLink)
-        .where(SignoffLink.id == link.id, SignoffLink.state == ACTIVE)
-        .values(state=USED, used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        raise LinkUnusable("used", "You already answered.")
+    use_link(session, SignoffLink, link.id, now=now, used="You already answered.")
     recorded = [
         packages.record_signoff(session, v.request.id, decisions[v.request.id], clock=clock)
         for v in view.requests

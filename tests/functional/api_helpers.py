@@ -22,17 +22,19 @@ from werkzeug.test import TestResponse
 
 from gatekeeper.api.openapi import openapi_document
 from gatekeeper.db.base import db
-from gatekeeper.db.models import SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
-from gatekeeper.domain import governance, signoff
+from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import checklists, packages, tokens
-from gatekeeper.services.checklists import checklist_of
+from gatekeeper.services import packages, tokens
+from tests.support import generated
+
+# `X as X`: re-exported to the API and web tests, which import them from here.
+from tests.support.generated import EVIDENCE as EVIDENCE
+from tests.support.generated import write_checklists as write_checklists
 
 API_PREFIX = "/api/v1"
 OPENAPI_ENDPOINT = "api.openapi"
 RELEASE_MANAGER = "release-manager@example.com"
-EVIDENCE = "https://ci.example.com/builds/42"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -42,20 +44,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 def sync_and_approve(directory: Path, clock: FixedClock) -> None:
     """Sync every checklist in `directory` and approve each new version by its first reviewer."""
     with unit_of_work(db.session) as session:
-        outcomes = checklists.sync_checklists(session, directory, clock=clock)
-        for outcome in outcomes:
-            if outcome.status != "created":
-                continue
-            stored = checklists.get_version(session, outcome.application, outcome.version)
-            checklists.review_version(
-                session,
-                application=outcome.application,
-                version=outcome.version,
-                action=governance.APPROVE,
-                reviewer=checklists.checklist_of(stored).governance.reviewers[0],
-                consulted="the key users named in the checklist",
-                clock=clock,
-            )
+        generated.sync_and_approve(session, directory, clock)
 
 
 def create_token(
@@ -80,31 +69,13 @@ def revoke_token(clock: FixedClock, name: str) -> None:
 def create_package(
     clock: FixedClock, key: str, applications: dict[str, str], *, submit: bool = True
 ) -> None:
-    spec = packages.PackageSpec(
-        key=key,
-        title=f"Release {key}",
-        environment="production",
-        planned_for=None,
-        applications=tuple(
-            packages.ApplicationSpec(a, v, f"{a} {v}") for a, v in applications.items()
-        ),
+    spec = generated.package_spec(
+        key, (packages.ApplicationSpec(a, v, f"{a} {v}") for a, v in applications.items())
     )
     with unit_of_work(db.session) as session:
         packages.create_package(session, spec, assembler=RELEASE_MANAGER, clock=clock)
         if submit:
             packages.submit_package(session, key, actor=RELEASE_MANAGER, clock=clock)
-
-
-def positive_decision(request: SignoffRequest) -> signoff.Decision:
-    """A decision that satisfies `request`, with whatever evidence its item asks for."""
-    if request.kind == signoff.ITEM:
-        return signoff.Decision(signoff.ITEM, signoff.PASS, comment="checked", evidence=EVIDENCE)
-    version = request.package_application.checklist_version
-    assert version is not None
-    scenarios = len(checklist_of(version).user_validation.scenarios)
-    return signoff.Decision(
-        signoff.KEY_USER, signoff.CONFIRMED, scenarios_confirmed=tuple(range(scenarios))
-    )
 
 
 def sign(
@@ -131,7 +102,7 @@ def sign(
             if request.signer == except_signer:
                 continue
             packages.record_signoff(
-                session, request.id, decision or positive_decision(request), clock=clock
+                session, request.id, decision or generated.positive_decision(request), clock=clock
             )
             done += 1
     return done
@@ -149,49 +120,6 @@ def pending_signers(key: str) -> set[tuple[str, str]]:
 def pending_count(key: str) -> int:
     with unit_of_work(db.session) as session:
         return len(packages.pending_requests(session, key))
-
-
-# --- checklist files for size-dependent tests ------------------------------------------------
-
-
-def write_checklists(directory: Path, *, applications: int, items: int, prefix: str) -> None:
-    """`applications` valid checklists of `items` technical items each (10 items per section)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for a in range(applications):
-        slug = f"{prefix}-{a:02d}"
-        lines = [
-            "schema: 1",
-            f"application: {slug}",
-            f"title: Generated application {a}",
-            "version: 1",
-            "owner: owner@example.com",
-            "governance:",
-            "  review_every_days: 90",
-            "  reviewers: [release-board@example.com]",
-            "sections:",
-        ]
-        for i in range(items):
-            if i % 10 == 0:
-                lines += [
-                    f"  - id: section-{i // 10}",
-                    f"    title: Section {i // 10}",
-                    "    items:",
-                ]
-            lines += [
-                f"      - id: item-{i}",
-                f"        text: Technical item {i} of {slug} was checked",
-                f"        signers: [engineer-{i % 3}@example.com]",
-            ]
-        lines += [
-            "user_validation:",
-            "  key_users:",
-            f"    - email: user-{a:02d}@example.com",
-            f"      name: Key user {a}",
-            "      role: Operations",
-            "  scenarios:",
-            f"    - Use {slug} as every day",
-        ]
-        (directory / f"{slug}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # --- counting SQL ------------------------------------------------------------------------------
