@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,11 +12,14 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
 
 from gatekeeper.db.base import db
 from gatekeeper.db.engine import configure_engine
 from gatekeeper.domain.clock import Clock, SystemClock
+from gatekeeper.domain.gate import GateResult
 from gatekeeper.notify.worker import mail
+from gatekeeper.services.gate_cache import GateCache
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.settings import Settings, load_settings
@@ -32,6 +35,17 @@ class Runtime:
 
     settings: Settings
     clock: Clock
+    gate_cache: GateCache = field(default_factory=GateCache)
+
+    def gate_now(self, session: Session, key: str) -> GateResult:
+        """The gate as CI and badges read it, evaluated at most once per change."""
+        return self.gate_cache.evaluate(
+            session,
+            key,
+            now=self.clock.now(),
+            overdue_policy=self.settings.overdue_review_policy,
+            finding_warn_after=timedelta(days=self.settings.finding_warn_days),
+        )
 
     def link_settings(self) -> LinkSettings:
         s = self.settings

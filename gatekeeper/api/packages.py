@@ -149,15 +149,7 @@ def cancel_package(key: str) -> ResponseReturnValue:
 @bp.get("/packages/<key>/gate")
 @requires(SCOPE_GATE_READ)
 def get_gate(key: str) -> ResponseReturnValue:
-    rt = runtime(current_app)
-    result = packages.evaluate_gate(
-        db.session,
-        key,
-        clock=rt.clock,
-        overdue_policy=_policy(),
-        finding_warn_after=rt.governance_settings().finding_warn_after,
-    )
-    return result.to_dict()
+    return runtime(current_app).gate_now(db.session, key).to_dict()
 
 
 @bp.post("/packages/<key>/release")

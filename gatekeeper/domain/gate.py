@@ -457,6 +457,26 @@ def evaluate(gate: GateInput) -> GateResult:
     return _with_digest(gate, result)
 
 
+def stable_until(gate: GateInput) -> datetime | None:
+    """The first instant after `gate.now` at which the clock alone could change what
+    `evaluate(gate)` returns: a governance review falling due, an open finding becoming old
+    enough to warn, or a finding warning's day count going up. None when the result does not
+    depend on the clock at all. Callers may reuse an evaluation for any `now` in
+    [gate.now, stable_until) as long as nothing else in the input changed."""
+    moments: list[datetime] = []
+    for pinned in gate.applications:
+        if pinned.review_due_at is not None and gate.now < pinned.review_due_at:
+            moments.append(pinned.review_due_at)
+        for finding in pinned.open_findings:
+            warns_from = finding.reported_at + gate.finding_warn_after
+            if gate.now < warns_from:
+                moments.append(warns_from)
+            else:
+                days = (gate.now - finding.reported_at).days
+                moments.append(finding.reported_at + timedelta(days=days + 1))
+    return min(moments, default=None)
+
+
 def _with_digest(gate: GateInput, result: GateResult) -> GateResult:
     """A digest of exactly what was evaluated: any new sign-off, edit or review changes it."""
     counted = set(result.counted)

@@ -106,9 +106,16 @@ def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
         rows.close()
 
 
+def latest(session: Session) -> tuple[int, str]:
+    """The newest event's sequence number and hash; (0, GENESIS) before the first event."""
+    found = session.execute(
+        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (found.seq, found.hash) if found else (0, GENESIS)
+
+
 def head(session: Session) -> str:
-    found = session.scalar(sa.select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1))
-    return found or GENESIS
+    return latest(session)[1]
 
 
 @dataclass(frozen=True)

@@ -98,14 +98,28 @@ def get_package(session: Session, key: str, *, for_update: bool = False) -> Pack
     return found
 
 
-def lock_package(session: Session, package_id: int) -> None:
+_LOCKS_HELD = "gatekeeper.package_locks"
+
+
+def lock_package(session: Session, package_id: int) -> bool:
     """Serialise every change to one package: sign-offs, edits, submit, release.
 
     On PostgreSQL this is a row lock, so the last two sign-offs arriving together, or a sign-off
     racing an edit, run one after the other and each sees the other's result; on SQLite the
-    write transaction's BEGIN IMMEDIATE already serialises them.
+    write transaction's BEGIN IMMEDIATE already serialises them. Returns False when this
+    transaction held the lock already (nothing could have changed since it was taken).
     """
+    # The session opens a new Connection for each transaction: it names the transaction.
+    connection = session.connection()
+    held = session.info.get(_LOCKS_HELD)
+    if held is None or held[0] is not connection:
+        held = (connection, set[int]())
+        session.info[_LOCKS_HELD] = held
+    if package_id in held[1]:
+        return False
     session.execute(sa.select(Package.id).where(Package.id == package_id).with_for_update())
+    held[1].add(package_id)
+    return True
 
 
 def _applications_by_slug(session: Session, slugs: Sequence[str]) -> dict[str, Application]:
@@ -119,6 +133,28 @@ def _applications_by_slug(session: Session, slugs: Sequence[str]) -> dict[str, A
             f"unknown application(s): {', '.join(missing)}; sync their checklists first"
         )
     return found
+
+
+def _package_event(
+    session: Session,
+    package: Package,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An audit event about the package itself, at the revision it now has."""
+    audit.record(
+        session,
+        action=action,
+        actor=actor,
+        subject=f"package {package.key}",
+        package=package.key,
+        revision=package.revision,
+        now=now,
+        details=details,
+    )
 
 
 def create_package(session: Session, spec: PackageSpec, *, assembler: str, clock: Clock) -> Package:
@@ -148,13 +184,11 @@ def create_package(session: Session, spec: PackageSpec, *, assembler: str, clock
             )
         )
     session.flush()
-    audit.record(
+    _package_event(
         session,
-        action="package.created",
+        package,
+        "package.created",
         actor=package.assembled_by,
-        subject=f"package {package.key}",
-        package=package.key,
-        revision=0,
         now=package.created_at,
         details={
             "title": package.title,
@@ -286,15 +320,7 @@ def submit_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
         )
     )
     session.flush()
-    audit.record(
-        session,
-        action="package.submitted",
-        actor=actor,
-        subject=f"package {package.key}",
-        package=package.key,
-        revision=1,
-        now=now,
-    )
+    _package_event(session, package, "package.submitted", actor=actor, now=now)
     return package
 
 
@@ -346,13 +372,11 @@ def edit_package(
         for target in removed:
             session.delete(target)
         session.flush()
-        audit.record(
+        _package_event(
             session,
-            action="package.edited",
+            package,
+            "package.edited",
             actor=actor,
-            subject=f"package {package.key}",
-            package=package.key,
-            revision=0,
             now=clock.now(),
             details={"changed": log},
         )
@@ -380,13 +404,11 @@ def edit_package(
         )
     )
     session.flush()
-    audit.record(
+    _package_event(
         session,
-        action="package.edited",
+        package,
+        "package.edited",
         actor=actor,
-        subject=f"package {package.key}",
-        package=package.key,
-        revision=package.revision,
         now=now,
         details={"changed": log, "carried_forward": carried},
     )
@@ -439,24 +461,16 @@ def _make_stale(
 def cancel_package(session: Session, key: str, *, actor: str, clock: Clock) -> Package:
     package = get_package(session, key, for_update=True)
     package.state = lifecycle.next_state(package.state, lifecycle.CANCEL)
-    package.cancelled_at = clock.now()
+    package.cancelled_at = now = clock.now()
     session.execute(
         sa.update(SignoffRequest)
         .where(
             SignoffRequest.package_id == package.id, SignoffRequest.state == signoff_rules.PENDING
         )
-        .values(state=signoff_rules.REVOKED, closed_at=package.cancelled_at)
+        .values(state=signoff_rules.REVOKED, closed_at=now)
     )
     session.flush()
-    audit.record(
-        session,
-        action="package.cancelled",
-        actor=actor,
-        subject=f"package {package.key}",
-        package=package.key,
-        revision=package.revision,
-        now=package.cancelled_at,
-    )
+    _package_event(session, package, "package.cancelled", actor=actor, now=now)
     return package
 
 
@@ -467,9 +481,9 @@ def record_signoff(
     request = session.get(SignoffRequest, request_id)
     if request is None:
         raise NotFound("no such sign-off request")
-    lock_package(session, request.package_id)
-    # Anything read before the lock may be out of date (another writer just committed).
-    session.expire_all()
+    if lock_package(session, request.package_id):
+        # Anything read before the lock may be out of date (another writer just committed).
+        session.expire_all()
     target = request.package_application
     package = target.package
     if target.checklist_version is None:
@@ -638,20 +652,18 @@ def release_package(
             details={"gate": result.to_dict()},
         )
     package.state = lifecycle.next_state(package.state, lifecycle.RELEASE)
-    package.released_at = clock.now()
+    package.released_at = now = clock.now()
     package.released_by = actor
     package.release_digest = digest
     package.release_notes = notes.strip()
     package.release_gate = json.dumps(result.to_dict(), sort_keys=True)
     session.flush()
-    audit.record(
+    _package_event(
         session,
-        action="package.released",
+        package,
+        "package.released",
         actor=actor,
-        subject=f"package {package.key}",
-        package=package.key,
-        revision=package.revision,
-        now=package.released_at,
+        now=now,
         details={"digest": digest, "notes": package.release_notes},
     )
     _announce_release(session, package, reports=reports, clock=clock)

@@ -23,12 +23,7 @@ def badge(key: str, signature: str) -> Response:
     if package.state == "released":
         status = "released"
     else:
-        status = packages.evaluate_gate(
-            db.session,
-            key,
-            clock=runtime(current_app).clock,
-            overdue_policy=settings.overdue_review_policy,
-        ).status
+        status = runtime(current_app).gate_now(db.session, key).status
     return Response(
         render_badge("gate", status, COLOURS[status]),
         mimetype="image/svg+xml",

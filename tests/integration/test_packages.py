@@ -18,6 +18,7 @@ from gatekeeper.domain.signoff import Decision
 from gatekeeper.services import checklists, packages
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import SAMPLES
+from tests.support.generated import positive_decision
 
 MANAGER = "release-manager@example.com"
 KEY = "2026.11-r3"
@@ -399,3 +400,20 @@ def test_submitting_an_empty_package_is_refused(
         unit_of_work(db.session) as session,
     ):
         packages.submit_package(session, KEY, actor=MANAGER, clock=clock)
+
+
+def test_a_transaction_takes_a_package_lock_once_and_the_next_takes_it_again(
+    app: Flask, approved: None, clock: FixedClock
+) -> None:
+    """Sign-offs batched in one transaction re-read the package only when they first lock it."""
+    create_and_submit(clock, ("payments-api", "7.4.0"))
+    package_id = packages.get_package(db.session, KEY).id
+    for _ in range(2):
+        with unit_of_work(db.session) as session:
+            assert packages.lock_package(session, package_id) is True
+            assert packages.lock_package(session, package_id) is False
+    with unit_of_work(db.session) as session:
+        requests = packages.pending_requests(session, KEY)
+        for request in requests:
+            packages.record_signoff(session, request.id, positive_decision(request), clock=clock)
+    assert evaluate(clock).status == gate.OPEN

@@ -255,6 +255,11 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             gate = packages.evaluate_gate(db.session, self.key, clock=clock, overdue_policy="block")
             expected = oracle(self.key, clock)
             db.session.rollback()
+            # What CI polls goes through the gate cache: it must never differ from a fresh
+            # evaluation, whatever happened since it last evaluated (or how far the clock moved).
+            cached = runtime(app).gate_now(db.session, self.key)
+            db.session.rollback()
+            assert cached == gate
             if self.released:
                 return
             seen[gate.status] = seen.get(gate.status, 0) + 1
@@ -279,3 +284,6 @@ def test_the_gate_matches_the_oracle_through_any_workflow(app: Flask, clock: Fix
     print(seen)
     assert seen.get("open", 0) > 0, f"the workflow never reached an open gate: {seen}"
     assert seen.get("blocked", 0) > 0, f"the workflow never reached a blocked gate: {seen}"
+    cache = runtime(app).gate_cache
+    assert cache.hits > 0, "no step ever reused a cached gate: the cache went untested"
+    assert cache.misses > 0
