@@ -7,14 +7,15 @@ from typing import Any
 
 from flask import current_app, g, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from gatekeeper.api.auth import bp, json_body, requires
 from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import Package
 from gatekeeper.db.unit_of_work import unit_of_work
-from gatekeeper.domain.errors import PermissionDenied, ValidationFailed
-from gatekeeper.services import audit, packages, signoffs
+from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.services import audit, boards, packages, signoffs, tokens
 from gatekeeper.services.tokens import SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE
 from gatekeeper.web.origin import request_origin
 
@@ -65,6 +66,11 @@ def _applications(body: dict[str, Any]) -> tuple[packages.ApplicationSpec, ...] 
     )
 
 
+def _in_reach(session: Session, key: str) -> None:
+    """Package writes are scoped like the web UI: another manager's package is 404."""
+    boards.find_package_id(session, key, assembled_by=tokens.package_scope(session, g.caller))
+
+
 def _policy() -> str:
     return runtime(current_app).settings.overdue_review_policy
 
@@ -73,11 +79,7 @@ def _policy() -> str:
 @requires(SCOPE_PACKAGES_WRITE)
 def create_package() -> ResponseReturnValue:
     body = json_body("PackageCreate")
-    if g.caller.owner is None:
-        raise PermissionDenied(
-            "this token has no owner; packages need an accountable release manager "
-            "(gatekeeper tokens create --owner EMAIL)"
-        )
+    owner = tokens.accountable_owner(g.caller)
     spec = packages.PackageSpec(
         key=body["key"],
         title=body["title"],
@@ -87,7 +89,7 @@ def create_package() -> ResponseReturnValue:
     )
     with unit_of_work(db.session, origin=request_origin()) as session:
         package = packages.create_package(
-            session, spec, assembler=g.caller.owner, clock=runtime(current_app).clock
+            session, spec, assembler=owner, clock=runtime(current_app).clock
         )
         payload = package_json(package)
     location = url_for("api.get_package", key=payload["key"])
@@ -111,6 +113,7 @@ def edit_package(key: str) -> ResponseReturnValue:
         applications=_applications(body),
     )
     with unit_of_work(db.session, origin=request_origin()) as session:
+        _in_reach(session, key)
         package = signoffs.edit_and_reissue(
             session,
             key,
@@ -126,6 +129,7 @@ def edit_package(key: str) -> ResponseReturnValue:
 @requires(SCOPE_PACKAGES_WRITE)
 def submit_package(key: str) -> ResponseReturnValue:
     with unit_of_work(db.session, origin=request_origin()) as session:
+        _in_reach(session, key)
         package = signoffs.submit_for_signoff(
             session,
             key,
@@ -140,6 +144,7 @@ def submit_package(key: str) -> ResponseReturnValue:
 @requires(SCOPE_PACKAGES_WRITE)
 def cancel_package(key: str) -> ResponseReturnValue:
     with unit_of_work(db.session, origin=request_origin()) as session:
+        _in_reach(session, key)
         package = signoffs.cancel_and_revoke(
             session, key, actor=g.caller.name, clock=runtime(current_app).clock
         )

@@ -20,7 +20,7 @@ from gatekeeper.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from gatekeeper.services import audit
+from gatekeeper.services import audit, users
 
 PREFIX = "gk_"
 SCOPE_GATE_READ = "gate:read"
@@ -166,3 +166,21 @@ def revoke_token(session: Session, name: str, *, clock: Clock, actor: str = "cli
 
 def list_tokens(session: Session) -> list[ApiToken]:
     return list(session.scalars(sa.select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)))
+
+
+def accountable_owner(caller: Caller) -> str:
+    """The release manager a package-writing token acts for; ownerless tokens may not write."""
+    if caller.owner is None:
+        raise PermissionDenied(
+            "this token has no owner; packages need an accountable release manager "
+            "(gatekeeper tokens create --owner EMAIL)"
+        )
+    return caller.owner
+
+
+def package_scope(session: Session, caller: Caller) -> str | None:
+    """The packages a token may change, as in the web UI: those its owner assembled, or every
+    package when the owner is an active admin. None means every package."""
+    owner = accountable_owner(caller)
+    account = users.find_active(session, owner)
+    return None if account is not None and account.role == users.ADMIN else owner

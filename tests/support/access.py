@@ -1,0 +1,154 @@
+"""Walking the staff web UI from the URL map: the test data every role × route walk uses, the
+rules that need a staff session, real URLs for them, and what a refused request must not change.
+
+Shared by the functional page checks (tests/functional/test_web_access.py) and the security
+suite's authorization, separation-of-duties and mass-assignment walks (tests/security)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, url_for
+from flask.testing import FlaskClient
+from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
+
+from gatekeeper.db.base import db
+from gatekeeper.db.models import (
+    Application,
+    Finding,
+    OutboxMessage,
+    Package,
+    SignInLink,
+    Signoff,
+    SignoffLink,
+    User,
+)
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.clock import FixedClock
+from gatekeeper.web import access
+from tests.conftest import SAMPLES
+from tests.functional.api_helpers import create_package, sync_and_approve
+from tests.functional.web_helpers import add_staff, fresh_csrf
+
+KEY = "2026.11-own"  # in review, assembled by web_helpers.MANAGER
+DRAFT = "2026.11-draft"  # a draft of the same manager
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def build_world(clock: FixedClock) -> dict[str, Any]:
+    """Staff of every role, approved checklists, two packages of MANAGER, one dead letter and
+    one open finding; returns a value for every argument a staff URL rule can take."""
+    add_staff(clock)
+    sync_and_approve(SAMPLES, clock)
+    create_package(clock, KEY, {"payments-api": "7.4.0", "storefront-web": "2026.11.2"})
+    create_package(clock, DRAFT, {"payments-api": "7.4.1"}, submit=False)
+    with unit_of_work(db.session()) as session:
+        dead = OutboxMessage(
+            template="signoff_request",
+            to_address="bounced@example.com",
+            subject="Sign-off needed",
+            body_text="x",
+            body_html="x",
+            state="dead",
+            attempts=1,
+            next_attempt_at=clock.now(),
+            last_error="SMTP 550: no such user",
+            created_at=clock.now(),
+        )
+        session.add(dead)
+        finding = Finding(
+            application_id=session.scalar(
+                sa.select(Application.id).where(Application.slug == "payments-api")
+            ),
+            what_happened="Refunds stayed queued",
+            impact="Customers waited",
+            could_have_caught="A large refund scenario",
+            state="open",
+            reported_at=clock.now(),
+            rationale="",
+        )
+        session.add(finding)
+        session.flush()
+        message_id, finding_id = dead.id, finding.id
+    return {
+        "key": KEY,
+        "application": "payments-api",
+        "version": 7,
+        "message_id": message_id,
+        "finding_id": finding_id,
+        "token": "not-a-token",
+    }
+
+
+def blueprint_of(rule: Rule) -> str | None:
+    return rule.endpoint.rsplit(".", 1)[0] if "." in rule.endpoint else None
+
+
+def staff_rules(app: Flask) -> list[Rule]:
+    """Every rule that needs a staff session (everything not public by the access data)."""
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if not access.is_public(rule.endpoint, blueprint_of(rule))
+    ]
+
+
+def methods(rule: Rule) -> list[str]:
+    return sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+
+
+def browser_post_rules(app: Flask) -> list[Rule]:
+    """Every rule a browser can POST to: everything but the bearer-token JSON API."""
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if "POST" in methods(rule) and blueprint_of(rule) != "api"
+    ]
+
+
+def url(app: Flask, rule: Rule, values: dict[str, Any]) -> str:
+    """The rule's URL with real values where the test has them, else a placeholder (1)."""
+    with app.test_request_context():
+        return url_for(rule.endpoint, **{a: values.get(a, 1) for a in rule.arguments})
+
+
+def known(rule: Rule, values: dict[str, Any]) -> bool:
+    """Whether every argument of the rule names a real object of the test data."""
+    return all(a in values for a in rule.arguments)
+
+
+def snapshot() -> dict[str, object]:
+    """What a refused request must not change."""
+    db.session.remove()
+    rows: dict[str, object] = {
+        "packages": db.session.execute(
+            sa.select(Package.key, Package.state, Package.revision).order_by(Package.key)
+        ).all(),
+        "signoffs": db.session.scalar(sa.select(sa.func.count()).select_from(Signoff)),
+        "outbox": db.session.execute(
+            sa.select(OutboxMessage.id, OutboxMessage.state).order_by(OutboxMessage.id)
+        ).all(),
+        "links": db.session.execute(
+            sa.select(SignoffLink.id, SignoffLink.state).order_by(SignoffLink.id)
+        ).all(),
+        "sign_ins": db.session.execute(
+            sa.select(SignInLink.id, SignInLink.state).order_by(SignInLink.id)
+        ).all(),
+        "users": db.session.execute(
+            sa.select(User.email, User.active, User.session_version).order_by(User.email)
+        ).all(),
+    }
+    db.session.remove()
+    return rows
+
+
+def call(
+    browser: FlaskClient, method: str, path: str, data: dict[str, Any] | None = None
+) -> TestResponse:
+    """One request as a browser would send it: unsafe methods carry a valid CSRF token."""
+    if method in UNSAFE:
+        body = {**(data or {}), "csrf_token": fresh_csrf(browser)}
+        return browser.open(path, method=method, data=body)
+    return browser.open(path, method=method)
