@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import OutboxMessage
 
-_HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
+# C0 and C1 control characters (CR, LF, VT, FF, the file/group/record separators, NEL) and
+# Unicode's line and paragraph separators: everything str.splitlines() breaks a line at, which
+# is what the email package's header folding splits a value on.
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @functools.cache
@@ -27,7 +30,7 @@ def _environment() -> jinja2.Environment:
 
 
 def header_safe(value: str) -> str:
-    """Anything that reaches a mail header loses CR, LF and control characters."""
+    """Anything that reaches a mail header loses CR, LF, other line breaks and controls."""
     return _HEADER_UNSAFE.sub(" ", value).strip()
 
 
@@ -36,7 +39,7 @@ def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     subject = env.get_template(f"{template}/subject.txt").render(context)
     text = env.get_template(f"{template}/body.txt").render(context)
     html = env.get_template(f"{template}/body.html").render(context)
-    return header_safe(subject)[:300], text, html
+    return header_safe(subject)[:300].rstrip(), text, html
 
 
 def queue_email(

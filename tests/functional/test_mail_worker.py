@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import json
+import re
 import signal
 import threading
 import time
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from flask_mail import email_dispatched
 
 from gatekeeper.app import runtime
 from gatekeeper.cli import cli
@@ -27,7 +31,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify import worker
 from gatekeeper.notify.catcher import MailCatcher
-from gatekeeper.notify.outbox import queue_email
+from gatekeeper.notify.outbox import header_safe, queue_email
 from gatekeeper.services.mail_worker import PassReport
 from tests.support.mail import (
     catcher,
@@ -513,3 +517,239 @@ def test_cr_lf_in_recipient_or_subject_cannot_inject_headers(app: Flask, clock: 
     assert subject == (
         "Your sign-off link for rel Bcc: attacker@example.com X-Injected: yes expires x"
     )
+
+
+# --- what arrives: encoding, folding, headers, and batches that cannot finish -----------------
+
+
+def deliver(app: Flask, clock: FixedClock, *, sender: str) -> worker.DeliveryReport:
+    """One batch with a sender of the test's choosing (the settings' is plain ASCII)."""
+    return worker.deliver(
+        db.session,
+        mail_state=app.extensions["mail"],
+        worker="test",
+        clock=clock,
+        timeout=5.0,
+        sender=sender,
+    )
+
+
+def queue_for(clock: FixedClock, key: str, *, title: str = "Refunds", to: str = SIGNER) -> int:
+    """A link_expiring email whose subject is `Your sign-off link for <key> expires x`."""
+    with unit_of_work(db.session) as session:
+        row = queue_email(
+            session,
+            to=to,
+            template="link_expiring",
+            context={"package": Package(key, title), "expires_at": "x", "resend_url": "http://x"},
+            now=clock.now(),
+        )
+        session.flush()
+        return row.id
+
+
+def write_row(clock: FixedClock, *, to: str, subject: str) -> int:
+    """An outbox row written directly, not through queue_email and its header_safe."""
+    with unit_of_work(db.session) as session:
+        row = OutboxMessage(
+            template="link_expiring",
+            to_address=to,
+            subject=subject,
+            body_text="hello\n",
+            body_html="<p>hello</p>\n",
+            state="queued",
+            attempts=0,
+            next_attempt_at=clock.now(),
+            created_at=clock.now(),
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def header_lines(content: bytes) -> list[bytes]:
+    """The physical lines of the top-level header block, as sent."""
+    return content.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def parse(content: bytes) -> email.message.EmailMessage:
+    parsed = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed
+
+
+SUBJECT_ASCII = "Your sign-off link for rel-ascii expires x"
+
+
+def test_non_ascii_subject_sender_and_bodies_arrive_decoded(app: Flask, clock: FixedClock) -> None:
+    key, title = "Zürich-Überweisung – 日本語", "Überweisungen «sofort» ✓"
+    sender = "Gätekeeper Zürich <gatekeeper@example.com>"
+    queue_for(clock, key, title=title)
+    queue_for(clock, "rel-ascii")
+    with raw_catcher() as box:
+        point_mail_at(app, box.port)
+        assert deliver(app, clock, sender=sender).sent == 2
+    caught = {m.subject: m for m in box.messages()}
+    assert set(caught) == {f"Your sign-off link for {key} expires x", SUBJECT_ASCII}
+    message = caught[f"Your sign-off link for {key} expires x"]
+    assert f"release {key} ({title})" in message.text
+    assert f"<strong>{key}</strong>" in message.html
+    assert "Überweisungen «sofort» ✓" in message.html
+
+    message_ids = set()
+    for recipients, content in box.raw:
+        assert recipients == (SIGNER,)
+        lines = header_lines(content)
+        assert all(line.isascii() and len(line) <= 78 for line in lines), lines
+        parsed = parse(content)
+        [author] = parsed["From"].addresses
+        assert (author.display_name, author.addr_spec) == (
+            "Gätekeeper Zürich",
+            "gatekeeper@example.com",
+        )
+        assert [str(a) for a in parsed["To"].addresses] == [SIGNER]
+        assert parsed["Date"].datetime is not None
+        assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", str(parsed["Message-ID"]))
+        message_ids.add(str(parsed["Message-ID"]))
+        assert parsed["MIME-Version"] == "1.0"
+        assert [part.get_content_type() for part in parsed.walk()] == [
+            "multipart/mixed",
+            "multipart/alternative",
+            "text/plain",
+            "text/html",
+        ]
+        assert all(
+            p.get_content_charset() == "utf-8" for p in parsed.walk() if not p.is_multipart()
+        )
+    assert len(message_ids) == 2
+
+
+def test_long_subjects_are_folded_and_arrive_whole(app: Flask, clock: FixedClock) -> None:
+    words = " ".join(f"word{n}" for n in range(60))  # the subject is cut at 300 characters
+    accented = " ".join(f"Zürich–{n}" for n in range(40))
+    token = "x" * 250  # no space to fold at: one line, within SMTP's 998
+    ids = [queue_for(clock, key) for key in (words, accented, token)]
+    expected = {row.id: row.subject for row in outbox_rows()}
+    assert all(len(expected[i]) >= 290 for i in ids[:2])
+    with raw_catcher() as box:
+        point_mail_at(app, box.port)
+        assert one_pass(app).delivery.sent == 3
+    subjects = {str(parse(content)["Subject"]): content for _, content in box.raw}
+    assert set(subjects) == set(expected.values())
+    for row_id in ids:
+        lines = header_lines(subjects[expected[row_id]])
+        start = next(i for i, line in enumerate(lines) if line.startswith(b"Subject:"))
+        end = next(i for i in range(start + 1, len(lines)) if not lines[i][:1].isspace())
+        folded = lines[start:end]
+        assert all(line.isascii() for line in lines)
+        if row_id == ids[2]:  # folded at its spaces; the token's own line is as long as it is
+            assert all(len(line) <= 998 for line in folded)
+        else:
+            assert len(folded) >= 4, folded
+            assert all(len(line) <= 78 for line in folded), folded
+
+
+def test_line_breaks_in_a_row_written_around_queue_email_cannot_inject_headers(
+    app: Flask, clock: FixedClock
+) -> None:
+    assert header_safe("a\r\nb\x0bc\x0cd\x1ce\x85f\u2028g\u2029h\x00i") == "a b c d e f g h i"
+    write_row(
+        clock, to="victim@example.com\r\nBcc: attacker@example.com", subject="Hi\r\nX-Injected: yes"
+    )
+    write_row(clock, to=SIGNER, subject="Hi\u2028Bcc: attacker@example.com\x85X-Injected: yes")
+    write_row(clock, to=SIGNER, subject="Hi\x0bBcc: attacker@example.com\x1cX-Injected: yes")
+    with raw_catcher() as box:
+        point_mail_at(app, box.port)
+        assert one_pass(app).delivery.sent == 3
+    assert len(box.raw) == 3
+    for recipients, content in box.raw:
+        assert len(recipients) == 1
+        assert "attacker" not in recipients[0]
+        parsed = parse(content)
+        assert parsed["Bcc"] is None
+        assert parsed["X-Injected"] is None
+        assert len(parsed.get_all("To") or []) == 1
+        assert "attacker" not in str(parsed["To"])
+        assert not [
+            line
+            for line in header_lines(content)
+            if line.lower().startswith((b"bcc", b"x-injected"))
+        ]
+        assert str(parsed["Subject"]).startswith("Hi ")
+        assert "\n" not in str(parsed["Subject"])
+
+
+def test_bcc_goes_to_the_envelope_and_never_into_the_headers(app: Flask) -> None:
+    """The outbox has one recipient per row; Flask-Mail's Bcc must still stay out of the headers."""
+    message = worker.OutboxMail(
+        subject="Quarterly sign-offs",
+        recipients=[SIGNER],
+        bcc=["hidden@example.com"],
+        body="b",
+        html="<p>b</p>",
+        sender="Gatekeeper <gatekeeper@example.com>",
+    )
+    with raw_catcher() as box:
+        point_mail_at(app, box.port)
+        with worker.TimeoutConnection(app.extensions["mail"], 5.0) as connection:
+            connection.send(message)
+    [(recipients, content)] = box.raw
+    assert sorted(recipients) == ["hidden@example.com", SIGNER]
+    assert b"hidden" not in content
+    assert parse(content)["Bcc"] is None
+    assert str(parse(content)["To"]) == SIGNER
+
+
+def test_a_message_that_cannot_be_built_is_dead_lettered_and_the_batch_goes_on(
+    app: Flask, clock: FixedClock
+) -> None:
+    first = queue_for(clock, "rel-0")
+    bad = queue_for(clock, "rel-1", to="ü@bad..example.com")  # its domain has an empty label
+    last = queue_for(clock, "rel-2")
+    with catcher() as box:
+        point_mail_at(app, box.port)
+        report = one_pass(app)
+        assert (report.delivery.sent, report.delivery.retried, report.delivery.dead) == (2, 0, 1)
+        assert sorted(m.subject for m in box.messages()) == [
+            "Your sign-off link for rel-0 expires x",
+            "Your sign-off link for rel-2 expires x",
+        ]
+    rows = {row.id: row for row in outbox_rows()}
+    assert (rows[first].state, rows[last].state) == ("sent", "sent")
+    assert (rows[bad].state, rows[bad].attempts) == ("dead", 1)
+    assert rows[bad].last_error.startswith("cannot build the message: UnicodeError"), rows[bad]
+
+
+def test_a_batch_stopped_midway_records_what_the_server_accepted(
+    app: Flask, clock: FixedClock
+) -> None:
+    """Sent means accepted; an accepted message not yet recorded goes out again, none is lost."""
+    ids = queue(clock, 5)
+    dispatched: list[str] = []
+
+    def crash_after_third(sender: Any, **extra: Any) -> None:
+        dispatched.append(extra["message"].subject)
+        if len(dispatched) == 3:
+            raise RuntimeError("the worker stopped")
+
+    with catcher() as box:
+        point_mail_at(app, box.port)
+        with (
+            email_dispatched.connected_to(crash_after_third),
+            pytest.raises(RuntimeError, match="the worker stopped"),
+        ):
+            deliver(app, clock, sender=runtime(app).settings.mail_sender)
+        assert len(box.messages()) == 3  # the server accepted three; the third is not recorded
+        rows = outbox_rows()
+        assert [row.id for row in rows] == ids
+        assert [(row.state, row.attempts) for row in rows] == [("sent", 1)] * 2 + [
+            ("queued", 0)
+        ] * 3
+        assert all(row.claimed_by is None for row in rows[2:])
+
+        assert one_pass(app).delivery.sent == 3
+        rows = outbox_rows()
+        assert all(row.state == "sent" for row in rows)
+        caught = subjects(box)
+        assert set(caught) == {row.subject for row in rows}
+        assert [n for n in caught.values() if n > 1] == [2]  # only the unrecorded one, twice
