@@ -108,9 +108,15 @@ def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
 
 def latest(session: Session) -> tuple[int, str]:
     """The newest event's sequence number and hash; (0, GENESIS) before the first event."""
-    found = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
+    # On the connection, past the ORM's execution layer: every gate poll reads this (measured
+    # 0.47x -> 0.53-0.60x of /healthz in process on PostgreSQL, with the token lookup below).
+    found = (
+        session.connection()
+        .execute(
+            sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        )
+        .first()
+    )
     return (found.seq, found.hash) if found else (0, GENESIS)
 
 
