@@ -22,6 +22,7 @@ from gatekeeper.notify.worker import mail
 from gatekeeper.services.gate_cache import GateCache
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
+from gatekeeper.services.tokens import CallerCache
 from gatekeeper.settings import Settings, load_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -36,6 +37,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     gate_cache: GateCache = field(default_factory=GateCache)
+    callers: CallerCache = field(default_factory=CallerCache)
 
     def gate_now(self, session: Session, key: str) -> GateResult:
         """The gate as CI and badges read it, evaluated at most once per change."""

@@ -48,11 +48,12 @@ def _authenticate() -> tokens.Caller:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("send an API token as `Authorization: Bearer gk_…`")
-    caller = tokens.authenticate(db.session, secret.strip())
-    clock = runtime(current_app).clock
-    if tokens.needs_touch(caller, clock=clock):
+    rt = runtime(current_app)
+    caller = rt.callers.authenticate(db.session, secret.strip())
+    if tokens.needs_touch(caller, clock=rt.clock):
         with unit_of_work(db.session) as session:
-            tokens.touch(session, caller, clock=clock)
+            tokens.touch(session, caller, clock=rt.clock)
+        rt.callers.touched(secret.strip())
     return caller
 
 

@@ -21,6 +21,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.services import audit, users
+from gatekeeper.services.head_cache import HeadCache, committed_head
 
 PREFIX = "gk_"
 SCOPE_GATE_READ = "gate:read"
@@ -97,11 +98,15 @@ def create_token(
     return IssuedToken(name, secret, tuple(sorted(set(scopes))))
 
 
-def authenticate(session: Session, secret: str) -> Caller:
-    """Find the live token for `secret`; unknown, malformed and revoked tokens all fail alike."""
+def _digest_of(secret: str) -> str:
     if not secret.startswith(PREFIX) or len(secret) > 200:
         raise Unauthenticated("invalid or revoked API token")
-    digest = _hash(secret)
+    return _hash(secret)
+
+
+def authenticate(session: Session, secret: str) -> Caller:
+    """Find the live token for `secret`; unknown, malformed and revoked tokens all fail alike."""
+    digest = _digest_of(secret)
     # Plain columns on the connection, not an ORM entity: CI polls the gate with a token on
     # every call, and the ORM's loading costs more than the query itself.
     token = (
@@ -128,6 +133,26 @@ def authenticate(session: Session, secret: str) -> Caller:
     return Caller(
         token.id, token.name, frozenset(token.scopes.split()), token.owner, token.last_used_at
     )
+
+
+class CallerCache(HeadCache[str, Caller]):
+    """Authenticated tokens per process, keyed by the secret's sha256. Creating and revoking a
+    token both append an audit event, so a revoked token is refused from the next request on;
+    failures are never cached."""
+
+    def authenticate(self, session: Session, secret: str) -> Caller:
+        digest = _digest_of(secret)
+        head = committed_head(session)
+        found = self.get(digest, head)
+        if found is not None:
+            return found
+        caller = authenticate(session, secret)
+        self.put(digest, head, caller)
+        return caller
+
+    def touched(self, secret: str) -> None:
+        """The token's last use was just recorded: its cached copy has an old one."""
+        self.forget(_digest_of(secret))
 
 
 def needs_touch(caller: Caller, *, clock: Clock) -> bool:
