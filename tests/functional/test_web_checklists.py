@@ -11,12 +11,12 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
-from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import users
 from tests.conftest import SAMPLES
 from tests.functional.web_helpers import ADMIN, REVIEWER, add_user, client, post, sign_in
+from tests.support.mail import dead_letter
 
 
 @pytest.fixture
@@ -120,21 +120,13 @@ def test_a_diff_between_two_versions(
 def test_admins_see_dead_letters_and_can_queue_them_again(app: Flask, clock: FixedClock) -> None:
     add_user(clock, ADMIN, users.ADMIN)
     with unit_of_work(db.session) as session:
-        message = OutboxMessage(
-            template="signoff_request",
-            to_address="bounced@example.com",
+        message_id = dead_letter(
+            session,
+            clock,
             subject="Sign-off needed: November",
-            body_text="x",
-            body_html="x",
-            state="dead",
             attempts=3,
-            next_attempt_at=clock.now(),
             last_error="SMTP 550: <mailbox unavailable>",
-            created_at=clock.now(),
-        )
-        session.add(message)
-        session.flush()
-        message_id = message.id
+        ).id
     admin = sign_in(app, ADMIN)
     page = admin.get("/outbox/")
     assert page.status_code == 200

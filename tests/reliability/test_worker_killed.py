@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from flask import Flask
 
 from gatekeeper.db.base import db
@@ -40,11 +39,11 @@ from tests.support.flows import prepare
 from tests.support.link_forms import sign_link
 from tests.support.mail import (
     catcher,
-    free_port,
     link_in,
     messages_to,
     point_mail_at,
     run_worker,
+    smtp_server,
 )
 
 pytestmark = pytest.mark.reliability
@@ -79,14 +78,11 @@ def stalling_smtp() -> Iterator[tuple[int, StallAtQuit]]:
     """Our server in front; an idle catcher behind it parses and keeps what it accepts."""
     with catcher() as box:
         handler = StallAtQuit(box)
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        try:
-            yield port, handler
-        finally:
-            handler.released.set()
-            controller.stop()
+        with smtp_server(handler) as port:
+            try:
+                yield port, handler
+            finally:
+                handler.released.set()
 
 
 def outbox() -> list[tuple[str, str, str | None]]:

@@ -73,6 +73,7 @@ from tests.support.governance import BOARD, checklist_dir, release, write_versio
 from tests.support.governance import sync as sync_versions
 from tests.support.governance import tokens as emailed
 from tests.support.link_forms import positive_form, request_prefixes
+from tests.support.mail import dead_letter
 
 pytestmark = pytest.mark.security
 
@@ -573,21 +574,7 @@ def _remind_reviewers(app: Flask, clock: FixedClock, key: str) -> Target:
 
 def _retry(app: Flask, clock: FixedClock, key: str) -> Target:
     with unit_of_work(db.session()) as session:
-        dead = OutboxMessage(
-            template="signoff_request",
-            to_address="bounced@example.com",
-            subject=f"Sign-off needed ({key})",
-            body_text="x",
-            body_html="x",
-            state="dead",
-            attempts=3,
-            next_attempt_at=clock.now(),
-            last_error="SMTP 550: no such user",
-            created_at=clock.now(),
-        )
-        session.add(dead)
-        session.flush()
-        message_id = dead.id
+        message_id = dead_letter(session, clock, subject=f"Sign-off needed ({key})", attempts=3).id
 
     def observe() -> object:
         db.session.remove()

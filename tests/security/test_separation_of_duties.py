@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from gatekeeper.app import runtime
@@ -74,6 +75,17 @@ RAJ_ITEMS = {"artifacts-from-ci", MIGRATIONS, "rollback-plan"}
 ASSEMBLERS = pytest.mark.parametrize(
     "assembler", [RAJ, MANAGER], ids=["assembler-listed-as-signer", "assembler-not-a-signer"]
 )
+
+
+def email_link(app: Flask, session: Session, clock: FixedClock, signer: str) -> None:
+    """Email `signer` a link for whatever requests of theirs the package has now."""
+    signoffs.issue_links(
+        session,
+        packages.get_package(session, KEY),
+        settings=runtime(app).link_settings(),
+        clock=clock,
+        signers=[signer],
+    )
 
 
 @pytest.fixture
@@ -364,13 +376,7 @@ def test_a_link_naming_the_assembler_is_refused(
         assert request is not None
         request.signer = assembler
         session.flush()
-        signoffs.issue_links(
-            session,
-            packages.get_package(session, KEY),
-            settings=runtime(app).link_settings(),
-            clock=clock,
-            signers=[assembler],
-        )
+        email_link(app, session, clock, assembler)
     forged_id = request.id
     path = link_path(assembler)
     browser = client(app)
@@ -600,13 +606,7 @@ def test_a_person_asked_twice_for_one_item_counts_once(
             )
         )
         session.flush()
-        signoffs.issue_links(
-            session,
-            packages.get_package(session, KEY),
-            settings=runtime(app).link_settings(),
-            clock=clock,
-            signers=[RAJ],
-        )
+        email_link(app, session, clock, RAJ)
     assert sign_link(browser, link_path(RAJ)).status_code == 200
     on_item = [s for s in recorded_signoffs() if s.signer == RAJ and s.item_id == MIGRATIONS]
     assert len(on_item) == 2, "both answers are on record"

@@ -31,6 +31,7 @@ from gatekeeper.web import access
 from tests.conftest import SAMPLES
 from tests.functional.api_helpers import create_package, sync_and_approve
 from tests.functional.web_helpers import add_staff, fresh_csrf
+from tests.support.mail import dead_letter
 
 KEY = "2026.11-own"  # in review, assembled by web_helpers.MANAGER
 DRAFT = "2026.11-draft"  # a draft of the same manager
@@ -45,19 +46,7 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
     create_package(clock, KEY, {"payments-api": "7.4.0", "storefront-web": "2026.11.2"})
     create_package(clock, DRAFT, {"payments-api": "7.4.1"}, submit=False)
     with unit_of_work(db.session()) as session:
-        dead = OutboxMessage(
-            template="signoff_request",
-            to_address="bounced@example.com",
-            subject="Sign-off needed",
-            body_text="x",
-            body_html="x",
-            state="dead",
-            attempts=1,
-            next_attempt_at=clock.now(),
-            last_error="SMTP 550: no such user",
-            created_at=clock.now(),
-        )
-        session.add(dead)
+        dead = dead_letter(session, clock)
         finding = Finding(
             application_id=session.scalar(
                 sa.select(Application.id).where(Application.slug == "payments-api")

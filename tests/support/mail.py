@@ -11,9 +11,12 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from gatekeeper.app import runtime
 from gatekeeper.db.base import db
+from gatekeeper.db.models import OutboxMessage
+from gatekeeper.domain.clock import Clock
 from gatekeeper.notify.catcher import CaughtMessage, MailCatcher
 from gatekeeper.notify.worker import mail
 from gatekeeper.services.mail_worker import PassReport, worker_pass
@@ -71,15 +74,48 @@ class _Replying:
 
 
 @contextmanager
-def replying_server(reply: str) -> Iterator[tuple[int, _Replying]]:
-    handler = _Replying(reply)
+def smtp_server(handler: object) -> Iterator[int]:
+    """An aiosmtpd server with `handler` on a free loopback port, for the block's duration."""
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield port, handler
+        yield port
     finally:
         controller.stop()
+
+
+@contextmanager
+def replying_server(reply: str) -> Iterator[tuple[int, _Replying]]:
+    handler = _Replying(reply)
+    with smtp_server(handler) as port:
+        yield port, handler
+
+
+def dead_letter(
+    session: Session,
+    clock: Clock,
+    *,
+    subject: str = "Sign-off needed",
+    attempts: int = 1,
+    last_error: str = "SMTP 550: no such user",
+) -> OutboxMessage:
+    """A sign-off request the worker gave up on, as the dead-letter page lists it."""
+    message = OutboxMessage(
+        template="signoff_request",
+        to_address="bounced@example.com",
+        subject=subject,
+        body_text="x",
+        body_html="x",
+        state="dead",
+        attempts=attempts,
+        next_attempt_at=clock.now(),
+        last_error=last_error,
+        created_at=clock.now(),
+    )
+    session.add(message)
+    session.flush()
+    return message
 
 
 @contextmanager
