@@ -359,7 +359,7 @@ def users_deactivate(email: str) -> None:
 def users_activate(email: str) -> None:
     """Let a deactivated account sign in again (with a new emailed link)."""
     with unit_of_work(db.session) as session:
-        user = users.activate_user(session, email)
+        user = users.activate_user(session, email, clock=runtime(current_app).clock)
         click.echo(f"user {user.email} is active again")
 
 

@@ -1,6 +1,11 @@
-"""Staff accounts: add, list, deactivate and reactivate; roles decide what the web UI allows."""
+"""Staff accounts: add, list, deactivate and reactivate; roles decide what the web UI allows.
+
+Every change is an audit event: who may approve releases is itself something auditors ask.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -9,6 +14,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import ROLES, User
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
+from gatekeeper.services import audit
 
 ADMIN, RELEASE_MANAGER, GOVERNANCE_REVIEWER = ROLES
 MAX_NAME_CHARS = 200
@@ -22,7 +28,9 @@ def normalise_email(email: str) -> str:
     return str(checked.normalized).lower()
 
 
-def add_user(session: Session, *, email: str, name: str, role: str, clock: Clock) -> User:
+def add_user(
+    session: Session, *, email: str, name: str, role: str, clock: Clock, actor: str = "cli"
+) -> User:
     address = normalise_email(email)
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of: {', '.join(ROLES)}")
@@ -41,7 +49,19 @@ def add_user(session: Session, *, email: str, name: str, role: str, clock: Clock
     )
     session.add(user)
     session.flush()
+    _account_event(session, "user.added", user, actor=actor, now=clock.now())
     return user
+
+
+def _account_event(session: Session, action: str, user: User, *, actor: str, now: datetime) -> None:
+    audit.record(
+        session,
+        action=action,
+        actor=actor,
+        subject=f"staff account {user.email}",
+        now=now,
+        details={"role": user.role, "name": user.name},
+    )
 
 
 def list_users(session: Session) -> list[User]:
@@ -72,20 +92,46 @@ def session_user(session: Session, user_id: int, session_version: int) -> User |
     )
 
 
-def deactivate_user(session: Session, email: str, *, clock: Clock) -> User:
-    """Deactivate and sign out everywhere: every session of this user stops working at once."""
-    user = get_user(session, email)
-    if user.active:
-        user.active = False
-        user.deactivated_at = clock.now()
-        user.session_version += 1
-    session.flush()
+def user_by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user #{user_id}")
     return user
 
 
-def activate_user(session: Session, email: str) -> User:
+def deactivate_user(session: Session, email: str, *, clock: Clock, actor: str = "cli") -> User:
+    """Deactivate and sign out everywhere: every session of this user stops working at once.
+
+    Nobody deactivates their own account (they would lock themselves out mid-action), and the
+    last active admin stays: without one, nobody could manage accounts from the web UI.
+    """
     user = get_user(session, email)
+    if not user.active:
+        return user
+    if user.email == actor:
+        raise Conflict("you cannot deactivate your own account; ask another admin")
+    if user.role == ADMIN:
+        admins = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(User)
+            .where(User.role == ADMIN, User.active.is_(True))
+        )
+        if admins == 1:
+            raise Conflict(f"{user.email} is the last active admin; add another admin first")
+    user.active = False
+    user.deactivated_at = clock.now()
+    user.session_version += 1
+    session.flush()
+    _account_event(session, "user.deactivated", user, actor=actor, now=user.deactivated_at)
+    return user
+
+
+def activate_user(session: Session, email: str, *, clock: Clock, actor: str = "cli") -> User:
+    user = get_user(session, email)
+    if user.active:
+        return user
     user.active = True
     user.deactivated_at = None
     session.flush()
+    _account_event(session, "user.activated", user, actor=actor, now=clock.now())
     return user

@@ -22,6 +22,7 @@ from gatekeeper.web import (
     reports,
     reviews,
     signoffs,
+    users,
 )
 from gatekeeper.web.inputs import reject_unstorable_text
 from gatekeeper.web.limits import limiter
@@ -53,6 +54,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)
     app.register_blueprint(outbox.bp)
+    app.register_blueprint(users.bp)
     app.register_blueprint(badges.bp)
     app.register_blueprint(signoffs.bp)
     app.register_blueprint(governance.bp)

@@ -60,6 +60,10 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "governance.findings_index": GOVERNANCE,
     "governance.finding": GOVERNANCE,
     "outbox.index": ADMINS,
+    "users.index": ADMINS,
+    "users.create": ADMINS,
+    "users.deactivate": ADMINS,
+    "users.activate": ADMINS,
     "outbox.retry": ADMINS,
 }
 

@@ -128,7 +128,7 @@ def test_an_expired_link_does_not_sign_in(
 def test_unknown_and_deactivated_addresses_get_the_same_answer(
     app: Flask, manager: None, smtp: MailCatcher, clock: FixedClock
 ) -> None:
-    add_user(clock, "gone@example.com", users.ADMIN)
+    add_user(clock, "gone@example.com", users.RELEASE_MANAGER)
     with unit_of_work(db.session) as session:
         users.deactivate_user(session, "gone@example.com", clock=clock)
     answers = {

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import OutboxMessage, SignInLink, User
+from gatekeeper.db.models import AuditEvent, OutboxMessage, SignInLink, User
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import (
@@ -19,7 +19,7 @@ from gatekeeper.domain.errors import (
     TokenInvalid,
     ValidationFailed,
 )
-from gatekeeper.services import sign_ins, users
+from gatekeeper.services import audit, sign_ins, users
 from gatekeeper.signing import TokenService
 from tests.conftest import TEST_KEY
 
@@ -76,9 +76,47 @@ def test_deactivation_bumps_the_session_version_once(app: Flask, clock: FixedClo
     assert users.session_user(db.session, user.id, 1) is None
     assert users.session_user(db.session, user.id, 2) is None, "inactive"
     with unit_of_work(db.session) as session:
-        users.activate_user(session, EMAIL)
+        users.activate_user(session, EMAIL, clock=clock)
     assert users.session_user(db.session, user.id, 2) is not None
     assert users.session_user(db.session, user.id, 1) is None, "old sessions stay dead"
+
+
+def test_account_changes_are_audited_with_who_made_them(app: Flask, clock: FixedClock) -> None:
+    admin = "admin@example.com"
+    add(clock, admin, users.ADMIN)
+    with unit_of_work(db.session) as session:
+        users.add_user(
+            session, email=EMAIL, name="Riley", role="release_manager", clock=clock, actor=admin
+        )
+        users.deactivate_user(session, EMAIL, clock=clock, actor=admin)
+        users.deactivate_user(session, EMAIL, clock=clock, actor=admin)  # no change, no event
+        users.activate_user(session, EMAIL, clock=clock, actor=admin)
+    events = db.session.execute(
+        sa.select(AuditEvent.action, AuditEvent.actor, AuditEvent.subject).order_by(AuditEvent.seq)
+    ).all()
+    assert [tuple(e) for e in events] == [
+        ("user.added", "cli", f"staff account {admin}"),
+        ("user.added", admin, f"staff account {EMAIL}"),
+        ("user.deactivated", admin, f"staff account {EMAIL}"),
+        ("user.activated", admin, f"staff account {EMAIL}"),
+    ]
+    assert audit.verify(db.session).ok
+
+
+def test_nobody_deactivates_themselves_or_the_last_admin(app: Flask, clock: FixedClock) -> None:
+    first, second = "admin@example.com", "admin2@example.com"
+    add(clock, first, users.ADMIN)
+    with pytest.raises(Conflict, match="your own account"), unit_of_work(db.session) as session:
+        users.deactivate_user(session, first, clock=clock, actor=first)
+    with pytest.raises(Conflict, match="last active admin"), unit_of_work(db.session) as session:
+        users.deactivate_user(session, first, clock=clock)
+    add(clock, second, users.ADMIN)
+    with unit_of_work(db.session) as session:
+        users.deactivate_user(session, first, clock=clock, actor=second)
+    with pytest.raises(Conflict, match="last active admin"), unit_of_work(db.session) as session:
+        users.deactivate_user(session, second, clock=clock)
+    db.session.remove()
+    assert {u.email: u.active for u in users.list_users(db.session)} == {first: False, second: True}
 
 
 def test_a_sign_in_link_is_emailed_and_works_once(app: Flask, clock: FixedClock) -> None:

@@ -45,8 +45,8 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import checklists, packages, signoffs, tokens
-from tests.conftest import SAMPLES
+from gatekeeper.services import checklists, packages, signoffs, tokens, users
+from tests.conftest import SAMPLES, START
 from tests.functional.api_helpers import Api, assert_envelope, resolve, sign, sync_and_approve
 from tests.functional.web_helpers import (
     ADMIN,
@@ -631,6 +631,33 @@ def _logout(app: Flask, clock: FixedClock, key: str) -> Target:
     return Target(browser, "/logout", {}, _account(email, browser))
 
 
+def _twin_account(key: str, *, active: bool = True) -> tuple[str, int]:
+    """A release manager's account of this twin's own, for an admin to act on."""
+    email = f"staff-{key.rsplit('-', 1)[1]}@example.com"
+    with unit_of_work(db.session()) as session:
+        created = users.add_user(
+            session, email=email, name="Twin", role=users.RELEASE_MANAGER, clock=FixedClock(START)
+        )
+        if not active:
+            users.deactivate_user(session, email, clock=FixedClock(START))
+        user_id = created.id
+    return email, user_id
+
+
+def _add_account(app: Flask, clock: FixedClock, key: str) -> Target:
+    email = f"new-{key.rsplit('-', 1)[1]}@example.com"
+    form = {"email": email, "name": "New", "role": users.RELEASE_MANAGER}
+    return Target(sign_in(app, ADMIN), "/users/", form, _account(email))
+
+
+def _account_action(action: str, *, active: bool) -> Callable[..., Target]:
+    def prepare(app: Flask, clock: FixedClock, key: str) -> Target:
+        email, user_id = _twin_account(key, active=active)
+        return Target(sign_in(app, ADMIN), f"/users/{user_id}/{action}", {}, _account(email))
+
+    return prepare
+
+
 # endpoint -> (app, clock, twin key) -> the twin's target. Every browser POST has one.
 FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "packages.new": _new_package,
@@ -649,6 +676,9 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "auth.login": _login,
     "auth.sign_in": _sign_in,
     "auth.logout": _logout,
+    "users.create": _add_account,
+    "users.deactivate": _account_action("deactivate", active=True),
+    "users.activate": _account_action("activate", active=False),
 }
 
 
