@@ -253,7 +253,7 @@ class Board:
 
 
 # The package page shows the newest events; the timeline page and the evidence pack show all.
-TIMELINE_ON_BOARD = 50
+TIMELINE_ON_BOARD = 15
 
 
 ITEM_STATES = {
