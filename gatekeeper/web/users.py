@@ -3,6 +3,8 @@ as with `gatekeeper users`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
@@ -11,6 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from gatekeeper.app import runtime
 from gatekeeper.db.base import db
+from gatekeeper.db.models import User
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import Conflict, ValidationFailed
 from gatekeeper.services import users
@@ -70,23 +73,21 @@ def create() -> ResponseReturnValue:
 
 @bp.post("/<int:user_id>/deactivate")
 def deactivate(user_id: int) -> ResponseReturnValue:
-    with unit_of_work(db.session, origin=request_origin()) as session:
-        account = users.user_by_id(session, user_id)
-        users.deactivate_user(
-            session, account.email, clock=runtime(current_app).clock, actor=signed_in().email
-        )
-        email = account.email
+    email = _change(user_id, users.deactivate_user)
     flash(f"{email} is deactivated: their sessions have ended.", "ok")
     return redirect(url_for("users.index"))
 
 
 @bp.post("/<int:user_id>/activate")
 def activate(user_id: int) -> ResponseReturnValue:
-    with unit_of_work(db.session, origin=request_origin()) as session:
-        account = users.user_by_id(session, user_id)
-        users.activate_user(
-            session, account.email, clock=runtime(current_app).clock, actor=signed_in().email
-        )
-        email = account.email
+    email = _change(user_id, users.activate_user)
     flash(f"{email} may sign in again.", "ok")
     return redirect(url_for("users.index"))
+
+
+def _change(user_id: int, change: Callable[..., User]) -> str:
+    """Apply `change` to the account, as the signed-in admin; returns the account's email."""
+    with unit_of_work(db.session, origin=request_origin()) as session:
+        account = users.user_by_id(session, user_id)
+        change(session, account.email, clock=runtime(current_app).clock, actor=signed_in().email)
+        return account.email
