@@ -317,7 +317,8 @@ def users_add(email: str, name: str, role: str) -> None:
         user = users.add_user(
             session, email=email, name=name, role=role, clock=runtime(current_app).clock
         )
-        click.echo(f"user {user.email} ({user.role}) added; they sign in at /login")
+        added = f"user {user.email} ({user.role}) added; they sign in at /login"
+    click.echo(added)
 
 
 @users_group.command("list")
@@ -350,7 +351,8 @@ def users_deactivate(email: str) -> None:
     """Deactivate an account: its sessions end at once and it can no longer sign in."""
     with unit_of_work(db.session) as session:
         user = users.deactivate_user(session, email, clock=runtime(current_app).clock)
-        click.echo(f"user {user.email} deactivated; their sessions have ended")
+        done = f"user {user.email} deactivated; their sessions have ended"
+    click.echo(done)
 
 
 @users_group.command("activate")
@@ -360,7 +362,8 @@ def users_activate(email: str) -> None:
     """Let a deactivated account sign in again (with a new emailed link)."""
     with unit_of_work(db.session) as session:
         user = users.activate_user(session, email, clock=runtime(current_app).clock)
-        click.echo(f"user {user.email} is active again")
+        done = f"user {user.email} is active again"
+    click.echo(done)
 
 
 @cli.group("tokens")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -75,6 +75,34 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+class PackageRef(Protocol):
+    key: str
+    revision: int
+
+
+def record_package_event(
+    session: Session,
+    package: PackageRef,
+    *,
+    action: str,
+    actor: str,
+    subject: str,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """An event about one package, at the revision the package has now."""
+    return record(
+        session,
+        action=action,
+        actor=actor,
+        subject=subject,
+        now=now,
+        package=package.key,
+        revision=package.revision,
+        details=details,
+    )
 
 
 def as_chained(event: AuditEvent) -> ChainedEvent:

@@ -69,13 +69,12 @@ def issue_report_link(
         now=now,
         ttl=settings.report_ttl,
     )
-    audit.record(
+    audit.record_package_event(
         session,
+        package,
         action="report_link.issued",
         actor=audit.SYSTEM,
         subject=f"report link for {recipient}",
-        package=package.key,
-        revision=package.revision,
         now=now,
         details={"link": link.id, "expires_at": link.expires_at.isoformat()},
     )
@@ -231,13 +230,12 @@ def record_report(
     )
     session.add(filed)
     session.flush()
-    audit.record(
+    audit.record_package_event(
         session,
+        package,
         action="finding.reported",
         actor=reporter or audit.SYSTEM,
         subject=f"{filed.ref} on {application}",
-        package=package.key,
-        revision=package.revision,
         now=now,
         details={
             "finding": filed.ref,

@@ -145,13 +145,12 @@ def _package_event(
     details: dict[str, Any] | None = None,
 ) -> None:
     """An audit event about the package itself, at the revision it now has."""
-    audit.record(
+    audit.record_package_event(
         session,
+        package,
         action=action,
         actor=actor,
         subject=f"package {package.key}",
-        package=package.key,
-        revision=package.revision,
         now=now,
         details=details,
     )
@@ -257,13 +256,12 @@ def _issue_requests(
             for r in created
             if r.package_application is target
         )
-        audit.record(
+        audit.record_package_event(
             session,
+            package,
             action="signoff.requested",
             actor=audit.SYSTEM,
             subject=f"{target.application.slug} {target.version_label}",
-            package=package.key,
-            revision=package.revision,
             now=now,
             details={
                 "checklist_version": target.checklist_version.version
@@ -446,13 +444,12 @@ def _make_stale(
         )
     ).all()
     if stale:
-        audit.record(
+        audit.record_package_event(
             session,
+            package,
             action="signoff.made_stale",
             actor=audit.SYSTEM,
             subject=f"{len(stale)} sign-off(s) of changed applications",
-            package=package.key,
-            revision=package.revision,
             now=now,
             details={"signoffs": [[s.id, s.signer, s.item_id] for s in stale]},
         )
@@ -542,13 +539,12 @@ def record_signoff(
     )
     session.add(signoff)
     session.flush()
-    audit.record(
+    audit.record_package_event(
         session,
+        package,
         action="signoff.recorded",
         actor=request.signer,
         subject=f"{target.application.slug}: {request.item_id or 'key-user validation'}",
-        package=package.key,
-        revision=package.revision,
         now=now,
         details={
             "signoff": signoff.id,

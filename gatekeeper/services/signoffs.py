@@ -157,13 +157,12 @@ def issue_links(
         )
         for request in requests:
             request.link_id = link.id
-        audit.record(
+        audit.record_package_event(
             session,
+            package,
             action="link.issued",
             actor=audit.SYSTEM,
             subject=f"sign-off link for {signer}",
-            package=package.key,
-            revision=package.revision,
             now=now,
             details={"link": link.id, "requests": [r.id for r in requests], "reminder": reminder},
         )
@@ -304,13 +303,12 @@ def open_link(session: Session, token: str, *, settings: LinkSettings, clock: Cl
 
 def record_opened(session: Session, view: LinkView, *, clock: Clock) -> None:
     """Who saw what, and when: an audit event only; the link itself is untouched."""
-    audit.record(
+    audit.record_package_event(
         session,
+        view.package,
         action="link.opened",
         actor=view.link.signer,
         subject=f"sign-off link {view.link.id}",
-        package=view.package.key,
-        revision=view.package.revision,
         now=clock.now(),
         details={"requests": [v.request.id for v in view.requests]},
     )
