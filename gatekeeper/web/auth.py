@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     redirect,
@@ -24,17 +23,13 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
 from gatekeeper.services import sign_ins
+from gatekeeper.web import token_pages
 from gatekeeper.web.access import StaffUser, safe_next
 from gatekeeper.web.limits import limiter
 from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("auth", __name__)
 NEXT_KEY = "gatekeeper.next"
-TOKEN_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-    "X-Robots-Tag": "noindex, nofollow",
-}
 
 
 class SignInForm(FlaskForm):
@@ -52,10 +47,7 @@ def sign_in_settings() -> sign_ins.SignInSettings:
     return sign_ins.SignInSettings(base_url=settings.base_url, secret_keys=settings.secret_keys)
 
 
-@bp.after_request
-def token_page_headers(response: Response) -> Response:
-    response.headers.update(TOKEN_PAGE_HEADERS)
-    return response
+token_pages.protect(bp)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -80,12 +72,6 @@ def login() -> ResponseReturnValue:
     return render_template("auth/login.html", form=form, next=wanted), status
 
 
-def _unusable(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
-    reason = error.reason if isinstance(error, LinkUnusable) else "invalid"
-    status = 410 if isinstance(error, LinkUnusable) else 404
-    return render_template("auth/unusable.html", reason=reason, message=error.message), status
-
-
 @bp.get("/login/<token>")
 def confirm(token: str) -> ResponseReturnValue:
     try:
@@ -93,7 +79,7 @@ def confirm(token: str) -> ResponseReturnValue:
             db.session, token, settings=sign_in_settings(), clock=runtime(current_app).clock
         )
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(error)
+        return token_pages.unusable_page("auth/unusable.html", error)
     return render_template("auth/confirm.html", view=view, form=ConfirmForm())
 
 
@@ -108,7 +94,7 @@ def sign_in(token: str) -> ResponseReturnValue:
                 session, token, settings=sign_in_settings(), clock=runtime(current_app).clock
             )
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(error)
+        return token_pages.unusable_page("auth/unusable.html", error)
     wanted = safe_next(cookie_session.get(NEXT_KEY))
     # A fresh session: nothing from before sign-in (CSRF token included) carries over.
     cookie_session.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -15,8 +15,8 @@ from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFaile
 from gatekeeper.domain.finding import MAX_REPORT_CHARS, Report
 from gatekeeper.services import findings
 from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.web import token_pages
 from gatekeeper.web.origin import request_origin
-from gatekeeper.web.signoffs import TOKEN_PAGE_HEADERS
 
 bp = Blueprint("reports", __name__, url_prefix="/report")
 
@@ -54,18 +54,7 @@ def governance_settings() -> GovernanceSettings:
     return runtime(current_app).governance_settings()
 
 
-@bp.after_request
-def token_page_headers(response: Response) -> Response:
-    response.headers.update(TOKEN_PAGE_HEADERS)
-    return response
-
-
-def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
-    if isinstance(error, TokenInvalid):
-        return render_template(
-            "reports/unusable.html", reason="invalid", message=error.message
-        ), 404
-    return render_template("reports/unusable.html", reason=error.reason, message=error.message), 410
+token_pages.protect(bp)
 
 
 def _form(view: findings.ReportView) -> ReportForm:
@@ -81,7 +70,7 @@ def report(token: str) -> ResponseReturnValue:
     try:
         view = findings.open_report(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("reports/unusable.html", error)
     form = _form(view)
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200
@@ -102,7 +91,7 @@ def report(token: str) -> ResponseReturnValue:
             )
             ref, application = filed.ref, filed.application.slug
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("reports/unusable.html", error)
     except ValidationFailed as error:
         return render_template(
             "reports/report.html", view=view, form=form, error=error.message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
@@ -12,8 +12,8 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.services import reviews
 from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.web import token_pages
 from gatekeeper.web.origin import request_origin
-from gatekeeper.web.signoffs import TOKEN_PAGE_HEADERS
 
 bp = Blueprint("reviews", __name__, url_prefix="/review")
 
@@ -26,18 +26,7 @@ def governance_settings() -> GovernanceSettings:
     return runtime(current_app).governance_settings()
 
 
-@bp.after_request
-def token_page_headers(response: Response) -> Response:
-    response.headers.update(TOKEN_PAGE_HEADERS)
-    return response
-
-
-def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
-    if isinstance(error, TokenInvalid):
-        return render_template(
-            "reviews/unusable.html", reason="invalid", message=error.message
-        ), 404
-    return render_template("reviews/unusable.html", reason=error.reason, message=error.message), 410
+token_pages.protect(bp)
 
 
 def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, object]) -> str:
@@ -53,7 +42,7 @@ def show(token: str) -> ResponseReturnValue:
             db.session, token, settings=governance_settings(), clock=runtime(current_app).clock
         )
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("reviews/unusable.html", error)
     chosen = sorted(view.referenced)
     return _page(view, {}, {"addresses": chosen})
 
@@ -65,7 +54,7 @@ def decide(token: str) -> ResponseReturnValue:
     try:
         view = reviews.open_review(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("reviews/unusable.html", error)
     decision = reviews.ReviewDecision(
         action=request.form.get("action", ""),
         consulted=request.form.get("consulted", ""),
@@ -89,7 +78,7 @@ def decide(token: str) -> ResponseReturnValue:
                 "next_due_at": view.next_due_at,
             }
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("reviews/unusable.html", error)
     except ValidationFailed as error:
         return _page(view, {"action": error.message}, values), 422
     return render_template("reviews/done.html", **done)

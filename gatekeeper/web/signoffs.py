@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
@@ -16,16 +16,11 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.services import signoffs
+from gatekeeper.web import token_pages
 from gatekeeper.web.limits import limiter
 from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("signoffs", __name__, url_prefix="/s")
-
-TOKEN_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-    "X-Robots-Tag": "noindex, nofollow",
-}
 
 
 class ConfirmForm(FlaskForm):
@@ -41,20 +36,7 @@ def link_settings() -> signoffs.LinkSettings:
     return runtime(current_app).link_settings()
 
 
-@bp.after_request
-def token_page_headers(response: Response) -> Response:
-    response.headers.update(TOKEN_PAGE_HEADERS)
-    return response
-
-
-def _unusable_page(error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
-    if isinstance(error, TokenInvalid):
-        return render_template(
-            "signoffs/unusable.html", reason="invalid", message=error.message
-        ), 404
-    return render_template(
-        "signoffs/unusable.html", reason=error.reason, message=error.message
-    ), 410
+token_pages.protect(bp)
 
 
 @bp.route("/<token>", methods=["GET", "HEAD"])
@@ -68,7 +50,7 @@ def show(token: str) -> ResponseReturnValue:
                 "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
             )
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("signoffs/unusable.html", error)
 
 
 def _decisions(form: Any, view: signoffs.LinkView) -> dict[int, signoff_rules.Decision]:
@@ -118,7 +100,7 @@ def decide(token: str) -> ResponseReturnValue:
     try:
         view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("signoffs/unusable.html", error)
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
@@ -136,7 +118,7 @@ def decide(token: str) -> ResponseReturnValue:
             summary = [(s.item_id or "key-user validation", s.decision) for s in recorded]
             package_key, signer = view.package.key, view.link.signer
     except (LinkUnusable, TokenInvalid) as error:
-        return _unusable_page(error)
+        return token_pages.unusable_page("signoffs/unusable.html", error)
     return render_template(
         "signoffs/done.html", summary=summary, package_key=package_key, signer=signer
     )
