@@ -18,9 +18,10 @@ from gatekeeper.db.models import OutboxMessage, Signoff, SignoffLink
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
-from gatekeeper.services import checklists, packages, signoffs
+from gatekeeper.services import packages, signoffs
 from gatekeeper.signing import TokenService
-from tests.conftest import SAMPLES, TEST_KEY
+from tests.conftest import TEST_KEY
+from tests.support.flows import approve_payments
 from tests.support.mail import catcher, link_in, messages_to, point_mail_at, run_worker
 
 KEY = "2026.11-r3"
@@ -40,16 +41,7 @@ def smtp(app: Flask) -> Iterator[MailCatcher]:
 @pytest.fixture
 def submitted(app: Flask, smtp: MailCatcher, clock: FixedClock) -> None:
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, SAMPLES, clock=clock)
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="Dana and Malik",
-            clock=clock,
-        )
+        approve_payments(session, clock)
         packages.create_package(
             session,
             packages.PackageSpec(
@@ -410,16 +402,7 @@ def test_emails_are_written_in_the_same_transaction_as_the_change(
     app: Flask, smtp: MailCatcher, clock: FixedClock
 ) -> None:
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, SAMPLES, clock=clock)
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="x",
-            clock=clock,
-        )
+        approve_payments(session, clock)
     with pytest.raises(RuntimeError), unit_of_work(db.session) as session:
         packages.create_package(
             session,

@@ -15,8 +15,9 @@ from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import TokenInvalid
-from gatekeeper.services import checklists, packages, signoffs, tokens
-from tests.conftest import SAMPLES, TEST_KEY, clean_environ
+from gatekeeper.services import packages, signoffs, tokens
+from tests.conftest import TEST_KEY, clean_environ
+from tests.support.flows import approve_payments
 
 pytestmark = pytest.mark.security
 
@@ -69,16 +70,7 @@ def test_session_cookie_flags(tmp_path: Path) -> None:
 def submit_hostile_package(app: Flask, clock: FixedClock, *, host: str | None = None) -> str:
     """Create and submit through the API, optionally with a poisoned Host header."""
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, SAMPLES, clock=clock)
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="x",
-            clock=clock,
-        )
+        approve_payments(session, clock)
         issued = tokens.create_token(
             session,
             name="rm",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from gatekeeper.app import runtime
 from gatekeeper.db.base import db
@@ -21,21 +22,26 @@ KEY = "2026.11-race"
 MANAGER = "release-manager@example.com"
 
 
+def approve_payments(session: Session, clock: FixedClock) -> None:
+    """The sample checklists synced, and payments-api's version 7 approved by its reviewer."""
+    checklists.sync_checklists(session, SAMPLES, clock=clock)
+    checklists.review_version(
+        session,
+        application="payments-api",
+        version=7,
+        action="approve",
+        reviewer="release-board@example.com",
+        consulted="the key users",
+        clock=clock,
+    )
+
+
 def prepare(app: Flask, clock: FixedClock) -> dict[str, str]:
     """Submit a payments-api package; return each signer's token (captured from the links)."""
     captured: dict[str, str] = {}
     settings = runtime(app).link_settings()
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, SAMPLES, clock=clock)
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="x",
-            clock=clock,
-        )
+        approve_payments(session, clock)
         packages.create_package(
             session,
             packages.PackageSpec(
