@@ -17,9 +17,9 @@ from gatekeeper.db.models import (
     ChecklistVersion,
     Finding,
     Package,
-    PackageApplication,
     ReportLink,
 )
+from gatekeeper.db.queries import active_applications
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import package as lifecycle
@@ -125,21 +125,6 @@ def _check_usable(session: Session, link: ReportLink, now: datetime) -> None:
         )
 
 
-def _shipped(session: Session, package: Package) -> list[tuple[PackageApplication, str, str]]:
-    return [
-        (target, slug, title)
-        for target, slug, title in session.execute(
-            sa.select(PackageApplication, Application.slug, Application.title)
-            .join(Application, Application.id == PackageApplication.application_id)
-            .where(
-                PackageApplication.package_id == package.id,
-                PackageApplication.removed_in_revision.is_(None),
-            )
-            .order_by(Application.slug)
-        ).all()
-    ]
-
-
 def open_report(
     session: Session, token: str, *, settings: GovernanceSettings, clock: Clock
 ) -> ReportView:
@@ -147,18 +132,18 @@ def open_report(
     link = _load(session, token, settings, clock)
     _check_usable(session, link, clock.now())
     package = link.package
-    shipped = _shipped(session, package)
+    shipped = active_applications(session, package.id)
     own = []
-    for target, slug, _ in shipped:
+    for target, application in shipped:
         if target.checklist_version is not None:
             checklist = _checklist(target.checklist_version)
             related = {*checklist.user_validation.emails, *(c.contact for c in checklist.consumers)}
             if link.recipient in related:
-                own.append(slug)
+                own.append(application.slug)
     return ReportView(
         link,
         package,
-        tuple(ShippedApplication(slug, title, t.version_label) for t, slug, title in shipped),
+        tuple(ShippedApplication(a.slug, a.title, t.version_label) for t, a in shipped),
         own[0] if len(own) == 1 else None,
     )
 
@@ -212,7 +197,9 @@ def record_report(
     if package.state != lifecycle.RELEASED:
         raise ValidationFailed(f"package {package.key} was not released; report problems to it")
     cleaned = report.validated()
-    target = next((t for t, slug, _ in _shipped(session, package) if slug == application), None)
+    target = next(
+        (t for t, a in active_applications(session, package.id) if a.slug == application), None
+    )
     if target is None:
         raise ValidationFailed(f"{application} was not part of release {package.key}")
     filed = Finding(

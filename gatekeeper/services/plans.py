@@ -9,7 +9,8 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gatekeeper.db.models import Application, ChecklistVersion, Package, PackageApplication
+from gatekeeper.db.models import Application, ChecklistVersion, Package
+from gatekeeper.db.queries import active_applications
 from gatekeeper.domain import governance
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain import plan as plan_rules
@@ -100,15 +101,6 @@ def package_for_edit(session: Session, key: str, *, assembled_by: str | None) ->
     if package is None:
         raise NotFound(f"no package {key!r}")
     lifecycle.next_state(package.state, lifecycle.EDIT)
-    rows = session.execute(
-        sa.select(PackageApplication, Application.slug)
-        .join(Application, Application.id == PackageApplication.application_id)
-        .where(
-            PackageApplication.package_id == package.id,
-            PackageApplication.removed_in_revision.is_(None),
-        )
-        .order_by(Application.slug)
-    ).all()
     return EditView(
         package.key,
         package.title,
@@ -117,8 +109,10 @@ def package_for_edit(session: Session, key: str, *, assembled_by: str | None) ->
         package.state,
         package.revision,
         {
-            slug: ApplicationSpec(slug, target.version_label, target.change_summary)
-            for target, slug in rows
+            application.slug: ApplicationSpec(
+                application.slug, target.version_label, target.change_summary
+            )
+            for target, application in active_applications(session, package.id)
         },
     )
 
