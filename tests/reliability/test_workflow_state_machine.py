@@ -15,6 +15,7 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from sqlalchemy.orm import Session
 
 from gatekeeper.app import runtime
 from gatekeeper.db.base import db
@@ -35,19 +36,24 @@ POSITIVE = {"pass", "not_applicable", "confirmed"}
 NEGATIVE = {"fail", "problem"}
 
 
+def approve_both(session: Session, clock: FixedClock) -> None:
+    """Approve (or reaffirm, when already approved) both sample checklists."""
+    for slug, version in (("payments-api", 7), ("storefront-web", 12)):
+        checklists.review_version(
+            session,
+            application=slug,
+            version=version,
+            action="approve",
+            reviewer=REVIEWER,
+            consulted="key users",
+            clock=clock,
+        )
+
+
 def approve_samples(clock: FixedClock) -> None:
     with unit_of_work(db.session) as session:
         checklists.sync_checklists(session, SAMPLES, clock=clock)
-        for slug, version in (("payments-api", 7), ("storefront-web", 12)):
-            checklists.review_version(
-                session,
-                application=slug,
-                version=version,
-                action="approve",
-                reviewer=REVIEWER,
-                consulted="key users",
-                clock=clock,
-            )
+        approve_both(session, clock)
 
 
 def oracle(key: str, clock: FixedClock) -> bool:
@@ -121,16 +127,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             with unit_of_work(db.session) as session:
                 # Every example starts with freshly reviewed checklists, whatever time the
                 # earlier examples advanced the shared clock to.
-                for slug, version in (("payments-api", 7), ("storefront-web", 12)):
-                    checklists.review_version(
-                        session,
-                        application=slug,
-                        version=version,
-                        action="approve",
-                        reviewer=REVIEWER,
-                        consulted="key users",
-                        clock=clock,
-                    )
+                approve_both(session, clock)
                 packages.create_package(
                     session,
                     packages.PackageSpec(
