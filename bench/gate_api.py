@@ -95,9 +95,9 @@ class EngineRun:
 def build_small(url: str, work: Path, args: argparse.Namespace, log: Stopwatch) -> tuple[str, str]:
     """Migrate, sync and approve checklists, the measured package fully signed, a token, and
     the first 99 history packages. Returns (token, gate status)."""
-    from gatekeeper.app import runtime
     from gatekeeper.db.base import db
     from gatekeeper.db.unit_of_work import unit_of_work
+    from gatekeeper.runtime import runtime
     from gatekeeper.services import packages
     from gatekeeper.services.tokens import SCOPE_GATE_READ
 

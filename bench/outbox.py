@@ -99,10 +99,10 @@ class Sink:
 
 def queue_messages(app: Flask, count: int) -> None:
     """`count` sign-off request emails through the outbox writer, for one real package."""
-    from gatekeeper.app import runtime
     from gatekeeper.db.base import db
     from gatekeeper.db.unit_of_work import unit_of_work
     from gatekeeper.notify.outbox import queue_email
+    from gatekeeper.runtime import runtime
     from gatekeeper.services import packages
 
     rt = runtime(app)
@@ -161,10 +161,10 @@ def payloads(app: Flask) -> list[tuple[str, str, str, str]]:
 
 
 def requeue(app: Flask) -> None:
-    from gatekeeper.app import runtime
     from gatekeeper.db.base import db
     from gatekeeper.db.models import OutboxMessage
     from gatekeeper.db.unit_of_work import unit_of_work
+    from gatekeeper.runtime import runtime
 
     now = runtime(app).clock.now()
     with app.app_context(), unit_of_work(db.session) as session:
@@ -184,12 +184,12 @@ def requeue(app: Flask) -> None:
 def run_worker(app: Flask, expected: int) -> float:
     """Worker passes, exactly as `gatekeeper worker` runs them, until every message is sent."""
     # The CLI's own pass function, so the benchmark follows whatever the command does.
-    from gatekeeper.cli import _worker_pass
+    from gatekeeper.cli.worker import worker_pass
 
     sent = 0
     start = time.perf_counter()
     while sent < expected:
-        report = _worker_pass(app, "bench")
+        report = worker_pass(app, "bench")
         if report.delivery.errors:
             raise RuntimeError(f"worker errors: {report.delivery.errors[:3]}")
         if report.delivery.sent == 0:

@@ -63,11 +63,11 @@ GATE = "GET /api/v1/packages/[key]/gate"
 
 def build(url: str, base_url: str, work: Path, args: argparse.Namespace, log: Stopwatch) -> dict:
     """Everything through the services; returns the Locust plan."""
-    from gatekeeper.app import runtime
     from gatekeeper.db.base import db
     from gatekeeper.db.models import OutboxMessage
     from gatekeeper.db.unit_of_work import unit_of_work
     from gatekeeper.domain import signoff
+    from gatekeeper.runtime import runtime
     from gatekeeper.services.tokens import SCOPE_GATE_READ
 
     app = make_app(url, work / "instance", base_url=base_url)
@@ -124,9 +124,9 @@ def build(url: str, base_url: str, work: Path, args: argparse.Namespace, log: St
 
 def verify(url: str, work: Path, plan: dict) -> tuple[int, list[str]]:
     """Key-user sign-offs stored, and the status of every package's gate after the run."""
-    from gatekeeper.app import runtime
     from gatekeeper.db.base import db
     from gatekeeper.db.models import Signoff
+    from gatekeeper.runtime import runtime
     from gatekeeper.services import packages
 
     app = make_app(url, work / "instance")

@@ -11,10 +11,10 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from gatekeeper.api.openapi import SCHEMAS, openapi_document
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import Unauthenticated, ValidationFailed
+from gatekeeper.runtime import runtime
 from gatekeeper.services import tokens
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])

@@ -10,14 +10,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from gatekeeper.api.auth import bp, json_body, requires
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import Package
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import audit, boards, packages, signoffs, tokens
 from gatekeeper.services.tokens import SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE
-from gatekeeper.web.origin import request_origin
 
 
 def package_json(package: Package) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Flask, Response
 
-from gatekeeper.app import runtime
+from gatekeeper.runtime import runtime
 from gatekeeper.web import (
     access,
     auth,

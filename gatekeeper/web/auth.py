@@ -18,15 +18,15 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Email, Length
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import sign_ins
 from gatekeeper.web import token_pages
 from gatekeeper.web.access import StaffUser, safe_next
 from gatekeeper.web.limits import limiter
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("auth", __name__)
 NEXT_KEY = "gatekeeper.next"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.domain.errors import NotFound
+from gatekeeper.runtime import runtime
 from gatekeeper.services import packages
 from gatekeeper.signing import badge_signature_valid
 

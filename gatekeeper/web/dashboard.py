@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
+from gatekeeper.runtime import runtime
 from gatekeeper.services import boards
 from gatekeeper.web.access import signed_in
 

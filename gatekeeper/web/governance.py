@@ -17,14 +17,14 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import findings, governance, reviews
 from gatekeeper.web.access import signed_in
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("governance", __name__, url_prefix="/governance")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import NotFound
 from gatekeeper.notify import worker
-from gatekeeper.web.origin import request_origin
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
 

@@ -11,14 +11,14 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from gatekeeper.app import Runtime, runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.errors import Conflict, ValidationFailed
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import Runtime, runtime
 from gatekeeper.services import boards, evidence, packages, plans, reminders, signoffs
 from gatekeeper.web.access import signed_in
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("packages", __name__, url_prefix="/packages")
 

@@ -8,15 +8,15 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.domain.finding import MAX_REPORT_CHARS, Report
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import findings
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("reports", __name__, url_prefix="/report")
 

@@ -6,14 +6,14 @@ from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("reviews", __name__, url_prefix="/review")
 

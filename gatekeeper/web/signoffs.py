@@ -10,15 +10,15 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import signoffs
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import limiter
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("signoffs", __name__, url_prefix="/s")
 

@@ -11,14 +11,14 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import User
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import Conflict, ValidationFailed
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
 from gatekeeper.services import users
 from gatekeeper.web.access import ROLE_LABELS, signed_in
-from gatekeeper.web.origin import request_origin
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 

@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from gatekeeper.app import runtime
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.db.models import Finding, GovernanceReview, ReviewLink
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import CaughtMessage, MailCatcher
+from gatekeeper.runtime import runtime
 from gatekeeper.services import signoffs
 from gatekeeper.signing import TokenService
 from gatekeeper.web.serving import redact

@@ -23,7 +23,6 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from flask_mail import email_dispatched
 
-from gatekeeper.app import runtime
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
@@ -32,6 +31,7 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify import worker
 from gatekeeper.notify.catcher import MailCatcher
 from gatekeeper.notify.outbox import header_safe, queue_email
+from gatekeeper.runtime import runtime
 from gatekeeper.services.mail_worker import PassReport
 from tests.support.mail import (
     catcher,

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage, Signoff, SignoffLink
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
+from gatekeeper.runtime import runtime
 from gatekeeper.services import packages, signoffs
 from gatekeeper.signing import TokenService
 from tests.conftest import TEST_KEY

@@ -10,10 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.runtime import runtime
 from gatekeeper.services import sign_ins, users
 from gatekeeper.web.auth import sign_in_settings
 

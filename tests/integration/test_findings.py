@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent, Finding, ReportLink
 from gatekeeper.db.unit_of_work import unit_of_work
@@ -19,6 +18,7 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, LinkUnusable, ValidationFailed
 from gatekeeper.domain.finding import Report
+from gatekeeper.runtime import runtime
 from gatekeeper.services import evidence, findings, reviews
 from tests.support.flows import race
 from tests.support.governance import (

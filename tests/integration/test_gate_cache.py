@@ -12,11 +12,11 @@ from pathlib import Path
 
 from flask import Flask
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.runtime import runtime
 from gatekeeper.services import audit, packages
 from tests.conftest import dispose, make_app
 from tests.integration.test_findings import report

@@ -13,13 +13,14 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from gatekeeper.app import create_app, runtime
+from gatekeeper.app import create_app
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent, ChecklistVersion, ReviewLink, ReviewReminder
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, LinkUnusable, PermissionDenied, ValidationFailed
+from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, governance, packages, reviews
 from tests.conftest import START, clean_environ, dispose
 from tests.support.flows import race

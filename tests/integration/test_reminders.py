@@ -7,11 +7,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Flask
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage, SignoffLink
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.runtime import runtime
 from gatekeeper.services import signoffs
 from tests.support.flows import KEY, MANAGER, prepare
 

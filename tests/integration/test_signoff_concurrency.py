@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Flask
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage, Signoff, SignoffLink
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import GatekeeperError
+from gatekeeper.runtime import runtime
 from gatekeeper.services import packages, signoffs
 from tests.support.flows import KEY, MANAGER, decisions_for, prepare, race, submit
 

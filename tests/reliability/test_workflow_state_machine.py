@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy.orm import Session
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import GovernanceReview, Signoff, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.domain.signoff import Decision, technical_signers
+from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import SAMPLES

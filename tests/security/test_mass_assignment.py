@@ -23,7 +23,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import (
     Application,
@@ -45,6 +44,7 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs, tokens, users
 from tests.conftest import SAMPLES, START
 from tests.functional.api_helpers import Api, assert_envelope, resolve, sign, sync_and_approve

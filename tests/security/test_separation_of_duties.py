@@ -21,7 +21,6 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from gatekeeper.app import runtime
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.db.models import (
@@ -41,6 +40,7 @@ from gatekeeper.domain import governance
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import PermissionDenied
 from gatekeeper.domain.signoff import Decision
+from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs, tokens, users
 from gatekeeper.web import access
 from tests.conftest import SAMPLES

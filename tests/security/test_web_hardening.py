@@ -9,12 +9,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from gatekeeper.app import create_app, runtime
+from gatekeeper.app import create_app
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import TokenInvalid
+from gatekeeper.runtime import runtime
 from gatekeeper.services import packages, signoffs, tokens
 from tests.conftest import TEST_KEY, clean_environ
 from tests.support.flows import approve_payments

@@ -9,12 +9,12 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
+from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs
 from tests.conftest import SAMPLES
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
+from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, reviews
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import SAMPLES

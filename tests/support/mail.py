@@ -13,12 +13,12 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from gatekeeper.app import runtime
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify.catcher import CaughtMessage, MailCatcher
 from gatekeeper.notify.worker import mail
+from gatekeeper.runtime import runtime
 from gatekeeper.services.mail_worker import PassReport, worker_pass
 
 LINK = re.compile(r"https?://[^\s<>\"']+/s/[A-Za-z0-9_\-.]+")

@@ -17,13 +17,16 @@ ALLOWED: dict[str, set[str]] = {
     "db": {"domain"},
     "notify": {"domain", "db"},
     "services": {"domain", "db", "notify", "checklist_format", "signing"},
-    "web": {"domain", "db", "services", "notify", "app", "settings", "signing"},
-    "api": {"domain", "db", "services", "web", "app", "settings", "signing"},
+    # Adapters stand side by side: web and api never import each other or the app factory;
+    # what they share lives in runtime (wiring) and origin (who is asking).
+    "web": {"domain", "db", "services", "notify", "runtime", "origin", "settings", "signing"},
+    "api": {"domain", "db", "services", "runtime", "origin", "settings", "signing"},
     "cli": {
         "domain",
         "db",
         "services",
         "app",
+        "runtime",
         "settings",
         "checklist_format",
         "notify",
@@ -33,7 +36,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "gate_client": set(),
     "signing": {"domain"},
-    "app": {"domain", "db", "web", "api", "settings", "notify", "services"},
+    "app": {"domain", "db", "web", "api", "runtime", "settings", "notify", "services"},
+    "runtime": {"domain", "services", "settings"},
+    "origin": {"db"},
     "wsgi": {"app"},
     "settings": set(),
     "__init__": set(),
@@ -93,6 +98,20 @@ def test_module_imports_only_inward(path: Path) -> None:
             assert top not in FORBIDDEN_THIRD_PARTY.get(layer, set()), (
                 f"{path.relative_to(PACKAGE)} ({layer}) must not import {module}"
             )
+
+
+def test_the_remote_gate_client_path_imports_no_framework() -> None:
+    """`gatekeeper gate check --url` must start fast: the gate command module and the client
+    import neither Flask, SQLAlchemy nor Alembic at module level."""
+    heavy = {"flask", "flask_sqlalchemy", "flask_migrate", "sqlalchemy", "alembic", "werkzeug"}
+    for path in (PACKAGE / "cli" / "__init__.py", PACKAGE / "cli" / "gate.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        for node in top_level:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            for name in names:
+                assert (name or "").split(".")[0] not in heavy, f"{path.name} imports {name}"
+                assert not (name or "").startswith(("gatekeeper.services", "gatekeeper.db"))
 
 
 def test_the_rule_catches_a_violation(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Where a request comes from, as the audit trail records it."""
+"""Where a request comes from, as the audit trail records it: shared by the web UI and the API."""
 
 from __future__ import annotations
 

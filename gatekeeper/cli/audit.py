@@ -1,0 +1,97 @@
+"""`gatekeeper audit …`: verify the hash chain; export and re-check release evidence packs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app, render_template
+from flask.cli import AppGroup
+
+from gatekeeper.cli.app_loading import reports_errors
+from gatekeeper.db.base import db
+from gatekeeper.domain.errors import GatekeeperError
+from gatekeeper.runtime import runtime
+from gatekeeper.services import audit, evidence
+
+
+@click.group("audit", cls=AppGroup)
+def group() -> None:
+    """The tamper-evident audit trail and release evidence packs."""
+
+
+@group.command("verify")
+@click.option("--expect-head", help="a chain head kept elsewhere (CI log, release email)")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(expect_head: str | None, as_json: bool) -> None:
+    """Walk the hash chain; exit 0 intact, 1 with the first bad sequence number."""
+    report = audit.verify(db.session, expect_head=expect_head)
+    if as_json:
+        click.echo(json.dumps(_report(report)))
+    elif report.ok:
+        click.echo(f"audit chain intact: {report.events} events, head {report.head}")
+    else:
+        click.echo(
+            f"audit chain broken at event {report.first_bad_seq}: {report.problem}", err=True
+        )
+    sys.exit(0 if report.ok else 1)
+
+
+def _report(report: Any) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "events": report.events,
+        "head": report.head,
+        "first_bad_seq": report.first_bad_seq,
+        "problem": report.problem,
+    }
+
+
+@group.command("export")
+@click.argument("package")
+@click.option("--format", "output_format", type=click.Choice(["json", "html"]), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def audit_export(package: str, output_format: str, output: Path | None) -> None:
+    """Write the release evidence pack of PACKAGE (to stdout, or --output FILE)."""
+    pack = evidence.build(db.session, package, now=runtime(current_app).clock.now())
+    if output_format == "json":
+        text = json.dumps(pack, indent=2, ensure_ascii=False)
+    else:
+        text = render_template("audit/evidence.html", pack=pack)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({pack['digest']})", err=True)
+    else:
+        click.echo(text)
+
+
+@group.command("verify-export", with_appcontext=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def audit_verify_export(file: Path) -> None:
+    """Re-check the hashes of an exported evidence pack (JSON or HTML); exit 0 intact, 1 not."""
+    text = file.read_text(encoding="utf-8")
+    try:
+        pack = json.loads(
+            _embedded_json(text) if file.suffix.lower() in (".html", ".htm") else text
+        )
+        problems = evidence.verify_pack(pack)
+    except (ValueError, KeyError, TypeError, GatekeeperError) as exc:
+        click.echo(f"error: {file} is not a readable evidence pack ({exc})", err=True)
+        sys.exit(1)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if not problems:
+        click.echo(
+            f"{file}: evidence pack intact ({len(pack['audit_events'])} events, {pack['digest']})"
+        )
+    sys.exit(1 if problems else 0)
+
+
+def _embedded_json(html: str) -> str:
+    start_tag = '<script type="application/json" id="gatekeeper-evidence">'
+    start = html.index(start_tag) + len(start_tag)
+    return html[start : html.index("</script>", start)]

@@ -1,0 +1,155 @@
+"""`gatekeeper checklists …`: lint, schema, sync and governance review of checklist files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from gatekeeper.cli.app_loading import reports_errors
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import governance
+from gatekeeper.runtime import runtime
+from gatekeeper.services import checklists, reviews
+
+
+@click.group("checklists", cls=AppGroup)
+def group() -> None:
+    """Validate, load and review checklist files."""
+
+
+@group.command("lint", with_appcontext=False)
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
+def lint_command(paths: tuple[Path, ...], output: str) -> None:
+    """Validate checklist files without a database. Exit 0 when all are valid, 1 otherwise."""
+    report = checklists.lint_paths(paths or (Path("checklists"),))
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "files": [
+                        {
+                            "path": f.path,
+                            "ok": not f.problems,
+                            "application": f.checklist.application if f.checklist else None,
+                            "version": f.checklist.version if f.checklist else None,
+                            "problems": [p.to_dict() for p in f.problems],
+                        }
+                        for f in report.files
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for problem in report.problems:
+            click.echo(str(problem))
+        valid = sum(1 for f in report.files if not f.problems)
+        if not report.files:
+            click.echo("no checklist files (*.yaml, *.yml) found", err=True)
+        else:
+            click.echo(
+                f"{valid} of {len(report.files)} checklist file(s) valid, "
+                f"{len(report.problems)} problem(s)",
+                err=True,
+            )
+    sys.exit(0 if report.ok else 1)
+
+
+@group.command("schema", with_appcontext=False)
+def schema_command() -> None:
+    """Print the JSON Schema (draft 2020-12) of the checklist format, for editors."""
+    from gatekeeper.checklist_format.schema import checklist_json_schema
+
+    click.echo(json.dumps(checklist_json_schema(), indent=2))
+
+
+def git_author(path: Path) -> str | None:
+    """The email of the last commit that touched `path`, when it is in a git work tree."""
+    try:
+        found = subprocess.run(  # noqa: S603 - fixed argv, the file name is passed after "--"
+            ["git", "log", "-1", "--format=%ae", "--", path.name],  # noqa: S607 - git from PATH
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    email = found.stdout.strip().lower()
+    return email if found.returncode == 0 and "@" in email else None
+
+
+@group.command("sync")
+@click.argument(
+    "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option("--author", help="who wrote these versions (default: the git author of each file)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@reports_errors
+def sync_command(directory: Path | None, author: str | None, as_json: bool) -> None:
+    """Store new checklist versions from DIRECTORY (default: ./checklists); all or nothing."""
+    outcomes = sync_checklists(directory or Path("checklists"), author)
+    if as_json:
+        click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2))
+        return
+    for o in outcomes:
+        if o.status == "created":
+            click.echo(f"{o.application}: created version {o.version} (pending review)")
+        else:
+            click.echo(f"{o.application}: unchanged (version {o.version})")
+
+
+def sync_checklists(directory: Path, author: str | None) -> list[checklists.SyncOutcome]:
+    def author_of(path: Path) -> str | None:
+        return author.strip().lower() if author else git_author(path)
+
+    rt = runtime(current_app)
+    with unit_of_work(db.session) as session:
+        # New versions start pending review: their governance reviewers are emailed a link.
+        return reviews.sync_and_request_reviews(
+            session,
+            directory,
+            clock=rt.clock,
+            author_of=author_of,
+            settings=rt.governance_settings(),
+        )
+
+
+@group.command("review")
+@click.argument("application")
+@click.option("--version", "version", type=int, required=True)
+@click.option("--approve", "action", flag_value=governance.APPROVE)
+@click.option("--request-changes", "action", flag_value=governance.REQUEST_CHANGES)
+@click.option("--reviewer", required=True, help="a governance reviewer named in the checklist")
+@click.option("--consulted", default="", help="which key users were consulted, and how")
+@click.option("--notes", default="")
+@reports_errors
+def review_command(
+    application: str, version: int, action: str | None, reviewer: str, consulted: str, notes: str
+) -> None:
+    """Record a governance review of one checklist version."""
+    if action is None:
+        raise click.UsageError("choose --approve or --request-changes")
+    with unit_of_work(db.session) as session:
+        review = checklists.review_version(
+            session,
+            application=application,
+            version=version,
+            action=action,
+            reviewer=reviewer,
+            consulted=consulted,
+            notes=notes,
+            clock=runtime(current_app).clock,
+        )
+        outcome = review.outcome
+    click.echo(f"{application} version {version}: {outcome.replace('_', ' ')} by {reviewer}")

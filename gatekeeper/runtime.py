@@ -1,0 +1,62 @@
+"""What every adapter shares at run time: typed settings, the clock and the per-process caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from gatekeeper.domain.clock import Clock
+from gatekeeper.domain.gate import GateResult
+from gatekeeper.services.gate_cache import GateCache
+from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.services.signoffs import LinkSettings
+from gatekeeper.services.tokens import CallerCache
+from gatekeeper.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What adapters need besides Flask's config: typed settings and the clock."""
+
+    settings: Settings
+    clock: Clock
+    gate_cache: GateCache = field(default_factory=GateCache)
+    callers: CallerCache = field(default_factory=CallerCache)
+
+    def gate_now(self, session: Session, key: str) -> GateResult:
+        """The gate as CI and badges read it, evaluated at most once per change."""
+        return self.gate_cache.evaluate(
+            session,
+            key,
+            now=self.clock.now(),
+            overdue_policy=self.settings.overdue_review_policy,
+            finding_warn_after=timedelta(days=self.settings.finding_warn_days),
+        )
+
+    def link_settings(self) -> LinkSettings:
+        s = self.settings
+        return LinkSettings(
+            base_url=s.base_url,
+            secret_keys=s.secret_keys,
+            ttl=timedelta(hours=s.signoff_ttl_hours),
+            reminder_after=timedelta(hours=s.reminder_after_hours),
+            escalate_after=timedelta(hours=s.escalate_after_hours),
+            overdue_policy=s.overdue_review_policy,
+        )
+
+    def governance_settings(self) -> GovernanceSettings:
+        s = self.settings
+        return GovernanceSettings(
+            base_url=s.base_url,
+            secret_keys=s.secret_keys,
+            review_lead=timedelta(days=s.review_lead_days),
+            finding_warn_after=timedelta(days=s.finding_warn_days),
+        )
+
+
+def runtime(app: Flask) -> Runtime:
+    found: Runtime = app.extensions["gatekeeper"]
+    return found
