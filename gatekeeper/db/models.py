@@ -128,14 +128,26 @@ class PackageApplication(Base):
 
 
 class PackageRevision(Base):
-    """What changed at each revision of a submitted package, and what carried forward."""
+    """What changed at each revision of a submitted package, and what carried forward; also
+    edits of fields nobody signs (title, planned date), listed at the revision they happened in
+    (`signed` false: no new revision)."""
 
     __tablename__ = "package_revisions"
-    __table_args__ = (sa.UniqueConstraint("package_id", "revision"),)
+    __table_args__ = (
+        sa.Index(
+            "uq_package_revisions_signed_revision",
+            "package_id",
+            "revision",
+            unique=True,
+            sqlite_where=sa.text("signed"),
+            postgresql_where=sa.text("signed"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"))
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"), index=True)
     revision: Mapped[int]
+    signed: Mapped[bool] = mapped_column(default=True)
     actor: Mapped[str] = mapped_column(sa.String(254))
     changes: Mapped[str] = mapped_column(sa.Text)  # JSON: what changed, per application
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

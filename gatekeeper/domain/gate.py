@@ -77,6 +77,8 @@ class PinnedApplication:
     version_label: str
     checklist: Checklist | None
     checklist_sha256: str | None = None
+    # Signers read the change summary as part of what they sign: it is in the digest.
+    change_summary: str = ""
     checklist_approved: bool = True
     review_due_at: datetime | None = None
     reviewers: tuple[str, ...] = ()
@@ -111,6 +113,8 @@ class GateInput:
     signoffs: tuple[SignoffRecord, ...]
     now: datetime
     overdue_policy: str = BLOCK_OVERDUE
+    # Where the release goes is part of what every signer signs.
+    environment: str = ""
     finding_warn_after: timedelta = DEFAULT_FINDING_WARN_AFTER
 
 
@@ -478,14 +482,22 @@ def stable_until(gate: GateInput) -> datetime | None:
 
 
 def _with_digest(gate: GateInput, result: GateResult) -> GateResult:
-    """A digest of exactly what was evaluated: any new sign-off, edit or review changes it."""
+    """A digest of exactly what was evaluated, and of everything a signer is shown as signed:
+    any new sign-off, edit of a signed field or review changes it."""
     counted = set(result.counted)
     material = {
         "package": gate.package,
         "revision": gate.revision,
         "state": gate.state,
+        "environment": gate.environment,
         "applications": [
-            [a.application, a.version_label, a.checklist_sha256, a.checklist_approved]
+            [
+                a.application,
+                a.version_label,
+                a.change_summary,
+                a.checklist_sha256,
+                a.checklist_approved,
+            ]
             for a in sorted(gate.applications, key=lambda a: a.application)
         ],
         "signoffs": sorted(

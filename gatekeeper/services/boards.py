@@ -238,6 +238,7 @@ class RevisionEntry:
     created_at: datetime
     lines: tuple[str, ...]
     carried_forward: tuple[tuple[str, int], ...]  # (application, sign-offs carried)
+    signed: bool = True  # False: an edit of the title or planned date, no new revision
 
 
 @dataclass(frozen=True)
@@ -380,26 +381,51 @@ def _application_board(
     )
 
 
-def _change_lines(changes: dict[str, object]) -> list[str]:
+DETAIL_NAMES = {"title": "title", "planned_for": "planned date"}
+
+
+def _pair(value: object) -> tuple[object, object] | None:
+    return (value[0], value[1]) if isinstance(value, list) and len(value) == 2 else None
+
+
+def change_lines(changes: dict[str, object]) -> list[str]:
+    """A revision's recorded changes in words (the package page and the evidence pack)."""
     lines: list[str] = []
     submitted = changes.get("submitted")
     if isinstance(submitted, list):
         lines.append("Submitted for sign-off with " + ", ".join(str(s) for s in submitted))
+    moved = _pair(changes.get("environment"))
+    if moved is not None:
+        lines.append(
+            f"environment {moved[0]} → {moved[1]}: the whole release changed, every sign-off "
+            "was asked again"
+        )
     changed = changes.get("changed")
     if isinstance(changed, dict):
         for slug, what in sorted(changed.items()):
             if not isinstance(what, dict):
                 continue
+            version = _pair(what.get("version"))
             if "added" in what:
                 lines.append(f"{slug} {what['added']} added")
             elif "removed" in what:
                 lines.append(f"{slug} {what['removed']} removed")
-            elif isinstance(what.get("version"), list) and len(what["version"]) == 2:
-                old, new = what["version"]
+            elif "change_summary" in what:
+                lines.append(f"{slug}: change summary edited")
+            elif version is not None:
                 lines.append(
-                    f"{slug}: change summary edited (version {new})"
-                    if old == new
-                    else f"{slug}: version {old} → {new}"
+                    f"{slug}: change summary edited (version {version[1]})"
+                    if version[0] == version[1]
+                    else f"{slug}: version {version[0]} → {version[1]}"
+                )
+    details = changes.get("details")
+    if isinstance(details, dict):
+        for field, name in DETAIL_NAMES.items():
+            edit = _pair(details.get(field))
+            if edit is not None:
+                lines.append(
+                    f"{name} {edit[0] or '(none)'} → {edit[1] or '(none)'} (not part of what "
+                    "is signed)"
                 )
     return lines
 
@@ -436,8 +462,9 @@ def _revisions(
                 revision.revision,
                 revision.actor,
                 revision.created_at,
-                tuple(_change_lines(changes)),
+                tuple(change_lines(changes)),
                 tuple(carried),
+                revision.signed,
             )
         )
     return tuple(entries)
@@ -497,7 +524,7 @@ def package_board(
     revisions = session.scalars(
         sa.select(PackageRevision)
         .where(PackageRevision.package_id == package_id)
-        .order_by(PackageRevision.revision)
+        .order_by(PackageRevision.revision, PackageRevision.id)
     ).all()
     slug_by_target: dict[int, str] = dict(
         session.execute(

@@ -84,7 +84,7 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
     revisions = session.scalars(
         sa.select(PackageRevision)
         .where(PackageRevision.package_id == package.id)
-        .order_by(PackageRevision.revision)
+        .order_by(PackageRevision.revision, PackageRevision.id)
     ).all()
     pack: dict[str, Any] = {
         "format": FORMAT,
@@ -128,6 +128,7 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
         "revisions": [
             {
                 "revision": r.revision,
+                "signed": r.signed,
                 "actor": r.actor,
                 "created_at": _iso(r.created_at),
                 "changes": json.loads(r.changes),

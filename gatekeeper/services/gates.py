@@ -123,6 +123,7 @@ def gate_input_from(
             gate_rules.PinnedApplication(
                 application=row.slug,
                 version_label=row.target.version_label,
+                change_summary=row.target.change_summary,
                 checklist=checklist,
                 checklist_sha256=version.sha256 if version is not None else None,
                 checklist_approved=version is not None and version.state == governance.APPROVED,
@@ -138,6 +139,7 @@ def gate_input_from(
         package=package.key,
         revision=package.revision,
         state=package.state,
+        environment=package.environment,
         assembler=package.assembled_by,
         applications=tuple(pinned),
         signoffs=tuple(

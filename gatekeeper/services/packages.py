@@ -123,6 +123,8 @@ def lock_package(session: Session, package_id: int) -> bool:
 
 
 def _applications_by_slug(session: Session, slugs: Sequence[str]) -> dict[str, Application]:
+    if not slugs:
+        return {}
     found = {
         a.slug: a
         for a in session.scalars(sa.select(Application).where(Application.slug.in_(slugs)))
@@ -312,6 +314,7 @@ def submit_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
         PackageRevision(
             package=package,
             revision=1,
+            signed=True,
             actor=actor,
             changes=json.dumps({"submitted": [a.application.slug for a in package.applications]}),
             created_at=now,
@@ -322,25 +325,58 @@ def submit_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
     return package
 
 
+# What signers are shown and sign (in the gate's digest): an edit of one of these in review makes
+# a new revision. The title and the planned date are shown for orientation only; the signing page
+# says so, and their edits are audited and listed in the revision history without a new revision.
+SIGNED_FIELDS = ("environment", "applications")
+UNSIGNED_FIELDS = ("title", "planned_for")
+
+
+def _detail_edits(package: Package, changes: PackageChanges) -> dict[str, list[str | None]]:
+    """Apply the edits of unsigned fields; return each one that really changed as [old, new]."""
+    edits: dict[str, list[str | None]] = {}
+    if changes.title is not None:
+        title = _clean_text(changes.title, "title", 200)
+        if title != package.title:
+            edits["title"] = [package.title, title]
+            package.title = title
+    if changes.planned_for is not None and changes.planned_for != package.planned_for:
+        old = package.planned_for.isoformat() if package.planned_for else None
+        edits["planned_for"] = [old, changes.planned_for.isoformat()]
+        package.planned_for = changes.planned_for
+    return edits
+
+
 def edit_package(
     session: Session, key: str, changes: PackageChanges, *, actor: str, clock: Clock
 ) -> Package:
-    """Edit a package; in review this bumps the revision and re-requests changed applications."""
+    """Edit a package. In review, an edit of anything signers sign (the environment, an
+    application, its version or change summary) makes a new revision in this transaction and
+    re-requests what changed; a new environment changes the whole release, so every sign-off
+    goes stale. Edits of the title or planned date are audited, nothing more."""
     package = get_package(session, key, for_update=True)
     lifecycle.next_state(package.state, lifecycle.EDIT)
-    if changes.title is not None:
-        package.title = _clean_text(changes.title, "title", 200)
+    details = _detail_edits(package, changes)
+    moved: list[str] | None = None
     if changes.environment is not None:
-        package.environment = _clean_text(changes.environment, "environment", 64)
-    if changes.planned_for is not None:
-        package.planned_for = changes.planned_for
-    if changes.applications is None:
-        session.flush()
-        return package
-    _check_specs(changes.applications)
-    wanted = {a.application: a for a in changes.applications}
+        environment = _clean_text(changes.environment, "environment", 64)
+        if environment != package.environment:
+            moved = [package.environment, environment]
+            package.environment = environment
+    wanted = (
+        {a.application: a for a in changes.applications}
+        if changes.applications is not None
+        else None
+    )
+    if changes.applications is not None:
+        _check_specs(changes.applications)
     rows = {pa.application.slug: pa for pa in package.applications}
     active = {slug: pa for slug, pa in rows.items() if pa.removed_in_revision is None}
+    if wanted is None:
+        wanted = {
+            slug: ApplicationSpec(slug, pa.version_label, pa.change_summary)
+            for slug, pa in active.items()
+        }
     applications = _applications_by_slug(session, [s for s in wanted if s not in rows])
     changed: list[PackageApplication] = []
     removed: list[PackageApplication] = []
@@ -354,11 +390,15 @@ def edit_package(
             )
             session.add(target)
         elif slug in active and (target.version_label, target.change_summary) == (version, summary):
+            if moved is not None:
+                changed.append(target)
             continue
-        if slug in active:
+        if slug not in active:
+            log[slug] = {"added": version}
+        elif target.version_label != version:
             log[slug] = {"version": [target.version_label, version]}
         else:
-            log[slug] = {"added": version}
+            log[slug] = {"change_summary": [target.change_summary, summary]}
         target.version_label, target.change_summary = version, summary
         target.removed_in_revision = None
         changed.append(target)
@@ -366,20 +406,23 @@ def edit_package(
         if slug not in wanted:
             removed.append(target)
             log[slug] = {"removed": target.version_label}
+    record: dict[str, object] = {"changed": log}
+    if moved is not None:
+        record["environment"] = moved
+    if details:
+        record["details"] = details
     if package.state == lifecycle.DRAFT:
         for target in removed:
             session.delete(target)
         session.flush()
-        _package_event(
-            session,
-            package,
-            "package.edited",
-            actor=actor,
-            now=clock.now(),
-            details={"changed": log},
-        )
+        if log or moved or details:
+            _package_event(
+                session, package, "package.edited", actor=actor, now=clock.now(), details=record
+            )
         return package
-    if not log:
+    if not log and moved is None:
+        if details:
+            _record_detail_edits(session, package, details, actor=actor, now=clock.now())
         session.flush()
         return package
     if not wanted:
@@ -391,26 +434,48 @@ def edit_package(
     for target in removed:
         target.removed_in_revision = package.revision
     _issue_requests(session, package, changed, now)
-    carried = sorted(slug for slug in active if slug not in log)
+    record["carried_forward"] = sorted(
+        slug for slug, target in active.items() if slug in wanted and target not in changed
+    )
     session.add(
         PackageRevision(
             package=package,
             revision=package.revision,
+            signed=True,
             actor=actor,
-            changes=json.dumps({"changed": log, "carried_forward": carried}, sort_keys=True),
+            changes=json.dumps(record, sort_keys=True),
+            created_at=now,
+        )
+    )
+    session.flush()
+    _package_event(session, package, "package.edited", actor=actor, now=now, details=record)
+    return package
+
+
+def _record_detail_edits(
+    session: Session,
+    package: Package,
+    details: dict[str, list[str | None]],
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """An edit of the title or planned date of a package in review: no new revision, no new
+    requests, but the revision history and the audit trail keep it."""
+    session.add(
+        PackageRevision(
+            package=package,
+            revision=package.revision,
+            signed=False,
+            actor=actor,
+            changes=json.dumps({"details": details}, sort_keys=True),
             created_at=now,
         )
     )
     session.flush()
     _package_event(
-        session,
-        package,
-        "package.edited",
-        actor=actor,
-        now=now,
-        details={"changed": log, "carried_forward": carried},
+        session, package, "package.edited", actor=actor, now=now, details={"details": details}
     )
-    return package
 
 
 def _make_stale(

@@ -224,8 +224,8 @@ def edit(key: str) -> ResponseReturnValue:
         return render_template("packages/edit.html", **context, errors={"form": error.message}), 422
     if revision != current.revision:
         flash(
-            f"Saved as revision {revision}: changed applications need new sign-offs and "
-            "fresh links were emailed.",
+            f"Saved as revision {revision}: what changed needs new sign-offs and fresh links "
+            "were emailed.",
             "ok",
         )
     else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import PackageRevision, Signoff, SignoffRequest
+from gatekeeper.db.models import AuditEvent, PackageRevision, Signoff, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate
 from gatekeeper.domain.clock import FixedClock
@@ -339,6 +340,92 @@ def test_editing_a_draft_does_not_create_revisions(
     assert (package.title, package.revision, package.state) == ("Renamed", 0, "draft")
     assert [pa.application.slug for pa in package.applications] == ["storefront-web"]
     assert evaluate(clock).blockers[0].code == gate.PACKAGE_NOT_SUBMITTED
+
+
+def test_a_new_environment_asks_every_sign_off_again(
+    app: Flask, approved: None, clock: FixedClock
+) -> None:
+    create_and_submit(clock, ("payments-api", "7.4.0"), ("storefront-web", "2026.11"))
+    sign_everything(clock)
+    signed_before = evaluate(clock)
+    with unit_of_work(db.session) as session:
+        packages.edit_package(
+            session, KEY, packages.PackageChanges(environment="staging"), actor=MANAGER, clock=clock
+        )
+    result = evaluate(clock)
+    assert (result.revision, result.status, result.signed) == (2, gate.PENDING, 0)
+    assert result.digest != signed_before.digest
+    assert {a.carried_forward for a in result.applications} == {0}
+    requested = {
+        r.package_application.application.slug for r in packages.pending_requests(db.session, KEY)
+    }
+    assert requested == {"payments-api", "storefront-web"}
+    history = db.session.scalars(sa.select(PackageRevision).order_by(PackageRevision.id)).all()
+    assert json.loads(history[-1].changes) == {
+        "environment": ["production", "staging"],
+        "changed": {},
+        "carried_forward": [],
+    }
+
+
+def test_editing_a_change_summary_makes_a_revision_that_says_so(
+    app: Flask, approved: None, clock: FixedClock
+) -> None:
+    create_and_submit(clock, ("payments-api", "7.4.0"))
+    with unit_of_work(db.session) as session:
+        packages.edit_package(
+            session,
+            KEY,
+            packages.PackageChanges(
+                applications=(packages.ApplicationSpec("payments-api", "7.4.0", "Refund queue"),)
+            ),
+            actor=MANAGER,
+            clock=clock,
+        )
+    history = db.session.scalars(sa.select(PackageRevision).order_by(PackageRevision.id)).all()
+    assert json.loads(history[-1].changes)["changed"] == {
+        "payments-api": {"change_summary": ["payments-api changes", "Refund queue"]}
+    }
+    assert evaluate(clock).revision == 2
+
+
+def test_title_and_date_edits_in_review_keep_every_sign_off_and_are_audited(
+    app: Flask, approved: None, clock: FixedClock
+) -> None:
+    create_and_submit(clock, ("payments-api", "7.4.0"))
+    sign_everything(clock)
+    before = evaluate(clock)
+    with unit_of_work(db.session) as session:
+        packages.edit_package(
+            session,
+            KEY,
+            packages.PackageChanges(title="Renamed", planned_for=date(2026, 12, 24)),
+            actor=MANAGER,
+            clock=clock,
+        )
+    assert evaluate(clock) == before
+    history = db.session.scalars(sa.select(PackageRevision).order_by(PackageRevision.id)).all()
+    assert (history[-1].revision, history[-1].signed) == (1, False)
+    edited = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "package.edited")
+    ).all()
+    assert [json.loads(e.details)["details"] for e in edited] == [
+        {"title": ["November release", "Renamed"], "planned_for": [None, "2026-12-24"]}
+    ]
+
+
+def test_an_edit_of_a_draft_title_is_audited(app: Flask, approved: None, clock: FixedClock) -> None:
+    with unit_of_work(db.session) as session:
+        packages.create_package(
+            session, spec(("payments-api", "1")), assembler=MANAGER, clock=clock
+        )
+        packages.edit_package(
+            session, KEY, packages.PackageChanges(title="Renamed"), actor=MANAGER, clock=clock
+        )
+    edited = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "package.edited")
+    ).all()
+    assert [json.loads(e.details)["details"]["title"][1] for e in edited] == ["Renamed"]
 
 
 def test_cancel_revokes_open_requests(app: Flask, approved: None, clock: FixedClock) -> None:

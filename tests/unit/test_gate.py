@@ -1006,6 +1006,15 @@ def test_the_digest_changes_with_a_version_label() -> None:
     assert evaluate(bumped).digest != evaluate(base).digest
 
 
+def test_the_digest_changes_with_what_signers_are_shown_as_signed() -> None:
+    base = open_input()
+    elsewhere = replace(base, environment="production")
+    summarised = open_input(applications=(pinned(change_summary="Refunds go through a queue"),))
+    digests = {evaluate(i).digest for i in (base, elsewhere, summarised)}
+    assert {evaluate(i).status for i in (elsewhere, summarised)} == {gate.OPEN}
+    assert len(digests) == 3
+
+
 def test_the_digest_changes_with_the_checklist_sha() -> None:
     base = open_input()
     other_sha = open_input(applications=(pinned(checklist_sha256="b" * 64),))
