@@ -43,6 +43,7 @@ from tests.functional.api_helpers import (
     sync_and_approve,
     write_checklists,
 )
+from tests.support.api_tokens import legacy_token
 
 KEY = "2026.11-r3"
 PACKAGES = f"{API_PREFIX}/packages"
@@ -466,8 +467,12 @@ def test_package_creation_errors(api: Api, app: Flask, clock: FixedClock) -> Non
     empty = {**NEW_PACKAGE, "key": "empty", "applications": []}
     assert api.post(PACKAGES, json=empty).status_code == 201
     assert_envelope(api.post(f"{PACKAGES}/empty/submit"), 422, "validation_failed")
-    ownerless = Api(app, create_token(clock, "no-owner", owner=None))
-    refused = ownerless.post(PACKAGES, json={**NEW_PACKAGE, "key": "other"})
+    # `tokens create` refuses such a token now; one issued before it did still cannot write.
+    with unit_of_work(db.session) as session:
+        secret = legacy_token(
+            session, name="no-owner", scopes=tokens.SCOPES, owner=None, clock=clock
+        )
+    refused = Api(app, secret).post(PACKAGES, json={**NEW_PACKAGE, "key": "other"})
     assert_envelope(refused, 403, "permission_denied")
     assert api.get(f"{PACKAGES}/other").status_code == 404
 
