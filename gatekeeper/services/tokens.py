@@ -224,16 +224,38 @@ def revoke_token(session: Session, name: str, *, clock: Clock, actor: str = "cli
     if token is None:
         raise NotFound(f"no token named {name!r}")
     if token.revoked_at is None:
-        token.revoked_at = clock.now()
-        audit.record(
-            session,
-            action="token.revoked",
-            actor=actor,
-            subject=f"API token {name}",
-            now=token.revoked_at,
-        )
+        _revoke(session, token, now=clock.now(), actor=actor)
     session.flush()
     return token
+
+
+def revoke_tokens_of(
+    session: Session, owner: str, *, now: datetime, actor: str, reason: str
+) -> list[str]:
+    """Revoke every live token `owner` owns (their account is being deactivated); the names."""
+    live = session.scalars(
+        sa.select(ApiToken)
+        .where(ApiToken.owner == owner, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.name)
+    ).all()
+    for token in live:
+        _revoke(session, token, now=now, actor=actor, reason=reason)
+    session.flush()
+    return [token.name for token in live]
+
+
+def _revoke(
+    session: Session, token: ApiToken, *, now: datetime, actor: str, reason: str | None = None
+) -> None:
+    token.revoked_at = now
+    audit.record(
+        session,
+        action="token.revoked",
+        actor=actor,
+        subject=f"API token {token.name}",
+        now=now,
+        details={"reason": reason} if reason else None,
+    )
 
 
 def list_tokens(session: Session) -> list[ApiToken]:

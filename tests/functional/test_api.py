@@ -19,7 +19,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import checklists, tokens
+from gatekeeper.services import checklists, tokens, users
 from tests.conftest import SAMPLES, dispose, make_app
 from tests.functional.api_helpers import (
     API_PREFIX,
@@ -584,6 +584,61 @@ def test_a_token_revoked_by_another_process_stops_working_at_once(
     finally:
         dispose(other)
     assert_envelope(api.get(f"{API_PREFIX}/checklists", token=secret), 401, "unauthenticated")
+
+
+def test_deactivating_an_owner_stops_their_tokens_at_once_in_every_process(
+    api: Api, app: Flask, clock: FixedClock, database_url: str, tmp_path: Path
+) -> None:
+    """This process keeps the tokens it authenticated; the owner's deactivation, made by another
+    process, refuses their next request. Activating the account again does not revive them."""
+    reader = create_token(clock, "poller", [tokens.SCOPE_GATE_READ])
+    for key in ("2026.12-a", "2026.12-b"):  # the second answer comes from this process's cache
+        assert api.post(PACKAGES, json={**NEW_PACKAGE, "key": key}).status_code == 201
+        assert api.get(f"{API_PREFIX}/checklists", token=reader).status_code == 200
+    other = make_app(database_url, tmp_path / "other", clock)
+    try:
+        with other.app_context():
+            done = other.test_cli_runner().invoke(cli, ["users", "deactivate", RELEASE_MANAGER])
+            assert done.exit_code == 0, done.output
+            assert "API tokens are revoked" in done.stdout
+        refused = api.post(PACKAGES, json={**NEW_PACKAGE, "key": "2026.12-c"})
+        assert_envelope(refused, 401, "unauthenticated")
+        assert_envelope(api.get(f"{API_PREFIX}/checklists", token=reader), 401, "unauthenticated")
+        with other.app_context():
+            again = other.test_cli_runner().invoke(cli, ["users", "activate", RELEASE_MANAGER])
+            assert again.exit_code == 0, again.output
+            assert "tokens stay revoked" in again.stdout
+    finally:
+        dispose(other)
+    assert_envelope(api.get(f"{API_PREFIX}/checklists", token=reader), 401, "unauthenticated")
+    revoked = db.session.scalars(sa.select(ApiToken.revoked_at).order_by(ApiToken.name)).all()
+    assert revoked == [clock.now(), clock.now()]
+    assert api.get(f"{PACKAGES}/2026.12-c", token=create_token(clock, "new")).status_code == 404
+
+
+def test_a_token_whose_owner_lost_their_account_or_role_is_refused(
+    api: Api, clock: FixedClock
+) -> None:
+    """Tokens issued before `tokens create` checked owners: the check on each request stands."""
+    with unit_of_work(db.session) as session:
+        users.add_user(
+            session,
+            email="board@example.com",
+            name="Board",
+            role=users.GOVERNANCE_REVIEWER,
+            clock=clock,
+        )
+        stranger = legacy_token(
+            session, name="stranger", scopes=tokens.SCOPES, owner="left@example.com", clock=clock
+        )
+        reviewer = legacy_token(
+            session, name="reviewer", scopes=tokens.SCOPES, owner="board@example.com", clock=clock
+        )
+    assert_envelope(api.get(f"{API_PREFIX}/checklists", token=stranger), 401, "unauthenticated")
+    assert api.get(f"{API_PREFIX}/checklists", token=reviewer).status_code == 200
+    refused = assert_envelope(api.post(PACKAGES, json=NEW_PACKAGE, token=reviewer), 403)
+    assert "board@example.com is a governance_reviewer" in refused["message"]
+    assert api.get(f"{PACKAGES}/{KEY}").status_code == 404
 
 
 def test_each_endpoint_refuses_a_token_without_its_scope(
