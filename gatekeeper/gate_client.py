@@ -14,6 +14,8 @@ EXIT_OPEN = 0
 EXIT_BLOCKED = 1
 EXIT_PENDING = 3
 EXIT_ERROR = 4
+# A released package's gate is open (it was open when released): re-running a deploy pipeline
+# re-deploys what was released and passes; a cancelled package is blocked.
 EXIT_BY_STATUS = {"open": EXIT_OPEN, "blocked": EXIT_BLOCKED, "pending": EXIT_PENDING}
 
 
@@ -59,18 +61,33 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
     return f"HTTP {exc.code}: {message}"
 
 
+def shown_status(gate: dict[str, Any]) -> str:
+    """The status people are shown, as the badge shows it: "released" while a released
+    package's gate holds (the server's GateResult.shown_status, from the JSON)."""
+    if gate.get("state") == "released" and gate["status"] == "open":
+        return "released"
+    status: str = gate["status"]
+    return status
+
+
 def progress_line(gate: dict[str, Any]) -> str:
     progress = gate["progress"]
     waiting = gate.get("waiting_on", [])
     people = f", waiting on {len(waiting)} {'person' if len(waiting) == 1 else 'people'}"
     return (
-        f"{gate['package']} revision {gate['revision']}: {gate['status'].upper()} — "
+        f"{gate['package']} revision {gate['revision']}: {shown_status(gate).upper()} — "
         f"{progress['signed']}/{progress['required']} signed{people if waiting else ''}"
     )
 
 
 def describe(gate: dict[str, Any]) -> str:
     lines = [progress_line(gate)]
+    release = gate.get("release")
+    if release:
+        lines.append(
+            f"  released {release['released_at']} by {release['released_by']} at digest "
+            f"{release['digest']}"
+        )
     for blocker in gate["blockers"]:
         where = "/".join(p for p in (blocker.get("application"), blocker.get("item")) if p)
         lines.append(f"  {blocker['code']} {where}: {blocker['message']}")

@@ -119,10 +119,44 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Gate": {
         "type": "object",
-        "required": ["package", "revision", "digest", "status", "progress", "blockers", "warnings"],
+        "required": [
+            "package",
+            "revision",
+            "state",
+            "release",
+            "digest",
+            "status",
+            "progress",
+            "blockers",
+            "warnings",
+        ],
         "properties": {
             "package": {"type": "string"},
             "revision": {"type": "integer"},
+            "state": {
+                "enum": list(STATES),
+                "description": "the package's lifecycle state; a released package's gate stays "
+                "open (a pipeline re-run may re-deploy it), a cancelled one is blocked",
+            },
+            "release": {
+                "description": "null until the package is released",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["released_at", "released_by", "digest"],
+                        "properties": {
+                            "released_at": {"type": "string", "format": "date-time"},
+                            "released_by": {"type": "string"},
+                            "digest": {
+                                "type": "string",
+                                "pattern": "^sha256:[0-9a-f]{64}$",
+                                "description": "the gate digest the release was recorded at",
+                            },
+                        },
+                    },
+                ],
+            },
             "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
             "status": {"enum": [gate.OPEN, gate.PENDING, gate.BLOCKED]},
             "progress": {

@@ -170,11 +170,20 @@ def test_full_flow_from_package_to_release(api: Api, clock: FixedClock) -> None:
     assert released.json["gate"]["status"] == "open"
     assert _package(api)["state"] == "released"
 
+    after = _gate(api)
+    assert (after["state"], after["status"]) == ("released", "open")
+    assert after["release"] == {
+        "released_at": clock.now().isoformat(),
+        "released_by": "ci-all",
+        "digest": gate["digest"],
+    }
+    assert gate["state"] == "in_review"
+    assert gate["release"] is None
+    # A pipeline re-run gets an open gate, but the release is recorded once.
     again = api.post(f"{PACKAGES}/{KEY}/release", json={"digest": gate["digest"]})
     assert_envelope(again, 409, "conflict")
-    fresh = _gate(api)["digest"]
-    once_more = api.post(f"{PACKAGES}/{KEY}/release", json={"digest": fresh})
-    assert_envelope(once_more, 409, "conflict")
+    once_more = api.post(f"{PACKAGES}/{KEY}/release", json={"digest": after["digest"]})
+    assert "released cannot be released" in assert_envelope(once_more, 409, "conflict")["message"]
     assert _package(api) == package
     # Every answer of the flow was checked against the document.
     assert {op for op, _, _ in api.checked} >= {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 
@@ -18,10 +19,11 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
-from gatekeeper.services import demo, packages
+from gatekeeper.services import demo, demo_governance, packages
 from gatekeeper.services.checklists import checklist_of
 
 KEY = demo.DEMO_PACKAGE
+RELEASED = demo_governance.RELEASED_PACKAGE
 
 
 @pytest.fixture
@@ -74,6 +76,73 @@ def test_blocked_gate_exits_1(demo_data: None, runner: FlaskCliRunner, clock: Fi
     assert result.exit_code == 1
     assert "ITEM_FAILED" in result.stdout
     assert "canary shows login errors" in result.stdout
+
+
+def badge_text(app: Flask, runner: FlaskCliRunner, key: str) -> str:
+    url = runner.invoke(cli, ["gate", "badge-url", key]).stdout.strip()
+    svg = app.test_client().get(url.removeprefix("http://127.0.0.1:5000")).text
+    found = re.search(r"<title>gate: (\w+)</title>", svg)
+    assert found, svg
+    return found.group(1)
+
+
+def test_a_released_package_says_released_and_a_re_run_may_deploy_it(
+    demo_data: None, app: Flask, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(cli, ["gate", "check", RELEASED])
+    assert result.exit_code == 0, result.output
+    package = packages.get_package(db.session, RELEASED)
+    assert package.released_at is not None
+    headline = result.stdout.splitlines()[0]
+    assert headline.startswith(f"{RELEASED} revision 1: RELEASED — ")
+    assert (
+        f"released {package.released_at.isoformat()} by {package.released_by} at digest "
+        f"{package.release_digest}" in result.stdout
+    )
+    gate = json.loads(runner.invoke(cli, ["gate", "check", RELEASED, "--json"]).stdout)
+    assert (gate["state"], gate["status"]) == ("released", "open")
+    assert gate["release"] == {
+        "released_at": package.released_at.isoformat(),
+        "released_by": package.released_by,
+        "digest": package.release_digest,
+    }
+    assert badge_text(app, runner, RELEASED) == "released"
+
+
+def test_every_state_is_in_the_gate_and_the_cli_and_the_badge_agree(
+    demo_data: None, app: Flask, runner: FlaskCliRunner, clock: FixedClock
+) -> None:
+    with unit_of_work(db.session) as session:
+        packages.create_package(
+            session,
+            packages.PackageSpec("2026.12-draft", "Draft", "production", None, ()),
+            assembler=demo.DEMO_RELEASE_MANAGER,
+            clock=clock,
+        )
+        packages.create_package(
+            session,
+            packages.PackageSpec("2026.12-gone", "Gone", "production", None, ()),
+            assembler=demo.DEMO_RELEASE_MANAGER,
+            clock=clock,
+        )
+        packages.cancel_package(
+            session, "2026.12-gone", actor=demo.DEMO_RELEASE_MANAGER, clock=clock
+        )
+    expected = {
+        KEY: ("in_review", "pending", 3),
+        RELEASED: ("released", "released", 0),
+        "2026.12-draft": ("draft", "blocked", 1),  # empty: PACKAGE_EMPTY
+        "2026.12-gone": ("cancelled", "blocked", 1),
+    }
+    for key, (state, shown, code) in expected.items():
+        result = runner.invoke(cli, ["gate", "check", key])
+        assert result.exit_code == code, (key, result.output)
+        assert result.stdout.startswith(f"{key} revision ")
+        assert f": {shown.upper()} — " in result.stdout.splitlines()[0], key
+        gate = json.loads(runner.invoke(cli, ["gate", "check", key, "--json"]).stdout)
+        assert gate["state"] == state
+        assert (gate["release"] is None) == (state != "released")
+        assert badge_text(app, runner, key) == shown
 
 
 def test_unknown_package_exits_4(app: Flask, runner: FlaskCliRunner) -> None:
