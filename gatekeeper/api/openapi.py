@@ -273,7 +273,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "version": "1",
             "description": "Release packages, the release gate CI asks before deploying, and "
             "checklists. Authenticate with `Authorization: Bearer gk_…` "
-            "(create tokens with `gatekeeper tokens create`).",
+            "(create tokens with `gatekeeper tokens create`). Every answer, errors included, "
+            "is sent with `Cache-Control: no-store`: no cache may keep or share it.",
         },
         "servers": [{"url": f"{server_url}/api/v1"}],
         "components": {

@@ -517,6 +517,32 @@ def _every_operation(app: Flask) -> list[tuple[str, str, str]]:
     ]
 
 
+def test_no_api_answer_may_be_stored_by_a_cache(api: Api, app: Flask, clock: FixedClock) -> None:
+    """One pipeline's gate must never be served to another by a proxy: every /api/v1 answer,
+    success or error, says `Cache-Control: no-store`."""
+    _open_gate(api, clock)
+    answers = [
+        api.call(method, path, json={"title": "x"} if method == "PATCH" else None)
+        for method, path, _ in _every_operation(app)
+        if method in ("GET", "PATCH")
+    ]
+    answers += [
+        api.get(f"{PACKAGES}/{KEY}/gate", anonymous=True),  # 401
+        api.get(f"{PACKAGES}/nope/gate"),  # 404
+        api.post(f"{PACKAGES}/{KEY}/release", json={"digest": FAKE_DIGEST}),  # 409
+        api.post(PACKAGES, json={"key": KEY}),  # 422
+        api.client.get(f"{API_PREFIX}/no-such-endpoint"),  # 404 from routing
+        api.get(f"{API_PREFIX}/openapi.json", anonymous=True),
+    ]
+    assert len(answers) >= 10
+    assert {r.status_code for r in answers} >= {200, 401, 404, 409, 422}
+    for response in answers:
+        assert response.headers.get("Cache-Control") == "no-store", (
+            response.request.path,
+            response.status_code,
+        )
+
+
 def test_every_api_view_requires_a_scope(app: Flask) -> None:
     for rule in api_rules(app):
         scope = getattr(app.view_functions[rule.endpoint], "required_scope", None)
