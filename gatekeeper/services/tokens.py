@@ -180,8 +180,9 @@ def authenticate(session: Session, secret: str) -> Caller:
 
 class CallerCache(HeadCache[str, Caller]):
     """Authenticated tokens per process, keyed by the secret's sha256. Creating and revoking a
-    token both append an audit event, so a revoked token is refused from the next request on;
-    failures are never cached."""
+    token, and deactivating its owner, all append an audit event, so a revoked token or one
+    whose owner was deactivated is refused from the next request on; failures are never
+    cached."""
 
     def authenticate(self, session: Session, secret: str) -> Caller:
         digest = _digest_of(secret)
