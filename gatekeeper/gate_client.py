@@ -14,7 +14,11 @@ EXIT_OPEN = 0
 EXIT_BLOCKED = 1
 EXIT_PENDING = 3
 EXIT_ERROR = 4
+# A released package's gate is open (it was open when released): re-running a deploy pipeline
+# re-deploys what was released and passes; a cancelled package is blocked.
 EXIT_BY_STATUS = {"open": EXIT_OPEN, "blocked": EXIT_BLOCKED, "pending": EXIT_PENDING}
+# A --wait progress line names this many people at most; the timeout line names everyone.
+NAMED_ON_PROGRESS = 5
 
 
 class GateUnavailable(Exception):
@@ -59,21 +63,59 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
     return f"HTTP {exc.code}: {message}"
 
 
+def shown_status(gate: dict[str, Any]) -> str:
+    """The status people are shown, as the badge shows it: "released" while a released
+    package's gate holds (the server's GateResult.shown_status, from the JSON)."""
+    if gate.get("state") == "released" and gate["status"] == "open":
+        return "released"
+    status: str = gate["status"]
+    return status
+
+
 def progress_line(gate: dict[str, Any]) -> str:
     progress = gate["progress"]
     waiting = gate.get("waiting_on", [])
     people = f", waiting on {len(waiting)} {'person' if len(waiting) == 1 else 'people'}"
     return (
-        f"{gate['package']} revision {gate['revision']}: {gate['status'].upper()} — "
+        f"{gate['package']} revision {gate['revision']}: {shown_status(gate).upper()} — "
         f"{progress['signed']}/{progress['required']} signed{people if waiting else ''}"
+    )
+
+
+def wait_line(gate: dict[str, Any]) -> str:
+    """A --wait progress line: the counts and who the gate is waiting on now."""
+    waiting = gate.get("waiting_on", [])
+    if not waiting:
+        return progress_line(gate)
+    named = ", ".join(waiting[:NAMED_ON_PROGRESS])
+    more = len(waiting) - NAMED_ON_PROGRESS
+    return f"{progress_line(gate)}: {named}" + (f" and {more} more" if more > 0 else "")
+
+
+def _where(blocker: dict[str, Any]) -> str:
+    return "/".join(p for p in (blocker.get("application"), blocker.get("item")) if p)
+
+
+def timeout_line(gate: dict[str, Any], timeout: float) -> str:
+    """What a --wait that ran out of time is still waiting for: who, and which blockers."""
+    who = ", ".join(gate.get("waiting_on", [])) or "nobody"
+    blockers = ", ".join(f"{b['code']} {_where(b)}".strip() for b in gate["blockers"])
+    return (
+        f"timed out after {timeout:g} s: {gate['package']} is still "
+        f"{shown_status(gate).upper()}, waiting on {who} ({blockers or 'no blockers'})"
     )
 
 
 def describe(gate: dict[str, Any]) -> str:
     lines = [progress_line(gate)]
+    release = gate.get("release")
+    if release:
+        lines.append(
+            f"  released {release['released_at']} by {release['released_by']} at digest "
+            f"{release['digest']}"
+        )
     for blocker in gate["blockers"]:
-        where = "/".join(p for p in (blocker.get("application"), blocker.get("item")) if p)
-        lines.append(f"  {blocker['code']} {where}: {blocker['message']}")
+        lines.append(f"  {blocker['code']} {_where(blocker)}: {blocker['message']}")
     for warning in gate.get("warnings", []):
         lines.append(f"  warning {warning['code']}: {warning['message']}")
     lines.append(f"  digest {gate['digest']}")
@@ -87,18 +129,37 @@ def wait_for_decision(
     first: dict[str, Any],
     timeout: float,
     interval: float,
-    on_progress: Callable[[dict[str, Any]], None],
+    on_change: Callable[[dict[str, Any]], None],
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Poll while the gate is pending; stop at open, blocked or the timeout (still pending)."""
+    """Poll while the gate is pending; stop at open, blocked or the timeout (still pending).
+
+    `on_change` hears of the first answer and of each one that differs from the one before it
+    (revision, counts, who is waited on): a CI log shows progress, not one line per poll.
+    """
     deadline = monotonic() + timeout
     gate = first
+    last: tuple[Any, ...] | None = None
     while gate["status"] == "pending":
-        on_progress(gate)
+        seen = _progress_of(gate)
+        if seen != last:
+            on_change(gate)
+            last = seen
         remaining = deadline - monotonic()
         if remaining <= 0:
             break
         sleep(min(interval, remaining))
         gate = read(package)
     return gate
+
+
+def _progress_of(gate: dict[str, Any]) -> tuple[Any, ...]:
+    progress = gate["progress"]
+    return (
+        gate["revision"],
+        gate["status"],
+        progress["signed"],
+        progress["required"],
+        tuple(gate.get("waiting_on", [])),
+    )

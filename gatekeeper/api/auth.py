@@ -19,7 +19,8 @@ from gatekeeper.services import tokens
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+URL_PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=URL_PREFIX)
 
 
 @bp.get("/openapi.json")

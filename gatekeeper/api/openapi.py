@@ -119,10 +119,44 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Gate": {
         "type": "object",
-        "required": ["package", "revision", "digest", "status", "progress", "blockers", "warnings"],
+        "required": [
+            "package",
+            "revision",
+            "state",
+            "release",
+            "digest",
+            "status",
+            "progress",
+            "blockers",
+            "warnings",
+        ],
         "properties": {
             "package": {"type": "string"},
             "revision": {"type": "integer"},
+            "state": {
+                "enum": list(STATES),
+                "description": "the package's lifecycle state; a released package's gate stays "
+                "open (a pipeline re-run may re-deploy it), a cancelled one is blocked",
+            },
+            "release": {
+                "description": "null until the package is released",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["released_at", "released_by", "digest"],
+                        "properties": {
+                            "released_at": {"type": "string", "format": "date-time"},
+                            "released_by": {"type": "string"},
+                            "digest": {
+                                "type": "string",
+                                "pattern": "^sha256:[0-9a-f]{64}$",
+                                "description": "the gate digest the release was recorded at",
+                            },
+                        },
+                    },
+                ],
+            },
             "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
             "status": {"enum": [gate.OPEN, gate.PENDING, gate.BLOCKED]},
             "progress": {
@@ -239,7 +273,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "version": "1",
             "description": "Release packages, the release gate CI asks before deploying, and "
             "checklists. Authenticate with `Authorization: Bearer gk_…` "
-            "(create tokens with `gatekeeper tokens create`).",
+            "(create tokens with `gatekeeper tokens create`). Every answer, errors included, "
+            "is sent with `Cache-Control: no-store`: no cache may keep or share it.",
         },
         "servers": [{"url": f"{server_url}/api/v1"}],
         "components": {

@@ -68,7 +68,7 @@ def _applications(body: dict[str, Any]) -> tuple[packages.ApplicationSpec, ...] 
 
 def _in_reach(session: Session, key: str) -> None:
     """Package writes are scoped like the web UI: another manager's package is 404."""
-    boards.find_package_id(session, key, assembled_by=tokens.package_scope(session, g.caller))
+    boards.find_package_id(session, key, assembled_by=tokens.package_scope(g.caller))
 
 
 def _policy() -> str:

@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from gatekeeper.cli.app_loading import reports_errors
+from gatekeeper.cli.options import one_of
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import governance
@@ -128,18 +129,26 @@ def sync_checklists(directory: Path, author: str | None) -> list[checklists.Sync
 @group.command("review")
 @click.argument("application")
 @click.option("--version", "version", type=int, required=True)
-@click.option("--approve", "action", flag_value=governance.APPROVE)
-@click.option("--request-changes", "action", flag_value=governance.REQUEST_CHANGES)
+@click.option("--approve", is_flag=True, help="approve the version (needs --consulted)")
+@click.option("--request-changes", is_flag=True, help="send the version back (needs --notes)")
 @click.option("--reviewer", required=True, help="a governance reviewer named in the checklist")
 @click.option("--consulted", default="", help="which key users were consulted, and how")
 @click.option("--notes", default="")
+@click.pass_context
 @reports_errors
 def review_command(
-    application: str, version: int, action: str | None, reviewer: str, consulted: str, notes: str
+    ctx: click.Context,
+    application: str,
+    version: int,
+    approve: bool,
+    request_changes: bool,
+    reviewer: str,
+    consulted: str,
+    notes: str,
 ) -> None:
     """Record a governance review of one checklist version."""
-    if action is None:
-        raise click.UsageError("choose --approve or --request-changes")
+    chosen = one_of(ctx, "approve", "request_changes", required=True)
+    action = governance.APPROVE if chosen == "approve" else governance.REQUEST_CHANGES
     with unit_of_work(db.session) as session:
         review = checklists.review_version(
             session,

@@ -23,7 +23,11 @@ def group() -> None:
 @click.option("--url", envvar="GATEKEEPER_URL", help="a remote Gatekeeper server (else local)")
 @click.option("--token", envvar="GATEKEEPER_TOKEN", help="API token for --url (gate:read)")
 @click.option("--json", "as_json", is_flag=True, help="print the gate as JSON")
-@click.option("--wait", is_flag=True, help="poll until the gate is open or blocked")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="poll until the gate is open or blocked, printing what changes; exit 3 at the timeout",
+)
 @click.option(
     "--timeout", type=float, default=600.0, show_default=True, help="seconds, with --wait"
 )
@@ -52,8 +56,10 @@ def gate_check(
                 first=gate,
                 timeout=timeout,
                 interval=interval,
-                on_progress=lambda g: click.echo(gate_client.progress_line(g), err=True),
+                on_change=lambda g: click.echo(gate_client.wait_line(g), err=True),
             )
+            if gate["status"] == "pending":  # the wait ran out of time
+                click.echo(gate_client.timeout_line(gate, timeout), err=True)
     except (gate_client.GateUnavailable, GatekeeperError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(gate_client.EXIT_ERROR)

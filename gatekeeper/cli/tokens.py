@@ -30,7 +30,11 @@ def group() -> None:
     type=click.Choice(tokens.SCOPES),
     help="repeat for several scopes",
 )
-@click.option("--owner", help="the accountable person (needed to assemble packages)")
+@click.option(
+    "--owner",
+    help="the accountable person, an active staff account; required with packages:write, "
+    "and then a release manager or an admin",
+)
 @reports_errors
 def tokens_create(name: str, scopes: tuple[str, ...], owner: str | None) -> None:
     """Create a token and print it once; only its hash is stored."""

@@ -62,10 +62,13 @@ def users_list(as_json: bool) -> None:
 @click.argument("email")
 @reports_errors
 def users_deactivate(email: str) -> None:
-    """Deactivate an account: its sessions end at once and it can no longer sign in."""
+    """Deactivate an account: its sessions end and its API tokens are revoked at once."""
     with unit_of_work(db.session) as session:
         user = users.deactivate_user(session, email, clock=runtime(current_app).clock)
-        done = f"user {user.email} deactivated; their sessions have ended"
+        done = (
+            f"user {user.email} deactivated; their sessions have ended and their API tokens "
+            "are revoked"
+        )
     click.echo(done)
 
 
@@ -76,5 +79,8 @@ def users_activate(email: str) -> None:
     """Let a deactivated account sign in again (with a new emailed link)."""
     with unit_of_work(db.session) as session:
         user = users.activate_user(session, email, clock=runtime(current_app).clock)
-        done = f"user {user.email} is active again"
+        done = (
+            f"user {user.email} is active again (their API tokens stay revoked: "
+            "gatekeeper tokens create issues new ones)"
+        )
     click.echo(done)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from gatekeeper.cli.app_loading import load_app
+from gatekeeper.cli.options import one_of
 from gatekeeper.db.base import db
 from gatekeeper.runtime import runtime
 from gatekeeper.services import mail_worker
@@ -45,6 +46,7 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
 @click.pass_context
 def command(ctx: click.Context, once: bool, interval: float) -> None:
     """Deliver queued email (with retries), send reminders and escalations, warn of expiry."""
+    one_of(ctx, "once", "interval")  # --interval is the pause between passes; --once makes one
     app = load_app(ctx)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     stop = threading.Event()

@@ -24,6 +24,9 @@ from gatekeeper.domain.signoff import (
 OPEN = "open"
 PENDING = "pending"
 BLOCKED = "blocked"
+# Shown (CLI, badge) instead of "open" for a released package whose gate still holds; never a
+# `status`, which scripts compare with "open".
+RELEASED = "released"
 
 BLOCK_OVERDUE = "block"
 WARN_OVERDUE = "warn"
@@ -104,6 +107,22 @@ class SignoffRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """When and by whom a package was released, and the gate digest it was released at."""
+
+    released_at: datetime
+    released_by: str
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "released_at": self.released_at.isoformat(),
+            "released_by": self.released_by,
+            "digest": self.digest,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class GateInput:
     package: str
     revision: int
@@ -116,6 +135,7 @@ class GateInput:
     # Where the release goes is part of what every signer signs.
     environment: str = ""
     finding_warn_after: timedelta = DEFAULT_FINDING_WARN_AFTER
+    release: Release | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +187,24 @@ class GateResult:
     applications: tuple[ApplicationProgress, ...]
     counted: tuple[int, ...] = field(default=())
     digest: str = ""
+    state: str = lifecycle.IN_REVIEW  # the package's lifecycle state
+    release: Release | None = None
 
     @property
     def waiting_on(self) -> tuple[str, ...]:
         return tuple(sorted({p for b in self.blockers for p in b.waiting_on}))
 
+    @property
+    def shown_status(self) -> str:
+        """What people are shown: "released" while a released package's gate holds."""
+        return RELEASED if self.state == lifecycle.RELEASED and self.status == OPEN else self.status
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "package": self.package,
             "revision": self.revision,
+            "state": self.state,
+            "release": self.release.to_dict() if self.release else None,
             "digest": self.digest,
             "status": self.status,
             "progress": {"signed": self.signed, "required": self.required},
@@ -357,8 +386,10 @@ def _evaluate_application(
                 f"{', '.join(pinned.reviewers)}"
             ),
         )
-        # Fail closed: only an explicit "warn" policy lets an overdue review through.
-        (warnings if gate.overdue_policy == WARN_OVERDUE else blockers).append(overdue)
+        # Fail closed: only an explicit "warn" policy lets an overdue review through, or a
+        # release already made (it was not overdue then; re-deploying it ships nothing new).
+        warns = gate.overdue_policy == WARN_OVERDUE or gate.state == lifecycle.RELEASED
+        (warnings if warns else blockers).append(overdue)
     # Only sign-offs given since this application last changed still count: a sign-off is
     # carried forward across revisions that left its application untouched.
     current = [r for r in records if pinned.changed_in_revision <= r.revision <= gate.revision]
@@ -457,6 +488,8 @@ def evaluate(gate: GateInput) -> GateResult:
         warnings=tuple(warnings),
         applications=tuple(progress),
         counted=tuple(sorted(counted)),
+        state=gate.state,
+        release=gate.release,
     )
     return _with_digest(gate, result)
 

@@ -161,7 +161,14 @@ def gate_input_from(
         now=now,
         overdue_policy=overdue_policy,
         finding_warn_after=finding_warn_after,
+        release=_release_of(package),
     )
+
+
+def _release_of(package: Package) -> gate_rules.Release | None:
+    if package.released_at is None or package.released_by is None or not package.release_digest:
+        return None
+    return gate_rules.Release(package.released_at, package.released_by, package.release_digest)
 
 
 def gate_inputs(

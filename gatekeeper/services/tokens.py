@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gatekeeper.db.models import ApiToken
+from gatekeeper.db.models import ROLES, ApiToken, User
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import (
     Conflict,
@@ -20,8 +20,12 @@ from gatekeeper.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from gatekeeper.services import audit, users
+from gatekeeper.services import audit
 from gatekeeper.services.head_cache import HeadCache, committed_head
+
+ADMIN, RELEASE_MANAGER, _GOVERNANCE_REVIEWER = ROLES
+# Who may assemble packages, as in the web UI: only they may own a packages:write token.
+ASSEMBLER_ROLES = (RELEASE_MANAGER, ADMIN)
 
 PREFIX = "gk_"
 SCOPE_GATE_READ = "gate:read"
@@ -48,6 +52,7 @@ class Caller:
     scopes: frozenset[str]
     owner: str | None
     last_used_at: datetime | None = None
+    owner_role: str | None = None
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -56,6 +61,32 @@ class Caller:
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _checked_owner(session: Session, owner: str | None, scopes: tuple[str, ...]) -> str | None:
+    """The owner's address, when it may own a token with these scopes: an active staff account,
+    and one that may assemble packages for a packages:write token (else every write refuses)."""
+    writes_packages = SCOPE_PACKAGES_WRITE in scopes
+    if owner is None or not owner.strip():
+        if writes_packages:
+            raise ValidationFailed(
+                f"a {SCOPE_PACKAGES_WRITE} token needs an owner (--owner EMAIL): the release "
+                "manager or admin accountable for the packages it writes"
+            )
+        return None
+    address = owner.strip().lower()
+    role = session.scalar(sa.select(User.role).where(User.email == address, User.active.is_(True)))
+    if role is None:
+        raise ValidationFailed(
+            f"{owner.strip()!r} is not the address of an active staff account "
+            "(gatekeeper users list)"
+        )
+    if writes_packages and role not in ASSEMBLER_ROLES:
+        raise ValidationFailed(
+            f"{address} is a {role}: only a {RELEASE_MANAGER} or an {ADMIN} may own a "
+            f"{SCOPE_PACKAGES_WRITE} token"
+        )
+    return address
 
 
 def create_token(
@@ -73,6 +104,7 @@ def create_token(
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise ValidationFailed(f"scopes must be among: {', '.join(SCOPES)}")
+    owner = _checked_owner(session, owner, scopes)
     if session.scalar(sa.select(ApiToken.id).where(ApiToken.name == name)) is not None:
         raise Conflict(f"a token named {name!r} already exists; revoke it or pick another name")
     secret = PREFIX + secrets.token_urlsafe(32)
@@ -82,7 +114,7 @@ def create_token(
             prefix=secret[:10],
             token_hash=_hash(secret),
             scopes=" ".join(sorted(set(scopes))),
-            owner=owner.strip().lower() if owner else None,
+            owner=owner,
             created_at=clock.now(),
         )
     )
@@ -105,7 +137,8 @@ def _digest_of(secret: str) -> str:
 
 
 def authenticate(session: Session, secret: str) -> Caller:
-    """Find the live token for `secret`; unknown, malformed and revoked tokens all fail alike."""
+    """Find the live token for `secret`; unknown, malformed and revoked tokens all fail alike,
+    and so does a token whose owner has no active account (deactivation stops it at once)."""
     digest = _digest_of(secret)
     # Plain columns on the connection, not an ORM entity: CI polls the gate with a token on
     # every call, and the ORM's loading costs more than the query itself.
@@ -120,25 +153,36 @@ def authenticate(session: Session, secret: str) -> Caller:
                 ApiToken.last_used_at,
                 ApiToken.revoked_at,
                 ApiToken.token_hash,
-            ).where(ApiToken.token_hash == digest)
+                User.active.label("owner_active"),
+                User.role.label("owner_role"),
+            )
+            .outerjoin(User, User.email == ApiToken.owner)
+            .where(ApiToken.token_hash == digest)
         )
         .first()
     )
     if (
         token is None
         or token.revoked_at is not None
+        or (token.owner is not None and not token.owner_active)
         or not hmac.compare_digest(token.token_hash, digest)
     ):
         raise Unauthenticated("invalid or revoked API token")
     return Caller(
-        token.id, token.name, frozenset(token.scopes.split()), token.owner, token.last_used_at
+        token.id,
+        token.name,
+        frozenset(token.scopes.split()),
+        token.owner,
+        token.last_used_at,
+        token.owner_role,
     )
 
 
 class CallerCache(HeadCache[str, Caller]):
     """Authenticated tokens per process, keyed by the secret's sha256. Creating and revoking a
-    token both append an audit event, so a revoked token is refused from the next request on;
-    failures are never cached."""
+    token, and deactivating its owner, all append an audit event, so a revoked token or one
+    whose owner was deactivated is refused from the next request on; failures are never
+    cached."""
 
     def authenticate(self, session: Session, secret: str) -> Caller:
         digest = _digest_of(secret)
@@ -181,16 +225,38 @@ def revoke_token(session: Session, name: str, *, clock: Clock, actor: str = "cli
     if token is None:
         raise NotFound(f"no token named {name!r}")
     if token.revoked_at is None:
-        token.revoked_at = clock.now()
-        audit.record(
-            session,
-            action="token.revoked",
-            actor=actor,
-            subject=f"API token {name}",
-            now=token.revoked_at,
-        )
+        _revoke(session, token, now=clock.now(), actor=actor)
     session.flush()
     return token
+
+
+def revoke_tokens_of(
+    session: Session, owner: str, *, now: datetime, actor: str, reason: str
+) -> list[str]:
+    """Revoke every live token `owner` owns (their account is being deactivated); the names."""
+    live = session.scalars(
+        sa.select(ApiToken)
+        .where(ApiToken.owner == owner, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.name)
+    ).all()
+    for token in live:
+        _revoke(session, token, now=now, actor=actor, reason=reason)
+    session.flush()
+    return [token.name for token in live]
+
+
+def _revoke(
+    session: Session, token: ApiToken, *, now: datetime, actor: str, reason: str | None = None
+) -> None:
+    token.revoked_at = now
+    audit.record(
+        session,
+        action="token.revoked",
+        actor=actor,
+        subject=f"API token {token.name}",
+        now=now,
+        details={"reason": reason} if reason else None,
+    )
 
 
 def list_tokens(session: Session) -> list[ApiToken]:
@@ -198,18 +264,23 @@ def list_tokens(session: Session) -> list[ApiToken]:
 
 
 def accountable_owner(caller: Caller) -> str:
-    """The release manager a package-writing token acts for; ownerless tokens may not write."""
+    """The release manager a package-writing token acts for; ownerless tokens may not write, nor
+    tokens whose owner may not assemble packages."""
     if caller.owner is None:
         raise PermissionDenied(
             "this token has no owner; packages need an accountable release manager "
             "(gatekeeper tokens create --owner EMAIL)"
         )
+    if caller.owner_role not in ASSEMBLER_ROLES:
+        raise PermissionDenied(
+            f"this token's owner {caller.owner} is a {caller.owner_role}: only a "
+            f"{RELEASE_MANAGER} or an {ADMIN} may assemble packages"
+        )
     return caller.owner
 
 
-def package_scope(session: Session, caller: Caller) -> str | None:
+def package_scope(caller: Caller) -> str | None:
     """The packages a token may change, as in the web UI: those its owner assembled, or every
-    package when the owner is an active admin. None means every package."""
+    package when the owner is an admin. None means every package."""
     owner = accountable_owner(caller)
-    account = users.find_active(session, owner)
-    return None if account is not None and account.role == users.ADMIN else owner
+    return None if caller.owner_role == ADMIN else owner

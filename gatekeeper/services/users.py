@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import ROLES, User
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
-from gatekeeper.services import audit
+from gatekeeper.services import audit, tokens
 
 ADMIN, RELEASE_MANAGER, GOVERNANCE_REVIEWER = ROLES
 MAX_NAME_CHARS = 200
@@ -100,7 +100,9 @@ def user_by_id(session: Session, user_id: int) -> User:
 
 
 def deactivate_user(session: Session, email: str, *, clock: Clock, actor: str = "cli") -> User:
-    """Deactivate and sign out everywhere: every session of this user stops working at once.
+    """Deactivate and sign out everywhere: every session of this user stops working at once,
+    and every API token they own is revoked (for good: activating the account again brings
+    neither back, as a departed person's scripts may still hold them).
 
     Nobody deactivates their own account (they would lock themselves out mid-action), and the
     last active admin stays: without one, nobody could manage accounts from the web UI.
@@ -123,6 +125,13 @@ def deactivate_user(session: Session, email: str, *, clock: Clock, actor: str = 
     user.session_version += 1
     session.flush()
     _account_event(session, "user.deactivated", user, actor=actor, now=user.deactivated_at)
+    tokens.revoke_tokens_of(
+        session,
+        user.email,
+        now=user.deactivated_at,
+        actor=actor,
+        reason=f"owner {user.email} deactivated",
+    )
     return user
 
 

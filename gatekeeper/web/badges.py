@@ -5,13 +5,18 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 
 from gatekeeper.db.base import db
+from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.errors import NotFound
 from gatekeeper.runtime import runtime
-from gatekeeper.services import packages
 from gatekeeper.signing import badge_signature_valid
 
 bp = Blueprint("badges", __name__)
-COLOURS = {"open": "#1a7f37", "pending": "#9a6700", "blocked": "#cf222e", "released": "#0550ae"}
+COLOURS = {
+    gate_rules.OPEN: "#1a7f37",
+    gate_rules.PENDING: "#9a6700",
+    gate_rules.BLOCKED: "#cf222e",
+    gate_rules.RELEASED: "#0550ae",
+}
 
 
 @bp.get("/badges/<key>/<signature>.svg")
@@ -19,11 +24,8 @@ def badge(key: str, signature: str) -> Response:
     settings = runtime(current_app).settings
     if not badge_signature_valid(settings.secret_keys, key, signature):
         raise NotFound("no such badge")
-    package = packages.get_package(db.session, key)
-    if package.state == "released":
-        status = "released"
-    else:
-        status = runtime(current_app).gate_now(db.session, key).status
+    # The gate's own state, as `gatekeeper gate check` reads it: the two always agree.
+    status = runtime(current_app).gate_now(db.session, key).shown_status
     return Response(
         render_badge("gate", status, COLOURS[status]),
         mimetype="image/svg+xml",

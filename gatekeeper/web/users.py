@@ -74,14 +74,17 @@ def create() -> ResponseReturnValue:
 @bp.post("/<int:user_id>/deactivate")
 def deactivate(user_id: int) -> ResponseReturnValue:
     email = _change(user_id, users.deactivate_user)
-    flash(f"{email} is deactivated: their sessions have ended.", "ok")
+    flash(
+        f"{email} is deactivated: their sessions have ended and their API tokens are revoked.",
+        "ok",
+    )
     return redirect(url_for("users.index"))
 
 
 @bp.post("/<int:user_id>/activate")
 def activate(user_id: int) -> ResponseReturnValue:
     email = _change(user_id, users.activate_user)
-    flash(f"{email} may sign in again.", "ok")
+    flash(f"{email} may sign in again (their old API tokens stay revoked).", "ok")
     return redirect(url_for("users.index"))
 
 

@@ -27,6 +27,7 @@ from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import packages, tokens
 from tests.support import generated
+from tests.support.api_tokens import issue_token
 
 # `X as X`: re-exported to the API and web tests, which import them from here.
 from tests.support.generated import EVIDENCE as EVIDENCE
@@ -55,10 +56,7 @@ def create_token(
     owner: str | None = RELEASE_MANAGER,
 ) -> str:
     with unit_of_work(db.session) as session:
-        issued = tokens.create_token(
-            session, name=name, scopes=tuple(scopes), owner=owner, clock=clock
-        )
-    return issued.secret
+        return issue_token(session, name=name, scopes=scopes, owner=owner, clock=clock)
 
 
 def revoke_token(clock: FixedClock, name: str) -> None:

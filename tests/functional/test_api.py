@@ -19,7 +19,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import checklists, tokens
+from gatekeeper.services import checklists, tokens, users
 from tests.conftest import SAMPLES, dispose, make_app
 from tests.functional.api_helpers import (
     API_PREFIX,
@@ -43,6 +43,7 @@ from tests.functional.api_helpers import (
     sync_and_approve,
     write_checklists,
 )
+from tests.support.api_tokens import legacy_token
 
 KEY = "2026.11-r3"
 PACKAGES = f"{API_PREFIX}/packages"
@@ -169,11 +170,20 @@ def test_full_flow_from_package_to_release(api: Api, clock: FixedClock) -> None:
     assert released.json["gate"]["status"] == "open"
     assert _package(api)["state"] == "released"
 
+    after = _gate(api)
+    assert (after["state"], after["status"]) == ("released", "open")
+    assert after["release"] == {
+        "released_at": clock.now().isoformat(),
+        "released_by": "ci-all",
+        "digest": gate["digest"],
+    }
+    assert gate["state"] == "in_review"
+    assert gate["release"] is None
+    # A pipeline re-run gets an open gate, but the release is recorded once.
     again = api.post(f"{PACKAGES}/{KEY}/release", json={"digest": gate["digest"]})
     assert_envelope(again, 409, "conflict")
-    fresh = _gate(api)["digest"]
-    once_more = api.post(f"{PACKAGES}/{KEY}/release", json={"digest": fresh})
-    assert_envelope(once_more, 409, "conflict")
+    once_more = api.post(f"{PACKAGES}/{KEY}/release", json={"digest": after["digest"]})
+    assert "released cannot be released" in assert_envelope(once_more, 409, "conflict")["message"]
     assert _package(api) == package
     # Every answer of the flow was checked against the document.
     assert {op for op, _, _ in api.checked} >= {
@@ -466,8 +476,12 @@ def test_package_creation_errors(api: Api, app: Flask, clock: FixedClock) -> Non
     empty = {**NEW_PACKAGE, "key": "empty", "applications": []}
     assert api.post(PACKAGES, json=empty).status_code == 201
     assert_envelope(api.post(f"{PACKAGES}/empty/submit"), 422, "validation_failed")
-    ownerless = Api(app, create_token(clock, "no-owner", owner=None))
-    refused = ownerless.post(PACKAGES, json={**NEW_PACKAGE, "key": "other"})
+    # `tokens create` refuses such a token now; one issued before it did still cannot write.
+    with unit_of_work(db.session) as session:
+        secret = legacy_token(
+            session, name="no-owner", scopes=tokens.SCOPES, owner=None, clock=clock
+        )
+    refused = Api(app, secret).post(PACKAGES, json={**NEW_PACKAGE, "key": "other"})
     assert_envelope(refused, 403, "permission_denied")
     assert api.get(f"{PACKAGES}/other").status_code == 404
 
@@ -501,6 +515,32 @@ def _every_operation(app: Flask) -> list[tuple[str, str, str]]:
         for rule in sorted(api_rules(app), key=lambda r: r.rule)
         for method in sorted(rule_methods(rule))
     ]
+
+
+def test_no_api_answer_may_be_stored_by_a_cache(api: Api, app: Flask, clock: FixedClock) -> None:
+    """One pipeline's gate must never be served to another by a proxy: every /api/v1 answer,
+    success or error, says `Cache-Control: no-store`."""
+    _open_gate(api, clock)
+    answers = [
+        api.call(method, path, json={"title": "x"} if method == "PATCH" else None)
+        for method, path, _ in _every_operation(app)
+        if method in ("GET", "PATCH")
+    ]
+    answers += [
+        api.get(f"{PACKAGES}/{KEY}/gate", anonymous=True),  # 401
+        api.get(f"{PACKAGES}/nope/gate"),  # 404
+        api.post(f"{PACKAGES}/{KEY}/release", json={"digest": FAKE_DIGEST}),  # 409
+        api.post(PACKAGES, json={"key": KEY}),  # 422
+        api.client.get(f"{API_PREFIX}/no-such-endpoint"),  # 404 from routing
+        api.get(f"{API_PREFIX}/openapi.json", anonymous=True),
+    ]
+    assert len(answers) >= 10
+    assert {r.status_code for r in answers} >= {200, 401, 404, 409, 422}
+    for response in answers:
+        assert response.headers.get("Cache-Control") == "no-store", (
+            response.request.path,
+            response.status_code,
+        )
 
 
 def test_every_api_view_requires_a_scope(app: Flask) -> None:
@@ -579,6 +619,61 @@ def test_a_token_revoked_by_another_process_stops_working_at_once(
     finally:
         dispose(other)
     assert_envelope(api.get(f"{API_PREFIX}/checklists", token=secret), 401, "unauthenticated")
+
+
+def test_deactivating_an_owner_stops_their_tokens_at_once_in_every_process(
+    api: Api, app: Flask, clock: FixedClock, database_url: str, tmp_path: Path
+) -> None:
+    """This process keeps the tokens it authenticated; the owner's deactivation, made by another
+    process, refuses their next request. Activating the account again does not revive them."""
+    reader = create_token(clock, "poller", [tokens.SCOPE_GATE_READ])
+    for key in ("2026.12-a", "2026.12-b"):  # the second answer comes from this process's cache
+        assert api.post(PACKAGES, json={**NEW_PACKAGE, "key": key}).status_code == 201
+        assert api.get(f"{API_PREFIX}/checklists", token=reader).status_code == 200
+    other = make_app(database_url, tmp_path / "other", clock)
+    try:
+        with other.app_context():
+            done = other.test_cli_runner().invoke(cli, ["users", "deactivate", RELEASE_MANAGER])
+            assert done.exit_code == 0, done.output
+            assert "API tokens are revoked" in done.stdout
+        refused = api.post(PACKAGES, json={**NEW_PACKAGE, "key": "2026.12-c"})
+        assert_envelope(refused, 401, "unauthenticated")
+        assert_envelope(api.get(f"{API_PREFIX}/checklists", token=reader), 401, "unauthenticated")
+        with other.app_context():
+            again = other.test_cli_runner().invoke(cli, ["users", "activate", RELEASE_MANAGER])
+            assert again.exit_code == 0, again.output
+            assert "tokens stay revoked" in again.stdout
+    finally:
+        dispose(other)
+    assert_envelope(api.get(f"{API_PREFIX}/checklists", token=reader), 401, "unauthenticated")
+    revoked = db.session.scalars(sa.select(ApiToken.revoked_at).order_by(ApiToken.name)).all()
+    assert revoked == [clock.now(), clock.now()]
+    assert api.get(f"{PACKAGES}/2026.12-c", token=create_token(clock, "new")).status_code == 404
+
+
+def test_a_token_whose_owner_lost_their_account_or_role_is_refused(
+    api: Api, clock: FixedClock
+) -> None:
+    """Tokens issued before `tokens create` checked owners: the check on each request stands."""
+    with unit_of_work(db.session) as session:
+        users.add_user(
+            session,
+            email="board@example.com",
+            name="Board",
+            role=users.GOVERNANCE_REVIEWER,
+            clock=clock,
+        )
+        stranger = legacy_token(
+            session, name="stranger", scopes=tokens.SCOPES, owner="left@example.com", clock=clock
+        )
+        reviewer = legacy_token(
+            session, name="reviewer", scopes=tokens.SCOPES, owner="board@example.com", clock=clock
+        )
+    assert_envelope(api.get(f"{API_PREFIX}/checklists", token=stranger), 401, "unauthenticated")
+    assert api.get(f"{API_PREFIX}/checklists", token=reviewer).status_code == 200
+    refused = assert_envelope(api.post(PACKAGES, json=NEW_PACKAGE, token=reviewer), 403)
+    assert "board@example.com is a governance_reviewer" in refused["message"]
+    assert api.get(f"{PACKAGES}/{KEY}").status_code == 404
 
 
 def test_each_endpoint_refuses_a_token_without_its_scope(

@@ -172,6 +172,40 @@ def test_review_needs_an_outcome(app: Flask, runner: FlaskCliRunner) -> None:
     assert "choose --approve or --request-changes" in err
 
 
+def test_approve_and_request_changes_together_are_refused_as_contradictory(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    run(runner, "checklists", "sync", str(SAMPLES), "--author", "ana@example.com")
+    for order in (["--approve", "--request-changes"], ["--request-changes", "--approve"]):
+        code, out, err = run(
+            runner,
+            "checklists",
+            "review",
+            "payments-api",
+            "--version",
+            "7",
+            *order,
+            "--reviewer",
+            "release-board@example.com",
+            "--consulted",
+            "Dana by phone",
+            "--notes",
+            "looks fine",
+        )
+        assert code == 2, out
+        assert "--approve and --request-changes cannot be used together" in err
+    assert (
+        db.session.scalar(sa.select(ChecklistVersion.state).where(ChecklistVersion.version == 7))
+        == "pending_review"
+    )
+
+
+def test_worker_once_and_interval_are_refused_as_contradictory(runner: FlaskCliRunner) -> None:
+    code, _, err = run(runner, "worker", "--once", "--interval", "1")
+    assert code == 2
+    assert "--once and --interval cannot be used together" in err
+
+
 def test_demo_prepares_data_and_is_repeatable(app: Flask, runner: FlaskCliRunner) -> None:
     code, out, err = run(runner, "demo", "--no-serve")
     assert code == 0, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 
@@ -18,10 +19,11 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
-from gatekeeper.services import demo, packages
+from gatekeeper.services import demo, demo_governance, packages
 from gatekeeper.services.checklists import checklist_of
 
 KEY = demo.DEMO_PACKAGE
+RELEASED = demo_governance.RELEASED_PACKAGE
 
 
 @pytest.fixture
@@ -76,6 +78,73 @@ def test_blocked_gate_exits_1(demo_data: None, runner: FlaskCliRunner, clock: Fi
     assert "canary shows login errors" in result.stdout
 
 
+def badge_text(app: Flask, runner: FlaskCliRunner, key: str) -> str:
+    url = runner.invoke(cli, ["gate", "badge-url", key]).stdout.strip()
+    svg = app.test_client().get(url.removeprefix("http://127.0.0.1:5000")).text
+    found = re.search(r"<title>gate: (\w+)</title>", svg)
+    assert found, svg
+    return found.group(1)
+
+
+def test_a_released_package_says_released_and_a_re_run_may_deploy_it(
+    demo_data: None, app: Flask, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(cli, ["gate", "check", RELEASED])
+    assert result.exit_code == 0, result.output
+    package = packages.get_package(db.session, RELEASED)
+    assert package.released_at is not None
+    headline = result.stdout.splitlines()[0]
+    assert headline.startswith(f"{RELEASED} revision 1: RELEASED — ")
+    assert (
+        f"released {package.released_at.isoformat()} by {package.released_by} at digest "
+        f"{package.release_digest}" in result.stdout
+    )
+    gate = json.loads(runner.invoke(cli, ["gate", "check", RELEASED, "--json"]).stdout)
+    assert (gate["state"], gate["status"]) == ("released", "open")
+    assert gate["release"] == {
+        "released_at": package.released_at.isoformat(),
+        "released_by": package.released_by,
+        "digest": package.release_digest,
+    }
+    assert badge_text(app, runner, RELEASED) == "released"
+
+
+def test_every_state_is_in_the_gate_and_the_cli_and_the_badge_agree(
+    demo_data: None, app: Flask, runner: FlaskCliRunner, clock: FixedClock
+) -> None:
+    with unit_of_work(db.session) as session:
+        packages.create_package(
+            session,
+            packages.PackageSpec("2026.12-draft", "Draft", "production", None, ()),
+            assembler=demo.DEMO_RELEASE_MANAGER,
+            clock=clock,
+        )
+        packages.create_package(
+            session,
+            packages.PackageSpec("2026.12-gone", "Gone", "production", None, ()),
+            assembler=demo.DEMO_RELEASE_MANAGER,
+            clock=clock,
+        )
+        packages.cancel_package(
+            session, "2026.12-gone", actor=demo.DEMO_RELEASE_MANAGER, clock=clock
+        )
+    expected = {
+        KEY: ("in_review", "pending", 3),
+        RELEASED: ("released", "released", 0),
+        "2026.12-draft": ("draft", "blocked", 1),  # empty: PACKAGE_EMPTY
+        "2026.12-gone": ("cancelled", "blocked", 1),
+    }
+    for key, (state, shown, code) in expected.items():
+        result = runner.invoke(cli, ["gate", "check", key])
+        assert result.exit_code == code, (key, result.output)
+        assert result.stdout.startswith(f"{key} revision ")
+        assert f": {shown.upper()} — " in result.stdout.splitlines()[0], key
+        gate = json.loads(runner.invoke(cli, ["gate", "check", key, "--json"]).stdout)
+        assert gate["state"] == state
+        assert (gate["release"] is None) == (state != "released")
+        assert badge_text(app, runner, key) == shown
+
+
 def test_unknown_package_exits_4(app: Flask, runner: FlaskCliRunner) -> None:
     result = runner.invoke(cli, ["gate", "check", "nope"])
     assert result.exit_code == 4
@@ -95,14 +164,74 @@ def test_bad_configuration_fails_closed_with_4() -> None:
     assert result.exit_code == 4
 
 
-def test_wait_gives_up_at_the_timeout_still_pending(
+def test_wait_gives_up_at_the_timeout_and_says_what_it_still_waits_for(
     demo_data: None, runner: FlaskCliRunner
 ) -> None:
     result = runner.invoke(
         cli, ["gate", "check", KEY, "--wait", "--timeout", "0.3", "--interval", "0.1"]
     )
     assert result.exit_code == 3
-    assert "signed, waiting on" in result.stderr
+    progress, timed_out = result.stderr.splitlines()  # polls that change nothing print nothing
+    assert "signed, waiting on" in progress
+    assert timed_out.startswith(f"timed out after 0.3 s: {KEY} is still PENDING, waiting on ")
+    assert "settlement-lead@example.com" in timed_out
+    assert "USER_VALIDATION_PENDING payments-api" in timed_out
+
+
+def pending(signed: int, *waiting: str, revision: int = 1) -> dict[str, object]:
+    return {
+        "package": "p",
+        "revision": revision,
+        "status": "pending",
+        "progress": {"signed": signed, "required": 3},
+        "waiting_on": list(waiting),
+        "blockers": [
+            {"code": "ITEM_PENDING", "application": "app", "item": "scan", "waiting_on": [w]}
+            for w in waiting
+        ],
+    }
+
+
+def test_wait_reports_only_what_changed_and_at_the_timeout_what_it_still_waits_for() -> None:
+    answers = iter(
+        [
+            pending(0, "a@x", "b@x", "c@x"),
+            pending(1, "b@x", "c@x"),
+            pending(1, "b@x", "c@x"),
+            pending(1, "b@x", "c@x", revision=2),  # an edit: same counts, new revision
+            pending(1, "b@x", "c@x", revision=2),
+        ]
+    )
+    clock = [0.0]
+    seen: list[str] = []
+    final = gate_client.wait_for_decision(
+        lambda _key: next(answers),
+        "p",
+        first=pending(0, "a@x", "b@x", "c@x"),
+        timeout=50,
+        interval=10,
+        on_change=lambda g: seen.append(gate_client.wait_line(g)),
+        sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds),
+        monotonic=lambda: clock[0],
+    )
+    assert seen == [
+        "p revision 1: PENDING — 0/3 signed, waiting on 3 people: a@x, b@x, c@x",
+        "p revision 1: PENDING — 1/3 signed, waiting on 2 people: b@x, c@x",
+        "p revision 2: PENDING — 1/3 signed, waiting on 2 people: b@x, c@x",
+    ]
+    assert final == pending(1, "b@x", "c@x", revision=2)
+    assert gate_client.timeout_line(final, 50) == (
+        "timed out after 50 s: p is still PENDING, waiting on b@x, c@x "
+        "(ITEM_PENDING app/scan, ITEM_PENDING app/scan)"
+    )
+
+
+def test_a_long_wait_list_is_cut_short_on_progress_lines_only() -> None:
+    people = [f"p{n}@x" for n in range(8)]
+    assert gate_client.wait_line(pending(0, *people)).endswith(
+        "waiting on 8 people: p0@x, p1@x, p2@x, p3@x, p4@x and 3 more"
+    )
+    assert ", ".join(people) in gate_client.timeout_line(pending(0, *people), 1)
 
 
 def test_wait_returns_as_soon_as_the_gate_decides() -> None:
@@ -135,7 +264,7 @@ def test_wait_returns_as_soon_as_the_gate_decides() -> None:
         },
         timeout=60,
         interval=5,
-        on_progress=lambda g: seen.append(gate_client.progress_line(g)),
+        on_change=lambda g: seen.append(gate_client.progress_line(g)),
         sleep=sleeps.append,
         monotonic=lambda: 0.0,
     )

@@ -12,6 +12,7 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import tokens
+from tests.support.api_tokens import issue_token
 from tests.support.flows import prepare
 
 pytestmark = pytest.mark.security
@@ -28,10 +29,10 @@ def operations(app: Flask) -> list[schemathesis.APIOperation]:
 def test_every_operation_survives_generated_input(app: Flask, clock: FixedClock) -> None:
     prepare(app, clock)
     with unit_of_work(db.session) as session:
-        issued = tokens.create_token(
+        secret = issue_token(
             session, name="fuzz", scopes=ALL_SCOPES, owner="fuzz-manager@example.com", clock=clock
         )
-    headers = {"Authorization": f"Bearer {issued.secret}"}
+    headers = {"Authorization": f"Bearer {secret}"}
     found = operations(app)
     assert len(found) >= 9
     for operation in found:
@@ -55,7 +56,7 @@ def test_every_operation_survives_generated_input(app: Flask, clock: FixedClock)
 def test_every_operation_refuses_missing_and_revoked_tokens(app: Flask, clock: FixedClock) -> None:
     prepare(app, clock)
     with unit_of_work(db.session) as session:
-        issued = tokens.create_token(
+        secret = issue_token(
             session, name="revoked", scopes=ALL_SCOPES, owner="x@example.com", clock=clock
         )
         tokens.revoke_token(session, "revoked", clock=clock)
@@ -66,7 +67,7 @@ def test_every_operation_refuses_missing_and_revoked_tokens(app: Flask, clock: F
             max_examples=2, deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
         def check(case: schemathesis.Case) -> None:
-            for headers in ({}, {"Authorization": f"Bearer {issued.secret}"}):
+            for headers in ({}, {"Authorization": f"Bearer {secret}"}):
                 response = case.call(headers=headers)
                 # 400 is a refusal too: text no database can store is turned away before auth.
                 assert response.status_code in (400, 401), (case.operation.label, response.text)

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from gatekeeper.db.base import db
 from gatekeeper.db.models import ROLES
+from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import tokens
 from gatekeeper.web import access
@@ -38,6 +40,7 @@ from tests.support.access import (
     staff_rules,
     url,
 )
+from tests.support.api_tokens import legacy_token
 from tests.support.api_walk import write_operations
 
 pytestmark = pytest.mark.security
@@ -260,7 +263,15 @@ def test_another_release_managers_token_cannot_change_their_package(
 def test_a_token_without_an_owner_cannot_change_packages(
     app: Flask, world: dict[str, Any], clock: FixedClock
 ) -> None:
-    api = Api(app, create_token(clock, "ownerless", (tokens.SCOPE_PACKAGES_WRITE,), owner=None))
+    with unit_of_work(db.session) as session:  # as issued before `tokens create` refused it
+        secret = legacy_token(
+            session,
+            name="ownerless",
+            scopes=(tokens.SCOPE_PACKAGES_WRITE,),
+            owner=None,
+            clock=clock,
+        )
+    api = Api(app, secret)
     before = snapshot()
     answers = api_package_writes(api)
     assert snapshot() == before, answers

@@ -18,6 +18,7 @@ from gatekeeper.domain.errors import TokenInvalid
 from gatekeeper.runtime import runtime
 from gatekeeper.services import packages, signoffs, tokens
 from tests.conftest import TEST_KEY, clean_environ
+from tests.support.api_tokens import issue_token
 from tests.support.flows import approve_payments
 
 pytestmark = pytest.mark.security
@@ -72,14 +73,14 @@ def submit_hostile_package(app: Flask, clock: FixedClock, *, host: str | None = 
     """Create and submit through the API, optionally with a poisoned Host header."""
     with unit_of_work(db.session) as session:
         approve_payments(session, clock)
-        issued = tokens.create_token(
+        secret = issue_token(
             session,
             name="rm",
             scopes=("packages:write", "gate:read"),
             owner="release-manager@example.com",
             clock=clock,
         )
-    headers = {"Authorization": f"Bearer {issued.secret}"}
+    headers = {"Authorization": f"Bearer {secret}"}
     if host:
         headers["Host"] = host
     client = app.test_client()
@@ -191,14 +192,14 @@ def test_text_no_database_can_store_is_refused_not_a_500(
     app: Flask, clock: FixedClock, method: str, path: str, payload: dict[str, str] | None
 ) -> None:
     with unit_of_work(db.session) as session:
-        issued = tokens.create_token(
+        secret = issue_token(
             session,
             name="writer",
             scopes=("gate:read", "packages:write"),
             owner="rm@example.com",
             clock=clock,
         )
-    headers = {"Authorization": f"Bearer {issued.secret}"}
+    headers = {"Authorization": f"Bearer {secret}"}
     client = app.test_client()
     if payload is None:
         response = client.get(path, headers=headers)

@@ -258,6 +258,50 @@ def test_a_released_package_keeps_the_gate_it_was_released_with() -> None:
     assert run(signoffs=all_signed(), state="released").status == gate.OPEN
 
 
+RELEASE = gate.Release(released_at=NOW, released_by="ci-release", digest="sha256:" + "e" * 64)
+
+
+@pytest.mark.parametrize("state", ["draft", "in_review", "released", "cancelled"])
+def test_the_result_carries_the_package_state(state: str) -> None:
+    release = RELEASE if state == "released" else None
+    result = run(signoffs=all_signed(), state=state, release=release)
+    assert (result.state, result.release) == (state, release)
+    doc = result.to_dict()
+    assert doc["state"] == state
+    assert doc["release"] == (
+        {
+            "released_at": NOW.isoformat(),
+            "released_by": "ci-release",
+            "digest": "sha256:" + "e" * 64,
+        }
+        if release
+        else None
+    )
+
+
+def test_a_review_falling_due_after_the_release_is_only_a_warning() -> None:
+    # Re-deploying what was released re-ships nothing new: the overdue review is for the next
+    # release of the application, not this one.
+    result = run((pinned(review_due_at=NOW),), all_signed(), state="released", release=RELEASE)
+    assert result.status == gate.OPEN
+    assert [w.code for w in result.warnings] == [gate.REVIEW_OVERDUE]
+
+
+@pytest.mark.parametrize(
+    ("state", "applications", "shown"),
+    [
+        ("released", None, "released"),
+        ("released", (), "blocked"),  # a released gate that no longer holds says so
+        ("in_review", None, "open"),
+        ("cancelled", None, "blocked"),
+    ],
+)
+def test_the_shown_status_says_released_while_a_released_gate_holds(
+    state: str, applications: tuple[PinnedApplication, ...] | None, shown: str
+) -> None:
+    assert run(applications, all_signed(), state=state).shown_status == shown
+
+
 def test_an_empty_package_is_blocked() -> None:
     result = run(applications=())
     assert result.status == gate.BLOCKED

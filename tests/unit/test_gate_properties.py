@@ -283,7 +283,8 @@ def oracle(gi: GateInput) -> Expected:
         if not app.checklist_approved:
             blocked = True
         if app.review_due_at is not None and gi.now >= app.review_due_at:
-            blocked |= gi.overdue_policy == "block"
+            # A review falling due after the release does not un-release it.
+            blocked |= gi.overdue_policy == "block" and gi.state != "released"
         app_reqs = []
         for section, it in cl.items():
             app_reqs.append(
@@ -347,7 +348,7 @@ def check_invariants(gi: GateInput) -> None:
             assert app.checklist is not None
             assert app.checklist_approved
             overdue = app.review_due_at is not None and gi.now >= app.review_due_at
-            assert not overdue or gi.overdue_policy == "warn"
+            assert not overdue or gi.overdue_policy == "warn" or gi.state == "released"
         assert all(req.satisfied and not req.bad for req in expected.requirements)
         assert result.signed == result.required
     # Statuses and blockers: no blocker is silent, pending only ever waits on people.
@@ -370,7 +371,7 @@ def check_invariants(gi: GateInput) -> None:
         if b.code in (gate.ITEM_FAILED, gate.USER_PROBLEM_REPORTED):
             assert b.message.split()[0] in POOL  # names who reported it
     assert all(w.code == gate.REVIEW_OVERDUE for w in result.warnings)
-    if gi.overdue_policy == "block":
+    if gi.overdue_policy == "block" and gi.state != "released":
         assert result.warnings == ()
     event(f"status: {result.status}")
 
