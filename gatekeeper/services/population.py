@@ -17,6 +17,7 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain import population as rules
 from gatekeeper.domain.audit import ChainReport
+from gatekeeper.domain.deployment import Uncovered
 from gatekeeper.services import audit, deployments, gates
 from gatekeeper.services.governance import APPROVING_OUTCOMES
 from gatekeeper.services.spreadsheet import csv_text
@@ -24,7 +25,6 @@ from gatekeeper.services.spreadsheet import csv_text
 FORMAT = "gatekeeper-population/1"
 FORMATS = ("json", "csv")
 RELEASED_ACTION = "package.released"
-SEPARATION_OF_DUTIES_VIOLATED = "SEPARATION_OF_DUTIES_VIOLATED"
 ROLE_ORDER = (
     rules.GOVERNANCE_REVIEWER,
     rules.ENGINEER,
@@ -248,37 +248,12 @@ def build(session: Session, first: str, last: str, *, now: datetime) -> Populati
     package_rows = session.scalars(sa.select(Package).where(Package.key.in_(sorted(keys)))).all()
     events = [_release_event(e, chain) for e in event_rows]
     reconciled = rules.reconcile(period, events, [_release_record(p) for p in package_rows])
-    exceptions = [d.to_dict() for d in filter(None, [rules.chain_discrepancy(chain)])]
+    broken = rules.chain_discrepancy(chain)
+    exceptions = [broken.to_dict()] if broken else []
     exceptions += [d.to_dict() for d in reconciled.discrepancies]
     entries = _entries(session, reconciled.keys, event_rows, events, package_rows, now=now)
-    for entry in entries:
-        failed = [c["rule"] for c in entry["separation_of_duties"] if not c["passed"]]
-        if failed:
-            exceptions.append(
-                rules.Discrepancy(
-                    SEPARATION_OF_DUTIES_VIOLATED,
-                    f"decisions that break {', '.join(failed)} counted towards {entry['package']}",
-                    entry["package"],
-                    {"rules": failed},
-                ).to_dict()
-            )
     reported = deployments.reported_in(session, period)
-    for deployment in reported:
-        exceptions.extend(
-            {
-                "code": problem.code,
-                "package": deployment.deployment.package.key,
-                "message": f"deployment {deployment.deployment.id} to "
-                f"{deployment.deployment.environment} at "
-                f"{deployment.deployment.reported_at.isoformat()}: {problem.message}",
-                "details": {
-                    "deployment": deployment.deployment.id,
-                    "application": problem.application,
-                    "pipeline_url": deployment.deployment.pipeline_url,
-                },
-            }
-            for problem in deployment.uncovered
-        )
+    exceptions += [_uncovered(d, problem) for d in reported for problem in d.uncovered]
     return Population(
         period=period,
         generated_at=now,
@@ -288,6 +263,21 @@ def build(session: Session, first: str, last: str, *, now: datetime) -> Populati
         deployments=tuple(d.to_dict() for d in reported),
         exceptions=tuple(exceptions),
     )
+
+
+def _uncovered(recorded: deployments.RecordedDeployment, problem: Uncovered) -> dict[str, Any]:
+    row = recorded.deployment
+    return rules.Discrepancy(
+        problem.code,
+        f"deployment {row.id} to {row.environment} at {row.reported_at.isoformat()}: "
+        f"{problem.message}",
+        row.package.key,
+        {
+            "deployment": row.id,
+            "application": problem.application,
+            "pipeline_url": row.pipeline_url,
+        },
+    ).to_dict()
 
 
 def _release_events(
@@ -311,6 +301,8 @@ def _release_event(event: AuditEvent, chain: ChainReport) -> rules.ReleaseEvent:
     try:
         details = json.loads(event.details)
     except ValueError:
+        # Only a row written past the application holds unreadable details; the chain walk
+        # reports it, and the export must still list it rather than fail.
         details = {}
     digest = details.get("digest") if isinstance(details, dict) else None
     return rules.ReleaseEvent(

@@ -419,7 +419,7 @@ def test_a_release_event_forged_into_the_table_breaks_the_chain_and_is_unverifie
                 subject="package forged",
                 package="forged",
                 revision=1,
-                details="{}",
+                details="not JSON",
                 prev_hash=head,
                 hash="f" * 64,
             )
@@ -436,6 +436,7 @@ def test_a_release_event_forged_into_the_table_breaks_the_chain_and_is_unverifie
     assert chain["walked"] == {"from_seq": 1, "to_seq": seq + 1}
     entries = {e["package"]: e for e in document["population"]}
     assert entries["forged"]["release_event"]["verified"] is False
+    assert entries["forged"]["release_event"]["digest"] is None
     assert entries[KEY]["release_event"]["verified"] is True
 
 
