@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.domain import deployment, gate
+from gatekeeper.domain import deployment, gate, population
 from gatekeeper.domain.checklist import SLUG_PATTERN
 from gatekeeper.domain.package import KEY_PATTERN, MAX_SUMMARY_CHARS, STATES
+from gatekeeper.services.population import FORMAT as POPULATION_FORMAT
+from gatekeeper.services.population import FORMATS
 
 _EMAIL = {"type": "string", "format": "email", "maxLength": 254}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -273,7 +275,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "content_sha256",
                 ],
                 "properties": {
-                    "format": {"const": "gatekeeper-population/1"},
+                    "format": {"const": POPULATION_FORMAT},
                     "query": {"type": "object"},
                     "period": {
                         "type": "object",
@@ -308,7 +310,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     ],
                     "properties": {
                         "package": {"type": "string"},
-                        "mode": {"enum": ["normal"]},
+                        "mode": {"enum": [population.NORMAL]},
                         "applications": {"type": "array"},
                         "approvals": {"type": "array"},
                         "separation_of_duties": {"type": "array"},
@@ -438,7 +440,7 @@ def _population_operation() -> dict[str, Any]:
             "name": "format",
             "in": "query",
             "required": False,
-            "schema": {"enum": ["json", "csv"], "default": "json"},
+            "schema": {"enum": list(FORMATS), "default": FORMATS[0]},
         },
     ]
     return operation
