@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
 
-from gatekeeper.api import checklists, packages
+from gatekeeper.api import audit, checklists, packages
 from gatekeeper.api.auth import URL_PREFIX, bp
 
 # The endpoint modules attach their routes to `bp` when imported.
-ENDPOINT_MODULES = (checklists, packages)
+ENDPOINT_MODULES = (audit, checklists, packages)
 
 
 def never_stored(response: Response) -> Response:

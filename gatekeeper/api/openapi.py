@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.domain import gate
+from gatekeeper.domain import deployment, gate, population
+from gatekeeper.domain.checklist import SLUG_PATTERN
 from gatekeeper.domain.package import KEY_PATTERN, MAX_SUMMARY_CHARS, STATES
+from gatekeeper.services.population import FORMAT as POPULATION_FORMAT
+from gatekeeper.services.population import FORMATS
 
 _EMAIL = {"type": "string", "format": "email", "maxLength": 254}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -179,6 +182,179 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "audit_head": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
     },
+    "DeployedApplication": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["application"],
+        # The version label as the package holds it, or the commit sha deployed (or both).
+        "anyOf": [{"required": ["version"]}, {"required": ["sha"]}],
+        "properties": {
+            "application": {"type": "string", "pattern": SLUG_PATTERN, "maxLength": 64},
+            "version": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": deployment.MAX_VERSION_CHARS,
+            },
+            "sha": {"type": "string", "pattern": deployment.SHA_PATTERN},
+        },
+    },
+    "DeploymentCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["environment", "applications", "pipeline_url"],
+        "properties": {
+            "environment": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": deployment.MAX_ENVIRONMENT_CHARS,
+            },
+            "applications": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": deployment.MAX_APPLICATIONS,
+                "items": _ref("DeployedApplication"),
+            },
+            "pipeline_url": {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https?://",
+                "maxLength": deployment.MAX_URL_CHARS,
+            },
+        },
+    },
+    "Deployment": {
+        "type": "object",
+        "required": [
+            "id",
+            "package",
+            "environment",
+            "applications",
+            "pipeline_url",
+            "reported_by",
+            "reported_at",
+            "gate",
+            "covered",
+            "uncovered",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "package": {"type": "string"},
+            "environment": {"type": "string"},
+            "applications": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["application", "version", "sha", "package_version"],
+                    "properties": {
+                        "application": {"type": "string"},
+                        "version": {"type": ["string", "null"]},
+                        "sha": {"type": ["string", "null"]},
+                        # What the package held for this application when it was reported.
+                        "package_version": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "pipeline_url": {"type": "string"},
+            "reported_by": {"type": "string"},
+            "reported_at": {"type": "string", "format": "date-time"},
+            "gate": {
+                "type": "object",
+                "required": ["status", "digest", "package_state", "revision"],
+                "properties": {
+                    "status": {"enum": [gate.OPEN, gate.PENDING, gate.BLOCKED]},
+                    "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                    "package_state": {"enum": list(STATES)},
+                    "revision": {"type": "integer"},
+                },
+            },
+            "covered": {"type": "boolean"},
+            "uncovered": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "application", "message"],
+                    "properties": {
+                        "code": {"enum": list(deployment.UNCOVERED_CODES)},
+                        "application": {"type": ["string", "null"]},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "PopulationException": {
+        "type": "object",
+        "required": ["code", "package", "message", "details"],
+        "properties": {
+            "code": {"type": "string"},
+            "package": {"type": ["string", "null"]},
+            "message": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    },
+    "Population": {
+        "type": "object",
+        "required": ["header", "population", "deployments", "exceptions"],
+        "properties": {
+            "header": {
+                "type": "object",
+                "required": [
+                    "format",
+                    "query",
+                    "period",
+                    "generated_at",
+                    "counts",
+                    "audit_chain",
+                    "audit_head",
+                    "content_sha256",
+                ],
+                "properties": {
+                    "format": {"const": POPULATION_FORMAT},
+                    "query": {"type": "object"},
+                    "period": {
+                        "type": "object",
+                        "required": ["from", "to", "start", "end", "interval"],
+                    },
+                    "generated_at": {"type": "string", "format": "date-time"},
+                    "counts": {"type": "object"},
+                    "audit_chain": {"type": "object"},
+                    "audit_head": {
+                        "type": "object",
+                        "required": ["seq", "hash"],
+                        "properties": {
+                            "seq": {"type": "integer"},
+                            "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        },
+                    },
+                    "content_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                },
+            },
+            "population": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "package",
+                        "sources",
+                        "mode",
+                        "release_event",
+                        "applications",
+                        "approvals",
+                        "separation_of_duties",
+                    ],
+                    "properties": {
+                        "package": {"type": "string"},
+                        "mode": {"enum": [population.NORMAL]},
+                        "applications": {"type": "array"},
+                        "approvals": {"type": "array"},
+                        "separation_of_duties": {"type": "array"},
+                    },
+                },
+            },
+            "deployments": {"type": "array", "items": _ref("Deployment")},
+            "exceptions": {"type": "array", "items": _ref("PopulationException")},
+        },
+    },
     "ChecklistSummary": {
         "type": "object",
         "required": ["application", "title", "approved_version", "versions"],
@@ -263,6 +439,45 @@ _KEY_PARAM = {
     "schema": {"type": "string", "pattern": KEY_PATTERN},
 }
 _APP_PARAM = {"name": "application", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _day_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "format": "date"},
+    }
+
+
+def _population_operation() -> dict[str, Any]:
+    operation = _operation(
+        "getPopulation",
+        "Every package released in a period, reconciled with the audit log, for auditors",
+        "audit:read",
+        {
+            "200": {
+                "description": "the population (JSON, or CSV with `format=csv`)",
+                "content": {
+                    "application/json": {"schema": _ref("Population")},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+        extra_errors=("422",),
+    )
+    operation["parameters"] = [
+        _day_parameter("from", "first day of the period (UTC), included"),
+        _day_parameter("to", "last day of the period (UTC), included"),
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "schema": {"enum": list(FORMATS), "default": FORMATS[0]},
+        },
+    ]
+    return operation
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
@@ -358,6 +573,18 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     extra_errors=("409", "422"),
                 ),
             },
+            "/packages/{key}/deployments": {
+                "parameters": [_KEY_PARAM],
+                "post": _operation(
+                    "recordDeployment",
+                    "Record what a pipeline deployed, with the gate as it stands now",
+                    "releases:write",
+                    {"201": _json(_ref("Deployment"), "recorded")},
+                    body="DeploymentCreate",
+                    extra_errors=("422",),
+                ),
+            },
+            "/audit/population": {"get": _population_operation()},
             "/checklists": {
                 "get": _operation(
                     "listChecklists",

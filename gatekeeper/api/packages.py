@@ -13,10 +13,11 @@ from gatekeeper.api.auth import bp, json_body, requires
 from gatekeeper.db.base import db
 from gatekeeper.db.models import Package
 from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.deployment import DeployedApplication, DeploymentReport
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, boards, packages, signoffs, tokens
+from gatekeeper.services import audit, boards, deployments, packages, signoffs, tokens
 from gatekeeper.services.tokens import SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE
 
 
@@ -178,3 +179,29 @@ def release_package(key: str) -> ResponseReturnValue:
             "gate": gate.to_dict(),
             "audit_head": audit.head(session),
         }
+
+
+@bp.post("/packages/<key>/deployments")
+@requires(SCOPE_RELEASES_WRITE)
+def record_deployment(key: str) -> ResponseReturnValue:
+    body = json_body("DeploymentCreate")
+    report = DeploymentReport(
+        environment=body["environment"],
+        applications=tuple(
+            DeployedApplication(a["application"], a.get("version"), a.get("sha"))
+            for a in body["applications"]
+        ),
+        pipeline_url=body["pipeline_url"],
+    )
+    rt = runtime(current_app)
+    with unit_of_work(db.session, origin=request_origin()) as session:
+        recorded = deployments.record_deployment(
+            session,
+            key,
+            report,
+            actor=g.caller.name,
+            clock=rt.clock,
+            overdue_policy=_policy(),
+            finding_warn_after=rt.governance_settings().finding_warn_after,
+        )
+        return recorded.to_dict(), 201

@@ -42,7 +42,7 @@ class LazyGroup(click.Group):
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "audit": (
         "gatekeeper.cli.audit:group",
-        "The tamper-evident audit trail and release evidence packs.",
+        "The tamper-evident audit trail, release evidence packs and the release population.",
         True,
     ),
     "backup": (

@@ -1,4 +1,4 @@
-"""`gatekeeper audit …`: verify the hash chain; export and re-check release evidence packs."""
+"""`gatekeeper audit …`: verify the chain; evidence packs; the release population for auditors."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from flask.cli import AppGroup
 
 from gatekeeper.cli.app_loading import reports_errors
 from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import read_snapshot
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, evidence
+from gatekeeper.services import audit, evidence, population
 
 
 @click.group("audit", cls=AppGroup)
@@ -95,3 +96,29 @@ def _embedded_json(html: str) -> str:
     start_tag = '<script type="application/json" id="gatekeeper-evidence">'
     start = html.index(start_tag) + len(start_tag)
     return html[start : html.index("</script>", start)]
+
+
+@group.command("population")
+@click.option("--from", "first", required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+@click.option("--to", "last", required=True, metavar="DATE", help="last day, YYYY-MM-DD (UTC)")
+@click.option("--format", "output_format", type=click.Choice(population.FORMATS), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def audit_population(first: str, last: str, output_format: str, output: Path | None) -> None:
+    """Every package released from --from through --to (whole UTC days, both included), with
+    approvals, checks and exceptions, for auditors to sample from (stdout, or --output FILE)."""
+    with read_snapshot(db.session) as session:
+        found = population.build(session, first, last, now=runtime(current_app).clock.now())
+        if output_format == "csv":
+            text = found.csv()
+        else:
+            text = json.dumps(found.document(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8", newline="")
+    else:
+        click.echo(text, nl=False)
+    click.echo(
+        f"{len(found.entries)} released package(s), {len(found.exceptions)} exception(s) "
+        f"from {found.period.start.isoformat()} until {found.period.end.isoformat()}",
+        err=True,
+    )

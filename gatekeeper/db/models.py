@@ -203,6 +203,32 @@ class Signoff(Base):
     package_application: Mapped[PackageApplication] = relationship()
 
 
+GATE_STATUSES = ("open", "pending", "blocked")
+
+
+class Deployment(Base):
+    """A deployment CI reported, stored with the gate as evaluated at that moment."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"), index=True)
+    environment: Mapped[str] = mapped_column(sa.String(64))
+    applications: Mapped[str] = mapped_column(sa.Text)  # JSON: [{application, version, sha}]
+    pipeline_url: Mapped[str] = mapped_column(sa.String(2000))
+    reported_by: Mapped[str] = mapped_column(sa.String(254))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    package_state: Mapped[str] = mapped_column(
+        str_enum("deployment_package_state", *PACKAGE_STATES)
+    )
+    package_revision: Mapped[int]
+    gate_status: Mapped[str] = mapped_column(str_enum("deployment_gate_status", *GATE_STATUSES))
+    gate_digest: Mapped[str] = mapped_column(sa.String(80))
+    gate: Mapped[str] = mapped_column(sa.Text)  # JSON: the whole gate answer
+
+    package: Mapped[Package] = relationship()
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API; only its sha256 is stored."""
 

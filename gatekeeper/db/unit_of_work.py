@@ -44,3 +44,25 @@ def unit_of_work(
         raise
     finally:
         session.info.pop(ORIGIN_KEY, None)
+
+
+@contextmanager
+def read_snapshot(session: Session | scoped_session[Session]) -> Iterator[Session]:
+    """Run reads that must agree with each other in one read-only transaction that sees a
+    single snapshot (REPEATABLE READ on PostgreSQL; a SQLite read transaction in WAL mode sees
+    one snapshot from its first read), then end it."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("read_snapshot() started with unflushed changes outside it")
+    if session.in_transaction():
+        # End an earlier read so the snapshot is taken now, at the isolation level set below.
+        session.rollback()
+    options: dict[str, object] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    session.connection(execution_options=options)
+    try:
+        yield session
+    finally:
+        session.rollback()

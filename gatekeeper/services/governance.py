@@ -26,6 +26,7 @@ from gatekeeper.domain import governance
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.signoff import KEY_USER, POSITIVE
+from gatekeeper.services.spreadsheet import cell
 from gatekeeper.signing import TokenService
 
 REVIEW_PURPOSE = "review"
@@ -193,20 +194,6 @@ CSV_COLUMNS = (
     "key_users_consulted",
     "key_users_last_validated_at",
 )
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        text = ""
-    elif isinstance(value, datetime):
-        text = value.isoformat()
-    elif isinstance(value, tuple):
-        text = " ".join(str(v) for v in value)
-    else:
-        text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def dashboard_csv(rows: Iterable[ChecklistRow]) -> str:
@@ -216,7 +203,7 @@ def dashboard_csv(rows: Iterable[ChecklistRow]) -> str:
     for row in rows:
         writer.writerow(
             [
-                _cell(value)
+                cell(value)
                 for value in (
                     row.application,
                     row.title,

@@ -31,7 +31,8 @@ PREFIX = "gk_"
 SCOPE_GATE_READ = "gate:read"
 SCOPE_PACKAGES_WRITE = "packages:write"
 SCOPE_RELEASES_WRITE = "releases:write"
-SCOPES = (SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE)
+SCOPE_AUDIT_READ = "audit:read"
+SCOPES = (SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE, SCOPE_AUDIT_READ)
 # Throttle last-used writes: a CI poller must not turn every gate read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
 

@@ -17,7 +17,7 @@ from tests.support.flows import prepare
 
 pytestmark = pytest.mark.security
 
-ALL_SCOPES = ("gate:read", "packages:write", "releases:write")
+ALL_SCOPES = tokens.SCOPES
 EXAMPLES_PER_OPERATION = 15
 
 

@@ -28,6 +28,7 @@ from gatekeeper.db.models import (
     Application,
     AuditEvent,
     ChecklistVersion,
+    Deployment,
     Finding,
     GovernanceReview,
     OutboxMessage,
@@ -147,6 +148,11 @@ def package_outcome(key: str) -> object:
         "report_links": rows(
             sa.select(ReportLink).where(ReportLink.package_id == package.id), drop=["nonce_hash"]
         ),
+        # The gate's digest covers the package key, which differs between twins by design.
+        "deployments": rows(
+            sa.select(Deployment).where(Deployment.package_id == package.id),
+            drop=["gate", "gate_digest"],
+        ),
         "events": [
             (e.action, e.actor, e.revision, e.subject)
             for e in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.package == key))
@@ -257,6 +263,15 @@ def _release_body(clock: FixedClock, api: Api, key: str) -> dict[str, Any] | Non
     return {"digest": _gate_digest(api, key), "notes": "Shipped"}
 
 
+def _deployment_body(clock: FixedClock, api: Api, key: str) -> dict[str, Any] | None:
+    _api_package(clock, key, submit=True, signed=True)
+    return {
+        "environment": "production",
+        "applications": [{"application": "payments-api", "version": "8"}],
+        "pipeline_url": "https://ci.example.com/pipelines/8",
+    }
+
+
 # operationId -> (clock, api, key) -> the body a well-behaved client sends, after putting the
 # package `key` in the state the operation needs (None: the operation takes no body).
 API_PREPARE: dict[str, Callable[[FixedClock, Api, str], dict[str, Any] | None]] = {
@@ -265,6 +280,7 @@ API_PREPARE: dict[str, Callable[[FixedClock, Api, str], dict[str, Any] | None]] 
     "submitPackage": _draft,
     "cancelPackage": _in_review,
     "releasePackage": _release_body,
+    "recordDeployment": _deployment_body,
 }
 
 
