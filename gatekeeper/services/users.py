@@ -126,6 +126,22 @@ def deactivate_user(session: Session, email: str, *, clock: Clock, actor: str = 
     return user
 
 
+def sign_out(session: Session, user_id: int, *, clock: Clock) -> None:
+    """End every session of this user, on the server: a session cookie lives on the client, and
+    a copy taken before sign-out would otherwise stay valid until it expires. Bumping the
+    session version (part of every session's identity) makes each copy resolve to nobody."""
+    user = user_by_id(session, user_id)
+    user.session_version += 1
+    session.flush()
+    audit.record(
+        session,
+        action="user.signed_out",
+        actor=user.email,
+        subject=f"staff account {user.email}",
+        now=clock.now(),
+    )
+
+
 def activate_user(session: Session, email: str, *, clock: Clock, actor: str = "cli") -> User:
     user = get_user(session, email)
     if user.active:

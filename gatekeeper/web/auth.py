@@ -23,9 +23,9 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import sign_ins
+from gatekeeper.services import sign_ins, users
 from gatekeeper.web import token_pages
-from gatekeeper.web.access import StaffUser, safe_next
+from gatekeeper.web.access import StaffUser, safe_next, signed_in
 from gatekeeper.web.limits import limiter
 
 bp = Blueprint("auth", __name__)
@@ -106,6 +106,9 @@ def sign_in(token: str) -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            users.sign_out(session, signed_in().id, clock=runtime(current_app).clock)
     logout_user()
     cookie_session.clear()
     flash("You are signed out.", "ok")
