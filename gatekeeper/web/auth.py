@@ -109,7 +109,9 @@ def logout() -> ResponseReturnValue:
     if current_user.is_authenticated:
         with unit_of_work(db.session, origin=request_origin()) as session:
             users.sign_out(session, signed_in().id, clock=runtime(current_app).clock)
+    # Where to go next: the emailed link whose page asked this person to sign out first.
+    wanted = safe_next(request.form.get("next"))
     logout_user()
     cookie_session.clear()
     flash("You are signed out.", "ok")
-    return redirect(url_for("auth.login"))
+    return redirect(wanted or url_for("auth.login"))

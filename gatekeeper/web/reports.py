@@ -71,6 +71,8 @@ def report(token: str) -> ResponseReturnValue:
         view = findings.open_report(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reports/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.recipient)) is not None:
+        return refused
     form = _form(view)
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200

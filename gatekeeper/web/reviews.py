@@ -43,6 +43,8 @@ def show(token: str) -> ResponseReturnValue:
         )
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reviews/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.reviewer)) is not None:
+        return refused
     chosen = sorted(view.referenced)
     return _page(view, {}, {"addresses": chosen})
 
@@ -55,6 +57,8 @@ def decide(token: str) -> ResponseReturnValue:
         view = reviews.open_review(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reviews/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.reviewer)) is not None:
+        return refused
     decision = reviews.ReviewDecision(
         action=request.form.get("action", ""),
         consulted=request.form.get("consulted", ""),

@@ -45,6 +45,8 @@ def show(token: str) -> ResponseReturnValue:
     try:
         with unit_of_work(db.session, origin=request_origin()) as session:
             view = signoffs.open_link(session, token, settings=link_settings(), clock=clock)
+            if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+                return refused
             signoffs.record_opened(session, view, clock=clock)
             return render_template(
                 "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
@@ -101,6 +103,8 @@ def decide(token: str) -> ResponseReturnValue:
         view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("signoffs/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+        return refused
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
