@@ -38,6 +38,8 @@ from gatekeeper.services.links import (
 
 LINK_PURPOSE = "signoff"
 REVOKED = "revoked"
+# How often opening one link may append a `link.opened` audit event.
+OPEN_RECORD_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -301,17 +303,42 @@ def open_link(session: Session, token: str, *, settings: LinkSettings, clock: Cl
     return LinkView(link, package, views)
 
 
-def record_opened(session: Session, view: LinkView, *, clock: Clock) -> None:
-    """Who saw what, and when: an audit event only; the link itself is untouched."""
+def open_worth_recording(link: SignoffLink, now: datetime) -> bool:
+    """The first open of a link is recorded, then at most one an hour (OPEN_RECORD_EVERY)."""
+    return link.open_recorded_at is None or now - link.open_recorded_at >= OPEN_RECORD_EVERY
+
+
+def record_opened(session: Session, view: LinkView, *, clock: Clock) -> bool:
+    """Who saw what, and when, as an audit event; False when an open was recorded within the
+    hour. Bounded because anyone holding the link (or a mail scanner) can open it without end,
+    and every event moves the audit head that the gate and token caches are keyed on. The
+    conditional UPDATE decides, across processes, which one open of the hour is written."""
+    now = clock.now()
+    link_id, requests = view.link.id, [v.request.id for v in view.requests]
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(SignoffLink)
+        .where(
+            SignoffLink.id == link_id,
+            sa.or_(
+                SignoffLink.open_recorded_at.is_(None),
+                SignoffLink.open_recorded_at <= now - OPEN_RECORD_EVERY,
+            ),
+        )
+        .values(open_recorded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return False
     audit.record_package_event(
         session,
         view.package,
         action="link.opened",
         actor=view.link.signer,
-        subject=f"sign-off link {view.link.id}",
-        now=clock.now(),
-        details={"requests": [v.request.id for v in view.requests]},
+        subject=f"sign-off link {link_id}",
+        now=now,
+        details={"requests": requests},
     )
+    return True
 
 
 def submit_link(

@@ -17,6 +17,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import findings
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
+from gatekeeper.web.limits import link_page
 
 bp = Blueprint("reports", __name__, url_prefix="/report")
 
@@ -65,6 +66,7 @@ def _form(view: findings.ReportView) -> ReportForm:
 
 
 @bp.route("/<token>", methods=["GET", "HEAD", "POST"])
+@link_page
 def report(token: str) -> ResponseReturnValue:
     clock = runtime(current_app).clock
     try:

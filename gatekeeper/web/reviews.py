@@ -14,6 +14,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
+from gatekeeper.web.limits import link_page
 
 bp = Blueprint("reviews", __name__, url_prefix="/review")
 
@@ -36,6 +37,7 @@ def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, ob
 
 
 @bp.route("/<token>", methods=["GET", "HEAD"])
+@link_page
 def show(token: str) -> ResponseReturnValue:
     try:
         view = reviews.open_review(
@@ -50,6 +52,7 @@ def show(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/<token>")
+@link_page
 def decide(token: str) -> ResponseReturnValue:
     form = ReviewForm()
     clock = runtime(current_app).clock
