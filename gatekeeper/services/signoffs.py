@@ -30,8 +30,10 @@ from gatekeeper.services.links import (
     SUPERSEDED,
     USED,
     LinkSigning,
+    RecipientLimit,
     issue_link,
     load_link,
+    may_send_another,
     retire_links,
     use_link,
 )
@@ -40,6 +42,10 @@ LINK_PURPOSE = "signoff"
 REVOKED = "revoked"
 # How often opening one link may append a `link.opened` audit event.
 OPEN_RECORD_EVERY = timedelta(hours=1)
+# "Send me a fresh link": never replaces a link younger than 10 minutes (its email is probably
+# on its way), and sends nothing to an address that got 3 sign-off links in the past hour
+# (any package, any cause: submit, edits and reminders count too).
+RESEND_LIMIT = RecipientLimit(keep_newer_than=timedelta(minutes=10), per_hour=3)
 
 
 @dataclass(frozen=True)
@@ -469,12 +475,22 @@ def _tell_manager(
 def resend_link(
     session: Session, *, email: str, package_key: str, settings: LinkSettings, clock: Clock
 ) -> None:
-    """Send a fresh link if this person has pending requests; the caller's answer never differs."""
+    """Send a fresh link if this person has pending requests and RESEND_LIMIT allows it; the
+    caller's answer never differs."""
     package = session.scalar(sa.select(Package).where(Package.key == package_key.strip()))
     if package is None or package.state != lifecycle.IN_REVIEW:
         return
     signer = email.strip().lower()
     packages.lock_package(session, package.id)
+    if not may_send_another(
+        session,
+        SignoffLink,
+        recipient=SignoffLink.signer == signer,
+        replaced=sa.and_(SignoffLink.signer == signer, SignoffLink.package_id == package.id),
+        now=clock.now(),
+        limit=RESEND_LIMIT,
+    ):
+        return
     issue_links(session, package, settings=settings, clock=clock, signers=[signer])
 
 

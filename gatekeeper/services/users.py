@@ -75,10 +75,9 @@ def get_user(session: Session, email: str) -> User:
     return user
 
 
-def find_active(session: Session, email: str) -> User | None:
-    return session.scalar(
-        sa.select(User).where(User.email == email.strip().lower(), User.active.is_(True))
-    )
+def find_active(session: Session, email: str, *, for_update: bool = False) -> User | None:
+    query = sa.select(User).where(User.email == email.strip().lower(), User.active.is_(True))
+    return session.scalar(query.with_for_update() if for_update else query)
 
 
 def session_user(session: Session, user_id: int, session_version: int) -> User | None:
