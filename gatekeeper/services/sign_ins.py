@@ -60,7 +60,7 @@ def request_sign_in(
         session, SignInLink, recipient=mine, replaced=mine, now=now, limit=SIGN_IN_LIMIT
     ):
         return None
-    links.retire_links(session, SignInLink, SignInLink.user_id == user.id)
+    links.retire_links(session, SignInLink, mine)
     link = SignInLink(user_id=user.id)
     url = links.issue_link(
         session,
