@@ -8,16 +8,21 @@ many links one recipient is sent) is counted in the database by the services ins
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import request
-from flask_limiter import Limiter
+from flask import render_template, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 F = TypeVar("F", bound=Callable[..., object])
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+# No X-RateLimit/Retry-After headers on every response: Flask-Limiter would also overwrite the
+# Retry-After of a 503 ("database busy, retry in 2 s") with its own window. too_many_requests
+# below says when to come back, on the 429 only.
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
 TOO_MANY = (
     "Too many requests from here in a short time. Nothing was changed; wait a minute, then "
@@ -50,3 +55,12 @@ _per_client = limiter.shared_limit(
 def link_page(view: F) -> F:
     """Limit a page reached through an emailed link: per token and per client address."""
     return _per_client(_per_link(view))
+
+
+def too_many_requests(error: RateLimitExceeded) -> ResponseReturnValue:
+    """429 as a page a person can read, with a Retry-After saying when the window resets."""
+    current = limiter.current_limit
+    # The limiter counts in wall-clock time (not the app's Clock), so its reset time does too.
+    wait = max(1, current.reset_at - int(time.time())) if current is not None else 60
+    page = render_template("error.html", status=429, message=TOO_MANY)
+    return page, 429, {"Retry-After": str(wait)}

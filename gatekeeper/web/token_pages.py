@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 from flask.typing import ResponseReturnValue
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user
 
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
+from gatekeeper.web.limits import too_many_requests
 
 # same-origin, not no-referrer: Flask-WTF's HTTPS referrer check needs the page's own origin.
 TOKEN_PAGE_HEADERS = {
@@ -19,7 +21,9 @@ TOKEN_PAGE_HEADERS = {
 
 
 def protect(bp: Blueprint) -> None:
-    """Every response of `bp` carries the token-page headers."""
+    """Every response of `bp` carries the token-page headers; its rate limits answer with a
+    readable 429."""
+    bp.register_error_handler(RateLimitExceeded, too_many_requests)
 
     @bp.after_request
     def token_page_headers(response: Response) -> Response:
