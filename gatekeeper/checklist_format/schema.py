@@ -4,6 +4,8 @@ The linter (`validator.parse_checklist`) stays the authority: it also checks wha
 cannot express — unique ids, groups that exist, quorum against the number of signers, separation of
 duties, well-formed email addresses, and YAML-level rules (anchors, aliases, tags, duplicate keys,
 BOM, tabs, size, YAML 1.1 numbers such as `010` or `0x10` that load as valid integers).
+The schema is stricter in one place: it cannot strip values, so a line break the linter strips
+from the end of a one-line value (a folded `>` block ends with one) is refused here.
 """
 
 from __future__ import annotations
