@@ -4,6 +4,8 @@ The linter (`validator.parse_checklist`) stays the authority: it also checks wha
 cannot express — unique ids, groups that exist, quorum against the number of signers, separation of
 duties, well-formed email addresses, and YAML-level rules (anchors, aliases, tags, duplicate keys,
 BOM, tabs, size, YAML 1.1 numbers such as `010` or `0x10` that load as valid integers).
+The schema is stricter in one place: it cannot strip values, so a line break the linter strips
+from the end of a one-line value (a folded `>` block ends with one) is refused here.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from typing import Any
 
 from gatekeeper.domain.checklist import (
     EVIDENCE_KINDS,
+    MAX_QUORUM,
     MAX_REVIEW_EVERY_DAYS,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
+    MAX_VERSION,
+    MULTI_LINE_FORBIDDEN,
+    ONE_LINE_FORBIDDEN,
     SCHEMA_VERSION,
     SLUG_PATTERN,
 )
@@ -25,12 +31,15 @@ SCHEMA_ID = f"https://gatekeeper.invalid/schema/checklist-{SCHEMA_VERSION}.json"
 _NOT_BLANK = r"\S"
 
 
-def _text(description: str, max_chars: int = MAX_TEXT_CHARS) -> dict[str, Any]:
+def _text(
+    description: str, max_chars: int = MAX_TEXT_CHARS, *, multiline: bool = False
+) -> dict[str, Any]:
     return {
         "type": "string",
         "minLength": 1,
         "maxLength": max_chars,
         "pattern": _NOT_BLANK,
+        "not": {"pattern": MULTI_LINE_FORBIDDEN if multiline else ONE_LINE_FORBIDDEN},
         "description": description,
     }
 
@@ -72,11 +81,12 @@ def checklist_json_schema() -> dict[str, Any]:
             "type": "string",
             "minLength": 1,
             "format": "email",
+            "not": {"pattern": ONE_LINE_FORBIDDEN},
             "description": "An email address.",
         },
         "quorum": {
             "oneOf": [
-                {"type": "integer", "minimum": 1},
+                {"type": "integer", "minimum": 1, "maximum": MAX_QUORUM},
                 {"const": "all"},
             ],
             "description": 'A whole number (1, 2, …) or "all".',
@@ -153,11 +163,15 @@ def checklist_json_schema() -> dict[str, Any]:
             "version": {
                 "type": "integer",
                 "minimum": 1,
+                "maximum": MAX_VERSION,
                 "description": "Checklist version, a decimal whole number; bump it on every "
                 "change.",
             },
             "owner": _ref("email", "Team address that owns this checklist."),
-            "description": _text("What the application does and why its releases matter."),
+            "description": _text(
+                "What the application does and why its releases matter (may span lines).",
+                multiline=True,
+            ),
             "governance": _object(
                 "Who reviews changes to this checklist, and how often.",
                 {
@@ -214,12 +228,7 @@ def checklist_json_schema() -> dict[str, Any]:
             },
             "addresses": {
                 "type": "array",
-                "items": {
-                    "type": "string",
-                    "minLength": 1,
-                    "pattern": _NOT_BLANK,
-                    "description": "One reference, such as a finding or ticket id.",
-                },
+                "items": _text("One reference, such as a finding or ticket id.", 64),
                 "description": "References (findings, tickets) this checklist addresses.",
             },
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path as FilePath
 
@@ -24,9 +25,13 @@ from gatekeeper.checklist_format.yaml_tree import (
 from gatekeeper.domain.checklist import (
     EVIDENCE_KINDS,
     MAX_FILE_BYTES,
+    MAX_QUORUM,
     MAX_REVIEW_EVERY_DAYS,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
+    MAX_VERSION,
+    MULTI_LINE_FORBIDDEN,
+    ONE_LINE_FORBIDDEN,
     SCHEMA_VERSION,
     SLUG_RE,
     Checklist,
@@ -47,6 +52,9 @@ from gatekeeper.domain.checklist import (
 _DECIMAL_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _INT_TAG = "tag:yaml.org,2002:int"
 _EXPECTED_KINDS = {Mapping: "a mapping (key: value)", Sequence: "a list", Scalar: "a single value"}
+_ONE_LINE_FORBIDDEN_RE = re.compile(ONE_LINE_FORBIDDEN)
+_MULTI_LINE_FORBIDDEN_RE = re.compile(MULTI_LINE_FORBIDDEN)
+_LINE_BREAKS = frozenset("\n\r\x85\u2028\u2029")
 
 
 def _label(path: Path) -> str:
@@ -58,6 +66,29 @@ def _label(path: Path) -> str:
 
 def _kind(node: Node) -> str:
     return _EXPECTED_KINDS[type(node)]
+
+
+def _forbidden_character(value: str, *, multiline: bool) -> str | None:
+    """Why `value` cannot be stored as checklist text, or None when it can."""
+    found = (_MULTI_LINE_FORBIDDEN_RE if multiline else _ONE_LINE_FORBIDDEN_RE).search(value)
+    if found is None:
+        return None
+    character = found.group()
+    code = f"U+{ord(character):04X}"
+    if unicodedata.category(character) == "Cf":
+        return (
+            f"contains {code} ({unicodedata.name(character)}), an invisible control that "
+            "changes how the text around it reads; remove it"
+        )
+    if character in _LINE_BREAKS:
+        shown = f"{code} (a line break)"
+    elif character == "\t":
+        shown = f"{code} (a tab)"
+    else:
+        shown = f"{code} (a control character)"
+    if multiline:
+        return f"contains {shown}; of such characters this field allows only new lines and tabs"
+    return f"contains {shown}; a one-line field cannot hold line breaks, tabs or control characters"
 
 
 class _Reader:
@@ -110,7 +141,9 @@ class _Reader:
             return None
         return node.items
 
-    def text(self, node: Node, where: Path, *, max_chars: int = MAX_TEXT_CHARS) -> str | None:
+    def text(
+        self, node: Node, where: Path, *, max_chars: int = MAX_TEXT_CHARS, multiline: bool = False
+    ) -> str | None:
         if not isinstance(node, Scalar):
             self.fail(node, where, f"expected text, found {_kind(node)}")
             return None
@@ -132,6 +165,9 @@ class _Reader:
         if len(value) > max_chars:
             self.fail(node, where, f"is {len(value)} characters; the limit is {max_chars}")
             return None
+        if (refused := _forbidden_character(value, multiline=multiline)) is not None:
+            self.fail(node, where, refused)
+            return None
         return value
 
     def integer(self, node: Node, where: Path, *, minimum: int, maximum: int) -> int | None:
@@ -150,6 +186,15 @@ class _Reader:
             what = "text" if node.tag == STR_TAG else describe_tag(node.tag)
             self.fail(
                 node, where, f"must be a whole number written in decimal, found {what} {node.raw!r}"
+            )
+            return None
+        digits = node.raw.lstrip("+-")
+        if len(digits) > len(str(max(abs(minimum), abs(maximum)))):
+            # Out of range whatever the digits; and int() refuses more than 4300 of them.
+            self.fail(
+                node,
+                where,
+                f"must be between {minimum} and {maximum}, found a {len(digits)}-digit number",
             )
             return None
         value = int(node.raw)
@@ -240,10 +285,14 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
     application = reader.slug(n, ("application",)) if (n := get("application")) else None
     title = reader.text(n, ("title",), max_chars=MAX_TITLE_CHARS) if (n := get("title")) else None
     version = (
-        reader.integer(n, ("version",), minimum=1, maximum=10**9) if (n := get("version")) else None
+        reader.integer(n, ("version",), minimum=1, maximum=MAX_VERSION)
+        if (n := get("version"))
+        else None
     )
     owner = reader.email(n, ("owner",)) if (n := get("owner")) else None
-    description = reader.text(n, ("description",)) if (n := get("description")) else ""
+    description = (
+        reader.text(n, ("description",), multiline=True) if (n := get("description")) else ""
+    )
 
     governance = None
     if (n := get("governance")) is not None and (
@@ -394,7 +443,7 @@ def _read_item(
             signers = reader.emails(v, (*at, "signers"))
     quorum: Quorum | None = 1
     if (v := _value(i_map, "quorum")) is not None:
-        quorum = reader.quorum(v, (*at, "quorum"), maximum=1000)
+        quorum = reader.quorum(v, (*at, "quorum"), maximum=MAX_QUORUM)
     evidence: str | None = "none"
     if (v := _value(i_map, "evidence")) is not None:
         evidence = reader.text(v, (*at, "evidence"), max_chars=16)
@@ -454,7 +503,7 @@ def _read_user_validation(reader: _Reader, node: Node | None) -> UserValidation 
         scenarios_ok = len(scenarios) == len(found)
     quorum: Quorum | None = "all"
     if (v := _value(uv, "quorum")) is not None:
-        quorum = reader.quorum(v, (*at, "quorum"), maximum=1000)
+        quorum = reader.quorum(v, (*at, "quorum"), maximum=MAX_QUORUM)
     if users_ok and scenarios_ok and quorum is not None:
         return UserValidation(tuple(key_users), tuple(scenarios), quorum)
     return None

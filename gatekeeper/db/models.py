@@ -289,6 +289,8 @@ class SignoffLink(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When an open of this link was last written to the audit trail (at most once an hour).
+    open_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     package: Mapped[Package] = relationship()
 

@@ -20,6 +20,16 @@ MAX_DEPTH = 12
 MAX_TITLE_CHARS = 200
 MAX_TEXT_CHARS = 2000
 MAX_REVIEW_EVERY_DAYS = 3650
+MAX_VERSION = 10**9
+MAX_QUORUM = 1000
+# Characters no checklist text may hold: C0 and C1 controls, line and paragraph separators, and
+# the bidirectional controls that make text display differently from what it says (Trojan
+# Source). One-line fields (ids, titles, names, emails, scenarios, …) refuse all of them; the
+# multi-line description keeps line feeds and tabs. Regular-expression classes that Python and
+# JSON Schema (ECMA-262) read alike, so the linter and the published schema refuse the same text.
+_BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+ONE_LINE_FORBIDDEN = rf"[\u0000-\u001f\u007f-\u009f\u2028\u2029{_BIDI_CONTROLS}]"
+MULTI_LINE_FORBIDDEN = rf"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029{_BIDI_CONTROLS}]"
 
 Quorum = int | Literal["all"]
 Path = tuple[str | int, ...]

@@ -45,12 +45,18 @@ class Decision:
 
 
 def validate_decision(submitted: Decision, *, item: Item | None, scenarios: int) -> Decision:
-    """Return the decision cleaned up, or raise ValidationFailed saying what is missing."""
+    """Return the decision cleaned up, or raise ValidationFailed saying what is missing.
+
+    Evidence is kept only where the item asks for it (`url` or `text`): whatever else a client
+    sends as evidence (on an `evidence: none` item, on key-user validation) is dropped, never
+    stored or shown.
+    """
     if submitted.decision not in DECISIONS.get(submitted.kind, ()):
         allowed = ", ".join(DECISIONS.get(submitted.kind, ()))
         raise ValidationFailed(f"decision must be one of: {allowed}")
     comment = submitted.comment.strip()
-    evidence = submitted.evidence.strip()
+    asked = item.evidence if submitted.kind == ITEM and item is not None else "none"
+    evidence = submitted.evidence.strip() if asked != "none" else ""
     if len(comment) > MAX_COMMENT_CHARS or len(evidence) > MAX_EVIDENCE_CHARS:
         raise ValidationFailed(
             f"comments and evidence are limited to {MAX_COMMENT_CHARS} characters"
@@ -61,13 +67,10 @@ def validate_decision(submitted: Decision, *, item: Item | None, scenarios: int)
         raise ValidationFailed("say what failed, so the release manager can act on it")
     if submitted.decision == PROBLEM and not comment:
         raise ValidationFailed("describe the problem you found")
-    if submitted.kind == ITEM and item is not None and submitted.decision == PASS:
-        if item.evidence == "url":
-            check_evidence_url(evidence)
-        elif item.evidence == "text" and not evidence:
-            raise ValidationFailed("this item needs evidence: describe what you checked")
-    elif evidence and item is not None and item.evidence == "url":
+    if asked == "url" and (evidence or submitted.decision == PASS):
         check_evidence_url(evidence)
+    if asked == "text" and submitted.decision == PASS and not evidence:
+        raise ValidationFailed("this item needs evidence: describe what you checked")
     confirmed = tuple(sorted(set(submitted.scenarios_confirmed)))
     if submitted.kind == KEY_USER:
         if any(i < 0 or i >= scenarios for i in confirmed):

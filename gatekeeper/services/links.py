@@ -98,6 +98,53 @@ def retire_links(
     )
 
 
+@dataclass(frozen=True)
+class RecipientLimit:
+    """How often one recipient may be sent a new link of one kind, whoever asks and from where.
+
+    Counted from the links table itself, so the limit holds across processes and client
+    addresses: knowing someone's address must not be enough to flood their inbox, nor to keep
+    killing their link by asking for a new one (only the newest link works).
+    """
+
+    keep_newer_than: timedelta  # an active link younger than this is kept, and none is sent
+    per_hour: int  # no new link once this many were sent to the recipient in the past hour
+
+
+RECENT = timedelta(hours=1)
+
+
+def may_send_another(
+    session: Session,
+    model: type[Link],
+    *,
+    recipient: sa.ColumnElement[bool],
+    replaced: sa.ColumnElement[bool],
+    now: datetime,
+    limit: RecipientLimit,
+) -> bool:
+    """Whether a new link may go to `recipient` now; `replaced` names the links it would kill."""
+    columns = sa.inspect(model).columns
+    young = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(model)
+        .where(
+            replaced,
+            columns.state == ACTIVE,
+            columns.expires_at > now,
+            columns.created_at > now - limit.keep_newer_than,
+        )
+    )
+    if young:
+        return False
+    recent = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(model)
+        .where(recipient, columns.created_at > now - RECENT)
+    )
+    return (recent or 0) < limit.per_hour
+
+
 def use_link(
     session: Session, model: type[Link], link_id: int, *, now: datetime, used: str
 ) -> None:

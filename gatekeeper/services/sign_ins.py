@@ -16,6 +16,9 @@ from gatekeeper.services import audit, links, users
 
 LOGIN_PURPOSE = "login"
 SIGN_IN_TTL = timedelta(minutes=15)
+# A sign-in link younger than 2 minutes is kept (and nothing is sent) while it is unused; at
+# most 5 sign-in emails go to one account in an hour, whoever asks and from where.
+SIGN_IN_LIMIT = links.RecipientLimit(keep_newer_than=timedelta(minutes=2), per_hour=5)
 USED_ALREADY = "This sign-in link was used already; links work once."
 
 
@@ -41,16 +44,23 @@ class SignInView:
 def request_sign_in(
     session: Session, email: str, *, settings: SignInSettings, clock: Clock
 ) -> str | None:
-    """Email a sign-in link to an active account and return it; None, and no email, otherwise.
+    """Email a sign-in link to an active account and return it; None, and no email, otherwise
+    (no such account, or SIGN_IN_LIMIT reached).
 
     The caller must answer the same either way, so nobody can probe which addresses exist.
     Earlier unused links of the account die: only the newest one works.
     """
-    user = users.find_active(session, email)
+    # Locked: two requests at once must not both pass the per-account limit.
+    user = users.find_active(session, email, for_update=True)
     if user is None:
         return None
     now = clock.now()
-    links.retire_links(session, SignInLink, SignInLink.user_id == user.id)
+    mine = SignInLink.user_id == user.id
+    if not links.may_send_another(
+        session, SignInLink, recipient=mine, replaced=mine, now=now, limit=SIGN_IN_LIMIT
+    ):
+        return None
+    links.retire_links(session, SignInLink, mine)
     link = SignInLink(user_id=user.id)
     url = links.issue_link(
         session,

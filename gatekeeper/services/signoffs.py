@@ -30,14 +30,22 @@ from gatekeeper.services.links import (
     SUPERSEDED,
     USED,
     LinkSigning,
+    RecipientLimit,
     issue_link,
     load_link,
+    may_send_another,
     retire_links,
     use_link,
 )
 
 LINK_PURPOSE = "signoff"
 REVOKED = "revoked"
+# How often opening one link may append a `link.opened` audit event.
+OPEN_RECORD_EVERY = timedelta(hours=1)
+# "Send me a fresh link": never replaces a link younger than 10 minutes (its email is probably
+# on its way), and sends nothing to an address that got 3 sign-off links in the past hour
+# (any package, any cause: submit, edits and reminders count too).
+RESEND_LIMIT = RecipientLimit(keep_newer_than=timedelta(minutes=10), per_hour=3)
 
 
 @dataclass(frozen=True)
@@ -301,17 +309,42 @@ def open_link(session: Session, token: str, *, settings: LinkSettings, clock: Cl
     return LinkView(link, package, views)
 
 
-def record_opened(session: Session, view: LinkView, *, clock: Clock) -> None:
-    """Who saw what, and when: an audit event only; the link itself is untouched."""
+def open_worth_recording(link: SignoffLink, now: datetime) -> bool:
+    """The first open of a link is recorded, then at most one an hour (OPEN_RECORD_EVERY)."""
+    return link.open_recorded_at is None or now - link.open_recorded_at >= OPEN_RECORD_EVERY
+
+
+def record_opened(session: Session, view: LinkView, *, clock: Clock) -> bool:
+    """Who saw what, and when, as an audit event; False when an open was recorded within the
+    hour. Bounded because anyone holding the link (or a mail scanner) can open it without end,
+    and every event moves the audit head that the gate and token caches are keyed on. The
+    conditional UPDATE decides, across processes, which one open of the hour is written."""
+    now = clock.now()
+    link_id, requests = view.link.id, [v.request.id for v in view.requests]
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(SignoffLink)
+        .where(
+            SignoffLink.id == link_id,
+            sa.or_(
+                SignoffLink.open_recorded_at.is_(None),
+                SignoffLink.open_recorded_at <= now - OPEN_RECORD_EVERY,
+            ),
+        )
+        .values(open_recorded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return False
     audit.record_package_event(
         session,
         view.package,
         action="link.opened",
         actor=view.link.signer,
-        subject=f"sign-off link {view.link.id}",
-        now=clock.now(),
-        details={"requests": [v.request.id for v in view.requests]},
+        subject=f"sign-off link {link_id}",
+        now=now,
+        details={"requests": requests},
     )
+    return True
 
 
 def submit_link(
@@ -442,12 +475,22 @@ def _tell_manager(
 def resend_link(
     session: Session, *, email: str, package_key: str, settings: LinkSettings, clock: Clock
 ) -> None:
-    """Send a fresh link if this person has pending requests; the caller's answer never differs."""
+    """Send a fresh link if this person has pending requests and RESEND_LIMIT allows it; the
+    caller's answer never differs."""
     package = session.scalar(sa.select(Package).where(Package.key == package_key.strip()))
     if package is None or package.state != lifecycle.IN_REVIEW:
         return
     signer = email.strip().lower()
     packages.lock_package(session, package.id)
+    if not may_send_another(
+        session,
+        SignoffLink,
+        recipient=SignoffLink.signer == signer,
+        replaced=sa.and_(SignoffLink.signer == signer, SignoffLink.package_id == package.id),
+        now=clock.now(),
+        limit=RESEND_LIMIT,
+    ):
+        return
     issue_links(session, package, settings=settings, clock=clock, signers=[signer])
 
 

@@ -75,10 +75,9 @@ def get_user(session: Session, email: str) -> User:
     return user
 
 
-def find_active(session: Session, email: str) -> User | None:
-    return session.scalar(
-        sa.select(User).where(User.email == email.strip().lower(), User.active.is_(True))
-    )
+def find_active(session: Session, email: str, *, for_update: bool = False) -> User | None:
+    query = sa.select(User).where(User.email == email.strip().lower(), User.active.is_(True))
+    return session.scalar(query.with_for_update() if for_update else query)
 
 
 def session_user(session: Session, user_id: int, session_version: int) -> User | None:
@@ -133,6 +132,22 @@ def deactivate_user(session: Session, email: str, *, clock: Clock, actor: str = 
         reason=f"owner {user.email} deactivated",
     )
     return user
+
+
+def sign_out(session: Session, user_id: int, *, clock: Clock) -> None:
+    """End every session of this user, on the server: a session cookie lives on the client, and
+    a copy taken before sign-out would otherwise stay valid until it expires. Bumping the
+    session version (part of every session's identity) makes each copy resolve to nobody."""
+    user = user_by_id(session, user_id)
+    user.session_version += 1
+    session.flush()
+    audit.record(
+        session,
+        action="user.signed_out",
+        actor=user.email,
+        subject=f"staff account {user.email}",
+        now=clock.now(),
+    )
 
 
 def activate_user(session: Session, email: str, *, clock: Clock, actor: str = "cli") -> User:

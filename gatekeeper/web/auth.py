@@ -23,10 +23,10 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import sign_ins
+from gatekeeper.services import sign_ins, users
 from gatekeeper.web import token_pages
-from gatekeeper.web.access import StaffUser, safe_next
-from gatekeeper.web.limits import limiter
+from gatekeeper.web.access import StaffUser, safe_next, signed_in
+from gatekeeper.web.limits import asking_for_links, link_page
 
 bp = Blueprint("auth", __name__)
 NEXT_KEY = "gatekeeper.next"
@@ -51,7 +51,7 @@ token_pages.protect(bp)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("5 per minute; 20 per hour", methods=["POST"])
+@asking_for_links
 def login() -> ResponseReturnValue:
     wanted = safe_next(request.args.get("next"))
     if current_user.is_authenticated and request.method == "GET":
@@ -73,6 +73,7 @@ def login() -> ResponseReturnValue:
 
 
 @bp.get("/login/<token>")
+@link_page
 def confirm(token: str) -> ResponseReturnValue:
     try:
         view = sign_ins.open_sign_in(
@@ -84,6 +85,7 @@ def confirm(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/login/<token>")
+@link_page
 def sign_in(token: str) -> ResponseReturnValue:
     form = ConfirmForm()
     if not form.validate_on_submit():
@@ -106,7 +108,12 @@ def sign_in(token: str) -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            users.sign_out(session, signed_in().id, clock=runtime(current_app).clock)
+    # Where to go next: the emailed link whose page asked this person to sign out first.
+    wanted = safe_next(request.form.get("next"))
     logout_user()
     cookie_session.clear()
     flash("You are signed out.", "ok")
-    return redirect(url_for("auth.login"))
+    return redirect(wanted or url_for("auth.login"))

@@ -17,6 +17,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import findings
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
+from gatekeeper.web.limits import link_page
 
 bp = Blueprint("reports", __name__, url_prefix="/report")
 
@@ -65,12 +66,15 @@ def _form(view: findings.ReportView) -> ReportForm:
 
 
 @bp.route("/<token>", methods=["GET", "HEAD", "POST"])
+@link_page
 def report(token: str) -> ResponseReturnValue:
     clock = runtime(current_app).clock
     try:
         view = findings.open_report(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reports/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.recipient)) is not None:
+        return refused
     form = _form(view)
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200

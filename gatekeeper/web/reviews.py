@@ -14,6 +14,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
+from gatekeeper.web.limits import link_page
 
 bp = Blueprint("reviews", __name__, url_prefix="/review")
 
@@ -36,6 +37,7 @@ def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, ob
 
 
 @bp.route("/<token>", methods=["GET", "HEAD"])
+@link_page
 def show(token: str) -> ResponseReturnValue:
     try:
         view = reviews.open_review(
@@ -43,11 +45,14 @@ def show(token: str) -> ResponseReturnValue:
         )
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reviews/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.reviewer)) is not None:
+        return refused
     chosen = sorted(view.referenced)
     return _page(view, {}, {"addresses": chosen})
 
 
 @bp.post("/<token>")
+@link_page
 def decide(token: str) -> ResponseReturnValue:
     form = ReviewForm()
     clock = runtime(current_app).clock
@@ -55,6 +60,8 @@ def decide(token: str) -> ResponseReturnValue:
         view = reviews.open_review(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reviews/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.reviewer)) is not None:
+        return refused
     decision = reviews.ReviewDecision(
         action=request.form.get("action", ""),
         consulted=request.form.get("consulted", ""),

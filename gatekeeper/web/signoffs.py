@@ -18,7 +18,7 @@ from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
 from gatekeeper.services import signoffs
 from gatekeeper.web import token_pages
-from gatekeeper.web.limits import limiter
+from gatekeeper.web.limits import asking_for_links, link_page
 
 bp = Blueprint("signoffs", __name__, url_prefix="/s")
 
@@ -40,17 +40,23 @@ token_pages.protect(bp)
 
 
 @bp.route("/<token>", methods=["GET", "HEAD"])
+@link_page
 def show(token: str) -> ResponseReturnValue:
     clock = runtime(current_app).clock
     try:
-        with unit_of_work(db.session, origin=request_origin()) as session:
-            view = signoffs.open_link(session, token, settings=link_settings(), clock=clock)
-            signoffs.record_opened(session, view, clock=clock)
-            return render_template(
-                "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
-            )
+        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("signoffs/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+        return refused
+    page = render_template(
+        "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
+    )
+    # Most opens write nothing: only the first, then one an hour, is recorded.
+    if signoffs.open_worth_recording(view.link, clock.now()):
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            signoffs.record_opened(session, view, clock=clock)
+    return page
 
 
 def _decisions(form: Any, view: signoffs.LinkView) -> dict[int, signoff_rules.Decision]:
@@ -94,6 +100,7 @@ def _field_errors(
 
 
 @bp.post("/<token>")
+@link_page
 def decide(token: str) -> ResponseReturnValue:
     form = ConfirmForm()
     clock = runtime(current_app).clock
@@ -101,6 +108,8 @@ def decide(token: str) -> ResponseReturnValue:
         view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("signoffs/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+        return refused
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
@@ -125,7 +134,7 @@ def decide(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/resend", methods=["GET", "POST"])
-@limiter.limit("5 per minute; 20 per hour", methods=["POST"])
+@asking_for_links
 def resend() -> ResponseReturnValue:
     form = ResendForm()
     if form.validate_on_submit():

@@ -148,8 +148,8 @@ def test_role_by_route_matrix(app: Flask, world: dict[str, Any]) -> None:
 def test_a_browser_post_without_csrf_token_is_refused_everywhere(
     app: Flask, world: dict[str, Any]
 ) -> None:
-    values = {**world, "token": path_of(sign_in_url(app, ADMIN)).rsplit("/", 1)[1]}
     browser = sign_in(app, ADMIN)
+    values = {**world, "token": path_of(sign_in_url(app, ADMIN)).rsplit("/", 1)[1]}
     before = snapshot()
     posted = []
     for rule in app.url_map.iter_rules():

@@ -47,6 +47,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs, tokens, users
+from gatekeeper.services.links import RECENT
 from tests.conftest import SAMPLES, START
 from tests.functional.api_helpers import Api, assert_envelope, resolve, sign, sync_and_approve
 from tests.functional.web_helpers import (
@@ -450,7 +451,10 @@ def _decide(app: Flask, clock: FixedClock, key: str) -> Target:
 
 
 def _resend(app: Flask, clock: FixedClock, key: str) -> Target:
-    _package(app, clock, key)
+    # Submitted over an hour ago, so that each twin's resend really sends a link: a young link
+    # is kept, and the other twin's emails to the same person count towards the hourly limit.
+    submitted_at = clock.now() - RECENT - signoffs.RESEND_LIMIT.keep_newer_than
+    _package(app, FixedClock(submitted_at), key)
     form = {"email": "raj@example.com", "package": key}
     return Target(client(app), "/s/resend", form, lambda: package_outcome(key))
 

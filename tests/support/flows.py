@@ -51,7 +51,8 @@ def prepare(app: Flask, clock: FixedClock) -> dict[str, str]:
             clock=clock,
         )
         signoffs.submit_for_signoff(session, KEY, actor=MANAGER, clock=clock, links=settings)
-        for message in session.scalars(sa.select(OutboxMessage)):
+        requests = sa.select(OutboxMessage).where(OutboxMessage.template == "signoff_request")
+        for message in session.scalars(requests):
             token = message.body_text.split("/s/", 1)[1].split()[0]
             captured[message.to_address] = token
     return captured

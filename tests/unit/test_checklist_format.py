@@ -221,6 +221,140 @@ def test_columns_count_characters_not_bytes() -> None:
     assert "U+0007" in problem.message
 
 
+HUGE = "9" * 5000
+WHOLE_NUMBER_FIELDS = [
+    # (old text, new text, field label)
+    ("version: 7\n", f"version: {HUGE}\n", "version"),
+    ("schema: 1\n", f"schema: {HUGE}\n", "schema"),
+    ("review_every_days: 90\n", f"review_every_days: -{HUGE}\n", "governance.review_every_days"),
+    ("        quorum: 2\n", f"        quorum: {HUGE}\n", "sections[0].items[1].quorum"),
+    ("  quorum: all\n  scenarios:", f"  quorum: +{HUGE}\n  scenarios:", "user_validation.quorum"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "field"), WHOLE_NUMBER_FIELDS)
+def test_a_huge_whole_number_is_a_problem_not_a_crash(old: str, new: str, field: str) -> None:
+    assert PAYMENTS.count(old) == 1, old
+    text = PAYMENTS.replace(old, new)
+    (problem,) = problems_of(text.encode())
+    assert (problem.line, problem.col) == position_of(text, new.strip().split(": ")[1])
+    assert problem.message.startswith(f"{field}: must be between ")
+    assert problem.message.endswith("found a 5000-digit number")
+
+
+@pytest.mark.parametrize("digits", [11, 4300, 4301, 100_000])
+def test_no_length_of_number_crashes(digits: int) -> None:
+    (problem,) = problems_of(PAYMENTS.replace("version: 7", "version: " + "1" * digits).encode())
+    assert f"found a {digits}-digit number" in problem.message
+
+
+def test_a_whole_number_at_its_bound_is_accepted() -> None:
+    text = PAYMENTS.replace("version: 7", "version: 1000000000")
+    assert parse_checklist(text.encode(), "x.yaml").version == 10**9
+    (problem,) = problems_of(PAYMENTS.replace("version: 7", "version: 1000000001").encode())
+    assert "must be between 1 and 1000000000, found 1000000001" in problem.message
+
+
+ONE_LINE_FIELDS = [
+    # (old text, field label): every one-line field of a checklist, one of each kind
+    ("application: payments-api", "application"),
+    ("title: Payments API", "title"),
+    ("owner: payments-team@example.com", "owner"),
+    ("    title: Build and package", "sections[0].title"),
+    ("      - id: artifacts-from-ci", "sections[0].items[0].id"),
+    ("        text: Dependency scan shows no unresolved critical findings",
+     "sections[1].items[0].text"),
+    ("        evidence: text", "sections[0].items[1].evidence"),
+    ("      name: Dana Ortiz", "user_validation.key_users[0].name"),
+    ("      role: Settlement operations", "user_validation.key_users[0].role"),
+    ("    - email: settlement-lead@example.com", "user_validation.key_users[0].email"),
+    ("    - Search a payment by its card's last four digits and open its history",
+     "user_validation.scenarios[2]"),
+    ("  - name: finance-ledger", "consumers[1].name"),
+    ("    contact: ledger-team@example.com", "consumers[1].contact"),
+    ("  reviewers: [release-board@example.com]", "governance.reviewers[0]"),
+]  # fmt: skip
+FORBIDDEN = [
+    ("\\r\\n", "U+000D (a line break)"),
+    ("\\n", "U+000A (a line break)"),
+    ("\\t", "U+0009 (a tab)"),
+    ("\\0", "U+0000 (a control character)"),
+    ("\\e[31m", "U+001B (a control character)"),
+    ("\\x85", "U+0085 (a line break)"),
+    ("\\u2028", "U+2028 (a line break)"),
+    ("\\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    ("\\u2066", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+    ("\\u200f", "U+200F (RIGHT-TO-LEFT MARK)"),
+    ("\\u061c", "U+061C (ARABIC LETTER MARK)"),
+]
+
+
+def _with_escape(line: str, escape: str) -> str:
+    """`line` with its value double-quoted and `escape` (YAML escape syntax) inside it."""
+    prefix, _, value = line.rpartition(": ") if ": " in line else line.rpartition("- ")
+    separator = ": " if ": " in line else "- "
+    if value.startswith("[") and value.endswith("]"):
+        inner = value[1:-1]
+        return f'{prefix}{separator}["{inner[:2]}{escape}{inner[2:]}"]'
+    return f'{prefix}{separator}"{value[:2]}{escape}{value[2:]}"'
+
+
+@pytest.mark.parametrize(("old", "field"), ONE_LINE_FIELDS)
+@pytest.mark.parametrize(("escape", "shown"), FORBIDDEN)
+def test_one_line_fields_refuse_control_and_bidi_characters(
+    old: str, field: str, escape: str, shown: str
+) -> None:
+    assert PAYMENTS.count(old) == 1, old
+    new = _with_escape(old, escape)
+    text = PAYMENTS.replace(old, new)
+    problems = problems_of(text.encode())
+    assert problems, new
+    line, _ = position_of(text, new)
+    mine = [p for p in problems if p.line == line and p.message.startswith(f"{field}: contains ")]
+    assert mine, problems
+    assert shown in mine[0].message
+
+
+def test_a_bidi_override_typed_as_is_is_refused_where_it_stands() -> None:
+    text = PAYMENTS.replace("title: Payments API", "title: Payments \u202eIPA")
+    (problem,) = problems_of(text.encode())
+    assert (problem.line, problem.col) == position_of(text, "Payments \u202e")
+    assert problem.message == (
+        "title: contains U+202E (RIGHT-TO-LEFT OVERRIDE), an invisible control that changes "
+        "how the text around it reads; remove it"
+    )
+
+
+DESCRIPTION = PAYMENTS[PAYMENTS.index("description: >-") : PAYMENTS.index("governance:")]
+
+
+def test_the_description_keeps_line_breaks_and_tabs_but_nothing_else() -> None:
+    quoted = PAYMENTS.replace(DESCRIPTION, 'description: "Card\\tcapture\\nand refunds"\n')
+    literal = PAYMENTS.replace(DESCRIPTION, DESCRIPTION.replace(">-", "|-"))
+    assert parse_checklist(quoted.encode(), "x.yaml").description == "Card\tcapture\nand refunds"
+    assert "\n" in parse_checklist(literal.encode(), "x.yaml").description
+    for escape, shown in [
+        ("\\r", "U+000D (a line break); of such characters this field allows only new lines"),
+        ("\\e", "U+001B (a control character)"),
+        ("\\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    ]:
+        text = PAYMENTS.replace(DESCRIPTION, f'description: "Card{escape}capture"\n')
+        (problem,) = problems_of(text.encode())
+        assert problem.message.startswith(f"description: contains {shown}")
+
+
+@pytest.mark.parametrize(("escape", "valid"), [("", True), ("\u202e", False), ("\r\n", False)])
+def test_the_schema_refuses_the_same_characters(escape: str, valid: bool) -> None:
+    data = yaml.safe_load(PAYMENTS)
+    data["title"] = f"Payments{escape}"
+    data["user_validation"]["scenarios"][0] += escape
+    data["description"] = f"two\nlines\twith a tab{escape.replace(chr(10), '')}"
+    assert SCHEMA_VALIDATOR.is_valid(data) is valid
+    data = yaml.safe_load(PAYMENTS)
+    data["title"] = "Payments\n"
+    assert not SCHEMA_VALIDATOR.is_valid(data), "a trailing line break is a line break too"
+
+
 def test_leading_zero_is_not_read_as_decimal() -> None:
     (problem,) = problems_of(PAYMENTS.replace("version: 7", "version: 07").encode())
     assert "written in decimal" in problem.message
@@ -369,7 +503,8 @@ def test_schema_and_linter_agree_on_the_corpus(name: str) -> None:
     entry = EXPECTED[name]
     data = corpus_bytes(name)
     if entry["schema_rejects"] is None:
-        with pytest.raises(yaml.YAMLError):
+        # PyYAML converts integers with int(), which refuses more than 4300 digits (ValueError)
+        with pytest.raises((yaml.YAMLError, ValueError)):
             yaml.safe_load(data)
         return
     loaded = yaml.safe_load(data)
