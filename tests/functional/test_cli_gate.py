@@ -102,7 +102,7 @@ def test_wait_gives_up_at_the_timeout_still_pending(
         cli, ["gate", "check", KEY, "--wait", "--timeout", "0.3", "--interval", "0.1"]
     )
     assert result.exit_code == 3
-    assert "signed, waiting on" in result.stderr
+    assert "required sign-offs, waiting on" in result.stderr
 
 
 def test_wait_returns_as_soon_as_the_gate_decides() -> None:
@@ -141,7 +141,10 @@ def test_wait_returns_as_soon_as_the_gate_decides() -> None:
     )
     assert final["status"] == "open"
     assert sleeps == [5, 5]
-    assert seen == ["p revision 1: PENDING — 0/2 signed", "p revision 1: PENDING — 1/2 signed"]
+    assert seen == [
+        "p revision 1: PENDING — 0 of 2 required sign-offs",
+        "p revision 1: PENDING — 1 of 2 required sign-offs",
+    ]
 
 
 @pytest.fixture
