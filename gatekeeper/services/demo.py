@@ -201,7 +201,16 @@ def package_counts(
 
 def sample_package(session: Session, *, clock: Clock, links: LinkSettings) -> Iterator[str]:
     """A package in review with some sign-offs in, so the gate has something to explain."""
-    if session.scalar(sa.select(Package.id).where(Package.key == DEMO_PACKAGE)) is not None:
+    stored = session.scalar(sa.select(Package).where(Package.key == DEMO_PACKAGE))
+    if stored is not None:
+        counts = package_counts(
+            session, DEMO_PACKAGE, clock=clock, overdue_policy=links.overdue_policy
+        )
+        yield (
+            f"package {DEMO_PACKAGE}: {stored.state.replace('_', ' ')} (as stored): the gate "
+            f"counts {counts.signed} of {counts.required} required sign-offs, waiting on "
+            f"{counts.waiting_on} people"
+        )
         return
     spec = packages.PackageSpec(
         key=DEMO_PACKAGE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -82,7 +83,10 @@ def test_unknown_package_exits_4(app: Flask, runner: FlaskCliRunner) -> None:
     assert "no package 'nope'" in result.stderr
 
 
-def test_unreadable_database_fails_closed_with_4(tmp_path: object) -> None:
+def test_unreadable_database_fails_closed_with_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # its development key goes to instance/ here, not the checkout
     env = {"GATEKEEPER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     result = CliRunner().invoke(cli, ["gate", "check", KEY], env=env)
     assert result.exit_code == 4

@@ -176,11 +176,14 @@ def test_the_demo_counts_what_the_dashboard_and_the_gate_show(
     assert shown == counts["waiting"]
     board = browser.get(f"/packages/{DEMO_PACKAGE}").text
     assert f"{counts['signed']} of {counts['required']} required sign-offs" in board
-    gate = runner.invoke(cli, ["gate", "check", DEMO_PACKAGE])
-    assert (
+    in_words = (
         f"{counts['signed']} of {counts['required']} required sign-offs, waiting on "
         f"{counts['waiting']} people"
-    ) in gate.stdout
+    )
+    assert in_words in runner.invoke(cli, ["gate", "check", DEMO_PACKAGE]).stdout
+    assert f"package {DEMO_PACKAGE}: in review (as stored): the gate counts {in_words}" in demo(
+        runner, "--no-serve"
+    ), "a second run says where the package stands"
 
 
 def test_the_readme_sequence_works_on_the_demo_database(
