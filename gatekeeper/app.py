@@ -31,7 +31,13 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     instance_path: str | None = None,
 ) -> Flask:
-    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    # `instance/` of the directory the command runs in, as the README says; not Flask's default
+    # next to the package, which an editable install would share between every working copy.
+    app = Flask(
+        __name__,
+        instance_path=instance_path or str(Path.cwd() / "instance"),
+        instance_relative_config=True,
+    )
     settings = load_settings(os.environ if environ is None else environ, Path(app.instance_path))
     if overrides:
         settings = replace(settings, **overrides)

@@ -78,7 +78,8 @@ def progress_line(gate: dict[str, Any]) -> str:
     people = f", waiting on {len(waiting)} {'person' if len(waiting) == 1 else 'people'}"
     return (
         f"{gate['package']} revision {gate['revision']}: {shown_status(gate).upper()} — "
-        f"{progress['signed']}/{progress['required']} signed{people if waiting else ''}"
+        f"{progress['signed']} of {progress['required']} required sign-offs"
+        f"{people if waiting else ''}"
     )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "testing", "production")
+# Written by `gatekeeper demo` into the instance folder: the URL it serves on.
+DEMO_BASE_URL_FILE = "demo-base-url"
 REVIEW_POLICIES = ("block", "warn")
 
 
@@ -41,6 +43,9 @@ class Settings:
     sqlite_busy_timeout: float = 5.0
     rate_limit_storage: str = "memory://"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The GATEKEEPER_* variables that were set: everything else is a default, which a command
+    # may fill in better (the demo points links at the port it serves on).
+    configured: frozenset[str] = frozenset()
 
     @property
     def is_production(self) -> bool:
@@ -152,7 +157,12 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),
 }
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.
-_CLIENT_VARIABLES = ("GATEKEEPER_URL", "GATEKEEPER_TOKEN", "GATEKEEPER_TEST_DATABASE_URL")
+_CLIENT_VARIABLES = (
+    "GATEKEEPER_URL",
+    "GATEKEEPER_TOKEN",
+    "GATEKEEPER_TEST_DATABASE_URL",
+    "GATEKEEPER_SCREENSHOTS",
+)
 KNOWN_VARIABLES = (*_PARSERS, *_CLIENT_VARIABLES)
 
 
@@ -169,7 +179,7 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
     for name, (attribute, parse) in _PARSERS.items():
         if name in environ:
             values[attribute] = parse(name, environ[name])
-    settings = Settings(**values)
+    settings = Settings(**values, configured=frozenset(n for n in _PARSERS if n in environ))
     if settings.mail_use_tls and settings.mail_use_ssl:
         raise SettingsError(
             "GATEKEEPER_MAIL_USE_TLS and GATEKEEPER_MAIL_USE_SSL exclude each other"
@@ -195,6 +205,10 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         )
     if not settings.secret_keys:
         settings = replace(settings, secret_keys=(_development_key(instance_path),))
+    served = instance_path / DEMO_BASE_URL_FILE
+    if "GATEKEEPER_BASE_URL" not in environ and served.is_file():
+        # Where `gatekeeper demo` serves: links that other commands email point there too.
+        settings = replace(settings, base_url=_url(str(served), served.read_text().strip()))
     return settings
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,41 @@ POSTGRES_URL = os.environ.get("GATEKEEPER_TEST_DATABASE_URL", "")
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 TEST_KEY = "k" * 40
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+_CHECKOUT = pytest.StashKey[str | None]()
+_GIT_STATE = (("diff", "HEAD", "--binary"), ("ls-files", "--others", "--exclude-standard"))
+
+
+def _checkout_state() -> str | None:
+    """A digest of the checkout's changes (tracked and untracked files), or None outside git."""
+    try:
+        found = [
+            subprocess.run(
+                ["git", *args], cwd=REPO, capture_output=True, check=True, timeout=60
+            ).stdout
+            for args in _GIT_STATE
+        ]
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return hashlib.sha256(b"\0".join(found)).hexdigest()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_CHECKOUT] = _checkout_state()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The suite must leave the checkout as it found it (screenshots, data files, …)."""
+    before = session.config.stash.get(_CHECKOUT, None)
+    if before is None or _checkout_state() == before:
+        return
+    changed = subprocess.run(
+        ["git", "status", "--short"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "FAILED: the test run changed files in the checkout", red=True)
+        reporter.write_line(changed.rstrip())
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def clean_environ(**extra: str) -> dict[str, str]:

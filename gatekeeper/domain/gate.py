@@ -313,7 +313,7 @@ def _evaluate_requirement(
             waiting_on=waiting,
             since=pinned.requested_at,
             message=(
-                f"{what} of {app}: {len(positive)} of {needed} sign-off(s), "
+                f"{what} of {app}: {len(positive)} of {needed} required sign-offs, "
                 f"waiting on {', '.join(waiting)}"
             ),
         )

@@ -48,6 +48,11 @@ class ApplicationPlan:
     def required(self) -> int:
         return sum(r.needed for r in self.requirements)
 
+    @property
+    def requests(self) -> int:
+        """One per person asked per requirement: what submitting creates."""
+        return sum(len(r.asked) for r in self.requirements)
+
 
 @dataclass(frozen=True, slots=True)
 class PersonPlan:
@@ -64,6 +69,10 @@ class Plan:
     @property
     def required(self) -> int:
         return sum(a.required for a in self.applications)
+
+    @property
+    def requests(self) -> int:
+        return sum(a.requests for a in self.applications)
 
 
 def _application_plan(

@@ -95,7 +95,7 @@ def overdue_items(
                 late[person] = (min(since, blocker.since), count + 1)
     for person, (since, count) in sorted(late.items()):
         found.append(
-            f"{person}: {count} sign-off(s) unanswered since {since.strftime('%Y-%m-%d %H:%M')} UTC"
+            f"{person}: {count} request(s) unanswered since {since.strftime('%Y-%m-%d %H:%M')} UTC"
         )
     return tuple(found)
 

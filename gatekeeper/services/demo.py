@@ -2,38 +2,124 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gatekeeper.db.models import Application, ChecklistVersion, Package
-from gatekeeper.domain import governance, signoff
+from gatekeeper.db.models import Application, ChecklistVersion, Package, SignoffRequest
+from gatekeeper.domain import signoff
+from gatekeeper.domain.checklist import ChecklistInvalid, content_digest
 from gatekeeper.domain.clock import Clock
-from gatekeeper.services import checklists, packages, signoffs, users
+from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.domain.governance import APPROVE, APPROVED, PENDING_REVIEW
+from gatekeeper.services import checklists, packages, reviews, signoffs, users
+from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 
 DEMO_CONSULTED = "Demo data: the key users named in the checklist"
+DEMO_AUTHOR = "demo-author@example.com"
+# The samples the demo syncs when some of them must be left out (see sync_samples).
+SYNC_FOLDER = "demo-sync"
 
 
-def prepare(session: Session, *, clock: Clock, links: LinkSettings) -> Iterator[str]:
-    yield from approve_pending(session, clock=clock)
+def prepare(
+    session: Session,
+    *,
+    clock: Clock,
+    links: LinkSettings,
+    governance: GovernanceSettings,
+    samples: Path,
+    instance: Path,
+) -> Iterator[str]:
+    yield from sync_samples(session, samples, instance=instance, clock=clock, governance=governance)
     yield from demo_accounts(session, clock=clock)
     yield from sample_package(session, clock=clock, links=links)
 
 
+def sync_samples(
+    session: Session,
+    samples: Path,
+    *,
+    instance: Path,
+    clock: Clock,
+    governance: GovernanceSettings,
+) -> Iterator[str]:
+    """Store the samples' new versions and approve each application's first one. A sample that
+    this database already holds a newer version of (or the same version with other content) is
+    left as stored: the demo starts with what is there, and `checklists sync` explains it."""
+    report = checklists.lint_paths([samples])
+    if not report.files:
+        raise ValidationFailed(f"no checklist files (*.yaml, *.yml) found in {samples}")
+    if not report.ok:
+        raise ChecklistInvalid(report.problems)
+    stored = {
+        e.application.slug: e.versions[-1] for e in checklists.catalogue(session) if e.versions
+    }
+    kept: set[str] = set()
+    for result in report.files:
+        checklist = result.checklist
+        assert checklist is not None
+        held = stored.get(checklist.application)
+        if held is None or checklist.version > held.version:
+            continue
+        if held.version == checklist.version and held.sha256 == content_digest(
+            checklist.to_canonical()
+        ):
+            continue
+        kept.add(result.path)
+        yield (
+            f"checklist {checklist.application}: keeping the stored v{held.version} "
+            f"({result.path} says v{checklist.version})"
+        )
+    source = _copy_without(report.files, kept, instance / SYNC_FOLDER) if kept else samples
+    outcomes = (
+        checklists.sync_checklists(session, source, clock=clock, author_of=lambda _: DEMO_AUTHOR)
+        if source
+        else []
+    )
+    for outcome in outcomes:
+        yield f"checklist {outcome.application} v{outcome.version}: {outcome.status}"
+    yield from approve_pending(session, clock=clock)
+    for outcome in outcomes:
+        version = checklists.get_version(session, outcome.application, outcome.version)
+        if outcome.status == "created" and version.state == PENDING_REVIEW:
+            reviews.request_reviews(
+                session, version, reason=reviews.NEW_VERSION, settings=governance, clock=clock
+            )
+            yield (
+                f"checklist {outcome.application} v{outcome.version}: pending review; its "
+                "reviewers were emailed a review link"
+            )
+
+
+def _copy_without(files: list[checklists.FileResult], kept: set[str], folder: Path) -> Path | None:
+    """The sample files except `kept`, copied into `folder` (None when nothing is left)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    rest = [Path(f.path) for f in files if f.path not in kept]
+    if not rest:
+        return None
+    folder.mkdir(parents=True)
+    for path in rest:
+        shutil.copyfile(path, folder / path.name)
+    return folder
+
+
 def approve_pending(session: Session, *, clock: Clock) -> Iterator[str]:
-    """Bootstrap: approve the first version of each sample, so packages have one to pin. Later
-    versions wait for a real review (the demo keeps one pending to show that)."""
+    """Bootstrap: approve the first version of each application, so packages have one to pin.
+    Later versions wait for a real review."""
     has_approved = sa.select(ChecklistVersion.application_id).where(
-        ChecklistVersion.state == governance.APPROVED
+        ChecklistVersion.state == APPROVED
     )
     pending = session.execute(
         sa.select(Application.slug, ChecklistVersion.version)
         .join(ChecklistVersion)
         .where(
-            ChecklistVersion.state == governance.PENDING_REVIEW,
+            ChecklistVersion.state == PENDING_REVIEW,
             ChecklistVersion.application_id.not_in(has_approved),
         )
         .order_by(Application.slug)
@@ -45,7 +131,7 @@ def approve_pending(session: Session, *, clock: Clock) -> Iterator[str]:
             session,
             application=slug,
             version=version,
-            action=governance.APPROVE,
+            action=APPROVE,
             reviewer=reviewer,
             consulted=DEMO_CONSULTED,
             clock=clock,
@@ -73,9 +159,58 @@ def demo_accounts(session: Session, *, clock: Clock) -> Iterator[str]:
             yield f"demo account {email} ({role.replace('_', ' ')}): sign in at /login"
 
 
+@dataclass(frozen=True)
+class PackageCounts:
+    """A package in the README's words: requests to people, sign-offs recorded, and what the
+    gate counts (required sign-offs, with each quorum capping what an item contributes)."""
+
+    requests: int
+    people: int
+    signoffs: int
+    signed: int
+    required: int
+    waiting_on: int
+
+
+def package_counts(
+    session: Session, key: str, *, clock: Clock, overdue_policy: str
+) -> PackageCounts:
+    package = packages.get_package(session, key)
+    current = (
+        sa.select(SignoffRequest)
+        .where(SignoffRequest.package_id == package.id, SignoffRequest.revision == package.revision)
+        .subquery()
+    )
+    requests, people, answered = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count(sa.distinct(current.c.signer)),
+            sa.func.count().filter(current.c.state == signoff.SIGNED),
+        )
+    ).one()
+    gate = packages.evaluate_gate(session, key, clock=clock, overdue_policy=overdue_policy)
+    return PackageCounts(
+        requests=requests,
+        people=people,
+        signoffs=answered,
+        signed=gate.signed,
+        required=gate.required,
+        waiting_on=len(gate.waiting_on),
+    )
+
+
 def sample_package(session: Session, *, clock: Clock, links: LinkSettings) -> Iterator[str]:
     """A package in review with some sign-offs in, so the gate has something to explain."""
-    if session.scalar(sa.select(Package.id).where(Package.key == DEMO_PACKAGE)) is not None:
+    stored = session.scalar(sa.select(Package).where(Package.key == DEMO_PACKAGE))
+    if stored is not None:
+        counts = package_counts(
+            session, DEMO_PACKAGE, clock=clock, overdue_policy=links.overdue_policy
+        )
+        yield (
+            f"package {DEMO_PACKAGE}: {stored.state.replace('_', ' ')} (as stored): the gate "
+            f"counts {counts.signed} of {counts.required} required sign-offs, waiting on "
+            f"{counts.waiting_on} people"
+        )
         return
     spec = packages.PackageSpec(
         key=DEMO_PACKAGE,
@@ -100,7 +235,6 @@ def sample_package(session: Session, *, clock: Clock, links: LinkSettings) -> It
     package = packages.submit_package(
         session, DEMO_PACKAGE, actor=DEMO_RELEASE_MANAGER, clock=clock
     )
-    signed = 0
     for request in packages.pending_requests(session, DEMO_PACKAGE):
         if request.kind == signoff.ITEM and request.package_application.application.slug != (
             "identity-platform"
@@ -116,10 +250,18 @@ def sample_package(session: Session, *, clock: Clock, links: LinkSettings) -> It
                 ),
                 clock=clock,
             )
-            signed += 1
     # Links go out for what is still open, so the mailbox has real emails to click.
     sent = signoffs.issue_links(session, package, settings=links, clock=clock)
+    counts = package_counts(session, DEMO_PACKAGE, clock=clock, overdue_policy=links.overdue_policy)
     yield (
-        f"package {DEMO_PACKAGE}: submitted, {signed} demo sign-offs recorded, "
-        f"{len(sent)} sign-off emails queued"
+        f"package {DEMO_PACKAGE}: submitted: {counts.requests} requests to {counts.people} people"
+    )
+    yield (
+        f"package {DEMO_PACKAGE}: {counts.signoffs} sign-offs recorded as demo data; the gate "
+        f"counts {counts.signed} of {counts.required} required sign-offs, waiting on "
+        f"{counts.waiting_on} people"
+    )
+    yield (
+        f"package {DEMO_PACKAGE}: {len(sent)} people emailed their sign-off link (one email "
+        "each, listing all their requests)"
     )

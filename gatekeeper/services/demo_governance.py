@@ -1,89 +1,90 @@
 """Governance sample data for `gatekeeper demo`: a released package with a problem reported
-after it (an open finding), and a pending new checklist version that addresses the finding."""
+after it (an open finding), and a pending new checklist version that addresses the finding.
+
+The story has its own application, `refund-queue`, whose checklist the demo writes into the
+instance folder: no sample in checklists/ gets a version from the demo, so syncing the samples
+(or a newer version of one) after the demo never collides with it."""
 
 from __future__ import annotations
 
-import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gatekeeper.checklist_format.validator import load_checklist_file
-from gatekeeper.db.models import Package
+from gatekeeper.db.models import Application, Package
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import signoff
-from gatekeeper.domain.checklist import ChecklistInvalid
 from gatekeeper.domain.clock import Clock
-from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.domain.finding import Report
 from gatekeeper.services import checklists, findings, packages, reviews
 from gatekeeper.services.checklists import checklist_of
+from gatekeeper.services.demo import DEMO_AUTHOR, approve_pending
 from gatekeeper.services.governance import GovernanceSettings
 
 RELEASED_PACKAGE = "2026.10-demo"
-APPLICATION = "payments-api"
+APPLICATION = "refund-queue"
 RELEASE_MANAGER = "release-manager@example.com"
 REPORTER = "refunds-desk@example.com"
-AUTHOR = "demo-author@example.com"
 # Generated checklist versions live in the instance folder: checklists/ stays the samples.
 GENERATED = "demo-checklists"
-MERGED = "demo-sync"
 NEW_SCENARIO = (
     "Refund more than 1,000 EUR from the back-office screen and see it leave the refund "
     "queue within a minute"
 )
-
-
-def sync_source(session: Session, samples: Path, instance: Path) -> Path:
-    """What `gatekeeper demo` syncs: the samples, with the newer versions an earlier demo run
-    generated for this database in their place (so a second run does not try to go back to the
-    samples' versions). Generated files the database does not hold yet are left out: they belong
-    to another database, and the governance step writes its own."""
-    generated = instance / GENERATED
-    stored = {e.application.slug: max(v.version for v in e.versions) for e in _entries(session)}
-    overrides = []
-    for path in sorted(generated.glob("*.yaml")) if generated.is_dir() else []:
-        try:
-            checklist = load_checklist_file(path)
-        except ChecklistInvalid:
-            continue
-        if stored.get(checklist.application, 0) >= checklist.version:
-            overrides.append(path)
-    session.rollback()
-    if not overrides:
-        return samples
-    merged = instance / MERGED
-    shutil.rmtree(merged, ignore_errors=True)
-    merged.mkdir(parents=True)
-    replaced = {path.name for path in overrides}
-    for path in checklists.checklist_files([samples]):
-        if path.name not in replaced:
-            shutil.copyfile(path, merged / path.name)
-    for path in overrides:
-        shutil.copyfile(path, merged / path.name)
-    return merged
-
-
-def _entries(session: Session) -> list[checklists.CatalogueEntry]:
-    return [e for e in checklists.catalogue(session) if e.versions]
+CHECKLIST = """\
+# Written by `gatekeeper demo`: the application of its governance story (not a sample).
+schema: 1
+application: {application}
+title: Refund queue
+version: {version}
+owner: payments-team@example.com
+description: Pays refunds out of the back office through a queue, and books them in the ledger.
+governance:
+  review_every_days: 90
+  reviewers: [release-board@example.com]
+sections:
+  - id: build
+    title: Build and package
+    items:
+      - id: artifacts-from-ci
+        text: Release artifacts were built by CI from a tagged commit
+        signers: [ana@example.com, raj@example.com]
+        evidence: url
+  - id: operations
+    title: Operations readiness
+    items:
+      - id: queue-dashboards
+        text: The refund queue's depth and age dashboards show the new version
+        signers: [sre-oncall@example.com]
+        evidence: url
+user_validation:
+  key_users:
+    - email: {reporter}
+      name: Malik Henderson
+      role: Customer refunds desk
+  scenarios:
+    - Refund a card payment from the back-office screen and see it leave the queue within a minute
+{scenarios}consumers:
+  - name: finance-ledger
+    contact: ledger-team@example.com
+{addresses}"""
 
 
 def prepare(
-    session: Session,
-    *,
-    clock: Clock,
-    governance: GovernanceSettings,
-    samples: Path,
-    instance: Path,
+    session: Session, *, clock: Clock, governance: GovernanceSettings, instance: Path
 ) -> Iterator[str]:
-    sample = samples / f"{APPLICATION}.yaml"
-    if not sample.is_file():
-        return
     if session.scalar(sa.select(Package.id).where(Package.key == RELEASED_PACKAGE)) is not None:
         return
+    if session.scalar(sa.select(Application.id).where(Application.slug == APPLICATION)):
+        yield f"governance story skipped: {APPLICATION} exists without {RELEASED_PACKAGE}"
+        return
+    first = write_version(instance, 1)
+    # The released version is approved at once: no review link to leave dangling in the mailbox.
+    checklists.sync_checklists(session, first, clock=clock, author_of=lambda _: DEMO_AUTHOR)
+    yield f"checklist {APPLICATION} v1: created (the demo's governance story, {first})"
+    yield from approve_pending(session, clock=clock)
     package = _released_package(session, clock=clock, governance=governance)
     yield (
         f"package {RELEASED_PACKAGE}: released; its key users and consumers were emailed a "
@@ -106,28 +107,35 @@ def prepare(
         now=clock.now(),
     )
     yield f"finding {finding.ref} on {APPLICATION}: reported after {RELEASED_PACKAGE}, open"
-    version, written = _write_next_version(session, sample, instance, finding.ref)
     reviews.sync_and_request_reviews(
         session,
-        _with_generated(samples, instance, written),
+        write_version(instance, 2, addresses=finding.ref),
         clock=clock,
-        author_of=lambda _path: AUTHOR,
+        author_of=lambda _path: DEMO_AUTHOR,
         settings=governance,
     )
     yield (
-        f"checklist {APPLICATION} v{version}: pending review (addresses {finding.ref}); its "
+        f"checklist {APPLICATION} v2: pending review (addresses {finding.ref}); its "
         "reviewers were emailed a review link"
     )
 
 
-def _with_generated(samples: Path, instance: Path, written: Path) -> Path:
-    """The samples with the version this run generated in its sample's place, to sync now."""
-    merged = instance / MERGED
-    shutil.rmtree(merged, ignore_errors=True)
-    merged.mkdir(parents=True)
-    for path in checklists.checklist_files([samples]):
-        shutil.copyfile(written if path.name == written.name else path, merged / path.name)
-    return merged
+def write_version(instance: Path, version: int, *, addresses: str = "") -> Path:
+    """The story's checklist at `version`; the one addressing a finding adds a scenario.
+    Syncing this one file (a path, not the folder) stores it and nothing else."""
+    target = instance / GENERATED / f"{APPLICATION}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        CHECKLIST.format(
+            application=APPLICATION,
+            version=version,
+            reporter=REPORTER,
+            scenarios=f"    - {NEW_SCENARIO}\n" if addresses else "",
+            addresses=f"addresses: [{addresses}]\n" if addresses else "",
+        ),
+        encoding="utf-8",
+    )
+    return target
 
 
 def _released_package(session: Session, *, clock: Clock, governance: GovernanceSettings) -> Package:
@@ -139,7 +147,7 @@ def _released_package(session: Session, *, clock: Clock, governance: GovernanceS
         planned_for=clock.now().date(),
         applications=(
             packages.ApplicationSpec(
-                APPLICATION, "7.3.2", "New filters on the refunds screen; no change to amounts."
+                APPLICATION, "3.2.0", "New filters on the refunds screen; no change to amounts."
             ),
         ),
     )
@@ -178,22 +186,3 @@ def _released_package(session: Session, *, clock: Clock, governance: GovernanceS
         reports=governance,
     )
     return package
-
-
-def _write_next_version(
-    session: Session, sample: Path, instance: Path, ref: str
-) -> tuple[int, Path]:
-    """The sample's YAML as its next version: one more key-user scenario, addressing `ref`."""
-    entry = checklists.catalogue_entry(session, APPLICATION)
-    stored = max(v.version for v in entry.versions) if entry else 0
-    text = sample.read_text(encoding="utf-8")
-    text, bumped = re.subn(r"(?m)^version: \d+$", f"version: {stored + 1}", text, count=1)
-    # The sample lists its scenarios last in user_validation, right before `consumers:`.
-    text, added = re.subn(r"(?m)^consumers:$", f"    - {NEW_SCENARIO}\nconsumers:", text, count=1)
-    if not (bumped and added):
-        raise ValidationFailed(f"{sample} no longer has the shape the demo expects")
-    text = text.rstrip("\n") + f"\naddresses: [{ref}]\n"
-    target = instance / GENERATED / sample.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return stored + 1, target

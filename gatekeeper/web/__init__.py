@@ -49,6 +49,8 @@ def register_web(app: Flask) -> None:
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     access.register(app)
     app.register_blueprint(health.bp)
+    # Browsers ask every site for /favicon.ico; it is a static file, public like the others.
+    app.add_url_rule("/favicon.ico", endpoint="static", defaults={"filename": "favicon.ico"})
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(packages.bp)

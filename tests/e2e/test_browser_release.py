@@ -7,29 +7,33 @@ email is read from the demo mailbox and every link followed in the browser.
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from tests.support.browser import (
+    CHROMIUM,
+    CONSOLE_SCRIPT,
+    chromium,
+    mail_links,
+    outside_environment,
+    running_demo,
+    sign_in,
+)
+from tests.support.mail import free_port
+
 # CI sets E2E_REQUIRED: there a missing browser is a failure, not a skip.
 if os.environ.get("E2E_REQUIRED") and not Path(CHROMIUM).exists():
     raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
-playwright = pytest.importorskip("playwright.sync_api")
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
+pytest.importorskip("playwright.sync_api")
 KEY = "2026.12-e2e"
-MANAGER = "release-manager@example.com"
 KEY_USER = "settlement-lead@example.com"
 PROBLEM = "The end-of-day report shows yesterday's refunds twice"
+# Set to regenerate the README's screenshots (GATEKEEPER_SCREENSHOTS=docs/screenshots); the
+# test writes them to a temporary folder otherwise, so a test run changes no tracked file.
+SCREENSHOTS = "GATEKEEPER_SCREENSHOTS"
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,104 +41,43 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get(SCREENSHOTS)
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     workdir = tmp_path_factory.mktemp("e2e")
-    port, smtp = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    env.update(
+    port = free_port()
+    env = outside_environment(
         GATEKEEPER_DATABASE_URL=f"sqlite:///{workdir / 'e2e.sqlite'}",
         GATEKEEPER_SECRET_KEYS="e" * 40,
         GATEKEEPER_BASE_URL=f"http://127.0.0.1:{port}",
     )
-    gatekeeper = str(Path(sys.executable).parent / "gatekeeper")
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        [gatekeeper, "demo", "--port", str(port), "--smtp-port", str(smtp)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 - loopback
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError((workdir / "server.log").read_text()) from None
-                time.sleep(0.3)
-        yield {"base": base, "gatekeeper": gatekeeper, **env}
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with running_demo(workdir, env, port, free_port()) as demo:
+        yield {"base": demo.base, **env}
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as engine:
-        launched = engine.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def gate_check(server: dict[str, str]) -> int:
     env = {k: v for k, v in server.items() if k.startswith("GATEKEEPER_")}
     env["PATH"] = os.environ.get("PATH", "")
     return subprocess.run(
-        [server["gatekeeper"], "gate", "check", KEY], env=env, capture_output=True, check=False
+        [str(CONSOLE_SCRIPT), "gate", "check", KEY], env=env, capture_output=True, check=False
     ).returncode
 
 
-def mail_links(page: object, base: str, subject_part: str, count: int) -> dict[str, str]:
-    """Wait until `count` recipients got a mail whose subject contains `subject_part`."""
-    found: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        page.goto(f"{base}/dev/mailbox/")  # type: ignore[attr-defined]
-        for article in page.locator("article.mail").all():  # type: ignore[attr-defined]
-            subject = article.locator("h2").inner_text()
-            if subject_part not in subject:
-                continue
-            to = re.search(r"to (\S+)", article.locator(".meta").inner_text())
-            link = article.locator("a.mail-link").first
-            if to and link.count() and to.group(1) not in found:
-                found[to.group(1)] = link.get_attribute("href")
-        if len(found) >= count:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"only {sorted(found)} got '{subject_part}'")
-
-
-def sign_in(page: object, base: str) -> None:
-    page.goto(f"{base}/login")  # type: ignore[attr-defined]
-    page.get_by_test_id("login-email").fill(MANAGER)  # type: ignore[attr-defined]
-    page.get_by_test_id("login-submit").click()  # type: ignore[attr-defined]
-    link = mail_links(page, base, "sign-in link", 1)[MANAGER]
-    page.goto(link)  # type: ignore[attr-defined]
-    page.get_by_test_id("sign-in-confirm").click()  # type: ignore[attr-defined]
-
-
 def decide(
-    page: object, link: str, *, problem: bool = False, screenshot: str | None = None
+    page: object, link: str, *, problem: bool = False, screenshot: Path | None = None
 ) -> None:
     page.goto(link)  # type: ignore[attr-defined]
     page.wait_for_selector("form.signoff")  # type: ignore[attr-defined]
@@ -149,19 +92,20 @@ def decide(
         page.locator("input[type=radio][value=problem]").first.check()  # type: ignore[attr-defined]
         page.locator("textarea[name$='-comment']").first.fill(PROBLEM)  # type: ignore[attr-defined]
     if screenshot:
-        page.screenshot(path=str(SHOTS / screenshot), full_page=True)  # type: ignore[attr-defined]
+        page.screenshot(path=str(screenshot), full_page=True)  # type: ignore[attr-defined]
     page.get_by_role("button", name="Record my decisions").click()  # type: ignore[attr-defined]
     page.wait_for_selector("text=Thank you — recorded")  # type: ignore[attr-defined]
 
 
-def test_release_from_sign_in_to_release(server: dict[str, str], browser: object) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def test_release_from_sign_in_to_release(
+    server: dict[str, str], browser: object, shots: Path
+) -> None:
     base = server["base"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     sign_in(page, base)
     page.wait_for_selector("text=Dashboard")
-    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
     page.goto(f"{base}/packages/new")
     page.get_by_test_id("package-key").fill(KEY)
@@ -179,7 +123,7 @@ def test_release_from_sign_in_to_release(server: dict[str, str], browser: object
     signer_page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()  # type: ignore[attr-defined]
     for person, link in sorted(links.items()):
         if person == KEY_USER:
-            decide(signer_page, link, problem=True, screenshot="key-user-page.png")
+            decide(signer_page, link, problem=True, screenshot=shots / "key-user-page.png")
         else:
             decide(signer_page, link)
     assert gate_check(server) == 1, "a reported problem blocks the gate"
@@ -198,7 +142,7 @@ def test_release_from_sign_in_to_release(server: dict[str, str], browser: object
 
     page.goto(f"{base}/packages/{KEY}")
     page.wait_for_selector("text=Gate: open")
-    page.screenshot(path=str(SHOTS / "package-board.png"), full_page=True)
+    page.screenshot(path=str(shots / "package-board.png"), full_page=True)
     page.get_by_test_id("release-package").click()
     page.wait_for_selector("text=released")
     assert "released" in page.content()

@@ -212,11 +212,11 @@ def test_demo_prepares_data_and_is_repeatable(app: Flask, runner: FlaskCliRunner
     assert "checklist payments-api v7: created" in out
     assert "checklist payments-api v7: approved by release-board@example.com" in out
     # Governance: a released package with an open finding, and a pending version addressing it.
-    assert "finding F-1 on payments-api: reported after 2026.10-demo, open" in out
-    assert "checklist payments-api v8: pending review (addresses F-1)" in out
+    assert "finding F-1 on refund-queue: reported after 2026.10-demo, open" in out
+    assert "checklist refund-queue v2: pending review (addresses F-1)" in out
     code, out, err = run(runner, "demo", "--no-serve")
     assert code == 0, err
-    assert "checklist payments-api v8: unchanged" in out
+    assert "checklist payments-api v7: unchanged" in out
     assert "checklist storefront-web v12: unchanged" in out
     assert "approved by" not in out, "the pending version stays pending"
     assert "finding" not in out

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -151,7 +152,10 @@ def test_unknown_package_exits_4(app: Flask, runner: FlaskCliRunner) -> None:
     assert "no package 'nope'" in result.stderr
 
 
-def test_unreadable_database_fails_closed_with_4(tmp_path: object) -> None:
+def test_unreadable_database_fails_closed_with_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # its development key goes to instance/ here, not the checkout
     env = {"GATEKEEPER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     result = CliRunner().invoke(cli, ["gate", "check", KEY], env=env)
     assert result.exit_code == 4
@@ -172,7 +176,7 @@ def test_wait_gives_up_at_the_timeout_and_says_what_it_still_waits_for(
     )
     assert result.exit_code == 3
     progress, timed_out = result.stderr.splitlines()  # polls that change nothing print nothing
-    assert "signed, waiting on" in progress
+    assert "required sign-offs, waiting on" in progress
     assert timed_out.startswith(f"timed out after 0.3 s: {KEY} is still PENDING, waiting on ")
     assert "settlement-lead@example.com" in timed_out
     assert "USER_VALIDATION_PENDING payments-api" in timed_out
@@ -215,9 +219,9 @@ def test_wait_reports_only_what_changed_and_at_the_timeout_what_it_still_waits_f
         monotonic=lambda: clock[0],
     )
     assert seen == [
-        "p revision 1: PENDING — 0/3 signed, waiting on 3 people: a@x, b@x, c@x",
-        "p revision 1: PENDING — 1/3 signed, waiting on 2 people: b@x, c@x",
-        "p revision 2: PENDING — 1/3 signed, waiting on 2 people: b@x, c@x",
+        "p revision 1: PENDING — 0 of 3 required sign-offs, waiting on 3 people: a@x, b@x, c@x",
+        "p revision 1: PENDING — 1 of 3 required sign-offs, waiting on 2 people: b@x, c@x",
+        "p revision 2: PENDING — 1 of 3 required sign-offs, waiting on 2 people: b@x, c@x",
     ]
     assert final == pending(1, "b@x", "c@x", revision=2)
     assert gate_client.timeout_line(final, 50) == (
@@ -270,7 +274,10 @@ def test_wait_returns_as_soon_as_the_gate_decides() -> None:
     )
     assert final["status"] == "open"
     assert sleeps == [5, 5]
-    assert seen == ["p revision 1: PENDING — 0/2 signed", "p revision 1: PENDING — 1/2 signed"]
+    assert seen == [
+        "p revision 1: PENDING — 0 of 2 required sign-offs",
+        "p revision 1: PENDING — 1 of 2 required sign-offs",
+    ]
 
 
 @pytest.fixture

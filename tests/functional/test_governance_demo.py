@@ -12,8 +12,7 @@ from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import findings, governance
-from gatekeeper.services.demo_governance import GENERATED
-from tests.conftest import SAMPLES
+from gatekeeper.services.demo_governance import APPLICATION, GENERATED, write_version
 
 
 def demo(runner: FlaskCliRunner) -> str:
@@ -26,37 +25,35 @@ def test_the_demo_has_a_pending_version_and_an_open_finding(
     app: Flask, runner: FlaskCliRunner, clock: FixedClock
 ) -> None:
     out = demo(runner)
+    assert f"checklist {APPLICATION} v1: approved by release-board@example.com" in out
     assert "package 2026.10-demo: released" in out
-    assert "finding F-1 on payments-api: reported after 2026.10-demo, open" in out
-    assert "checklist payments-api v8: pending review (addresses F-1)" in out
-    generated = Path(app.instance_path) / GENERATED / "payments-api.yaml"
+    assert f"finding F-1 on {APPLICATION}: reported after 2026.10-demo, open" in out
+    assert f"checklist {APPLICATION} v2: pending review (addresses F-1)" in out
+    generated = Path(app.instance_path) / GENERATED / f"{APPLICATION}.yaml"
     assert "addresses: [F-1]" in generated.read_text(encoding="utf-8")
-    assert "version: 7" in (SAMPLES / "payments-api.yaml").read_text(encoding="utf-8"), (
-        "the samples stay as they are"
-    )
     rows = {
         r.application: r
         for r in governance.dashboard(db.session, now=clock.now(), lead=timedelta(days=14))
     }
+    story = rows[APPLICATION]
+    assert (story.approved_version, story.pending_versions, story.open_findings) == (1, (2,), 1)
     assert (rows["payments-api"].approved_version, rows["payments-api"].pending_versions) == (
         7,
-        (8,),
-    )
-    assert rows["payments-api"].open_findings == 1
+        (),
+    ), "no sample gets a version from the demo"
     (finding,) = findings.list_findings(db.session, states=("open",))
     assert finding.reported_by == "refunds-desk@example.com"
     again = demo(runner)
-    assert "checklist payments-api v8: unchanged" in again
     assert "finding" not in again
+    assert APPLICATION not in again
 
 
-def test_a_version_generated_for_another_database_is_left_out(
-    app: Flask, runner: FlaskCliRunner
+def test_an_application_of_that_name_synced_before_the_demo_is_left_alone(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
-    stale = Path(app.instance_path) / GENERATED / "payments-api.yaml"
-    stale.parent.mkdir(parents=True)
-    text = (SAMPLES / "payments-api.yaml").read_text(encoding="utf-8")
-    stale.write_text(text.replace("version: 7", "version: 12", 1), encoding="utf-8")
+    own = write_version(tmp_path, 1).parent
+    assert runner.invoke(cli, ["checklists", "sync", str(own)]).exit_code == 0
     out = demo(runner)
-    assert "checklist payments-api v7: created" in out
-    assert "checklist payments-api v8: pending review (addresses F-1)" in out
+    assert f"governance story skipped: {APPLICATION} exists without 2026.10-demo" in out
+    assert "finding" not in out
+    assert "package 2026.11-demo: submitted" in out, "the rest of the demo is there"

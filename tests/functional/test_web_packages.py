@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
-from gatekeeper.db.models import AuditEvent, OutboxMessage, Package, SignoffLink
+from gatekeeper.db.models import AuditEvent, OutboxMessage, Package, SignoffLink, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
@@ -41,6 +41,9 @@ from tests.functional.web_helpers import (
 
 KEY = "2026.11-r3"
 DIGEST = re.compile(r'id="release-digest" name="digest" type="hidden" value="([^"]+)"')
+PLAN_SUMMARY = re.compile(
+    r'data-testid="plan-summary" data-required="(\d+)" data-requests="(\d+)" data-people="(\d+)"'
+)
 
 
 @pytest.fixture
@@ -103,6 +106,13 @@ def test_assemble_preview_the_plan_then_save_and_submit(app: Flask, manager: Fla
     assert "payments-api: key-user validation" in plan.text
     assert 'value="7.4.0"' in plan.text, "the form keeps what was typed"
     assert 'data-testid="create-submit"' in plan.text
+    summary = PLAN_SUMMARY.search(plan.text)
+    assert summary, "the plan counts required sign-offs, requests and people"
+    required, requests, people = (int(n) for n in summary.groups())
+    assert (
+        f"<strong>{required}</strong> required sign-offs, from the latest approved checklists: "
+        f"<strong>{requests}</strong> requests to <strong>{people}</strong> people"
+    ) in plan.text
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Package)) == 0
     # Save as a draft: the package page shows the same plan and a submit button.
     saved = post(manager, "/packages/new", {**assemble_form(), "action": "create"})
@@ -116,9 +126,14 @@ def test_assemble_preview_the_plan_then_save_and_submit(app: Flask, manager: Fla
     submitted = post(manager, f"/packages/{KEY}/submit")
     assert submitted.status_code == 302
     assert state_of(KEY) == ("in_review", 1)
-    requests = outbox("signoff_request")
-    assert {m.to_address for m in requests} >= {"raj@example.com", "settlement-lead@example.com"}
+    emails = outbox("signoff_request")
+    assert {m.to_address for m in emails} >= {"raj@example.com", "settlement-lead@example.com"}
+    asked = db.session.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(SignoffRequest.signer)))
+    ).one()
+    assert tuple(asked) == (requests, people) == (requests, len(emails)), "as the plan said"
     board = manager.get(f"/packages/{KEY}")
+    assert f"0 of {required} required sign-offs" in board.text
     assert 'data-testid="gate-status" data-status="pending"' in board.text
     assert 'data-item="payments-api/artifacts-from-ci" data-state="pending"' in board.text
     assert 'data-testid="remind-now"' in board.text
@@ -424,7 +439,7 @@ def test_dashboard_groups_packages_with_gate_progress_and_overdue(
     assert 'data-status="pending"' in in_review
     assert re.search(r'<progress value="\d+" max="\d+"', in_review)
     assert "sec-oncall@example.com" in in_review
-    assert "sign-off(s) unanswered since 2026-11-23" in in_review
+    assert "request(s) unanswered since 2026-11-23" in in_review
     drafts = text.split('data-testid="group-draft"')[1].split('data-testid="group-released"')[0]
     assert 'data-key="drafty"' in drafts
 

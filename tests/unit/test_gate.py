@@ -424,7 +424,7 @@ def test_an_unsigned_item_is_pending_on_its_signers() -> None:
     assert blocker.waiting_on == (ANA, RAJ)
     assert blocker.since == REQUESTED
     assert blocker.message == (
-        f"item 'artifacts' of {APP}: 0 of 1 sign-off(s), waiting on {ANA}, {RAJ}"
+        f"item 'artifacts' of {APP}: 0 of 1 required sign-offs, waiting on {ANA}, {RAJ}"
     )
     assert not blocker.blocks
 
@@ -465,7 +465,7 @@ def test_a_failure_with_others_still_to_sign_is_failed_and_pending() -> None:
     assert result.status == gate.BLOCKED
     assert codes(result) == [gate.ITEM_FAILED, gate.ITEM_PENDING]
     assert result.blockers[1].waiting_on == (RAJ,)
-    assert result.blockers[1].message.endswith(f"0 of 1 sign-off(s), waiting on {RAJ}")
+    assert result.blockers[1].message.endswith(f"0 of 1 required sign-offs, waiting on {RAJ}")
 
 
 def test_failures_of_one_item_are_reported_per_signer_in_order() -> None:
@@ -541,7 +541,7 @@ def test_user_validation_is_pending_on_the_key_users() -> None:
     assert blocker.waiting_on == (DANA, LEE)
     assert blocker.since == REQUESTED
     assert blocker.message == (
-        f"user validation of {APP}: 0 of 2 sign-off(s), waiting on {DANA}, {LEE}"
+        f"user validation of {APP}: 0 of 2 required sign-offs, waiting on {DANA}, {LEE}"
     )
     assert not blocker.blocks
 
@@ -644,7 +644,7 @@ def test_item_quorum(
     assert (result.signed, result.required) == (count + 1, needed + 1)
     if waiting:
         assert only(result, gate.ITEM_PENDING).message == (
-            f"item 'artifacts' of {APP}: {count} of {needed} sign-off(s), "
+            f"item 'artifacts' of {APP}: {count} of {needed} required sign-offs, "
             f"waiting on {', '.join(waiting)}"
         )
 
@@ -967,7 +967,7 @@ def test_to_dict_matches_the_documented_shape() -> None:
         "item": "artifacts",
         "waiting_on": [ANA, RAJ],
         "since": REQUESTED.isoformat(),
-        "message": f"item 'artifacts' of {APP}: 0 of 1 sign-off(s), waiting on {ANA}, {RAJ}",
+        "message": f"item 'artifacts' of {APP}: 0 of 1 required sign-offs, waiting on {ANA}, {RAJ}",
     }
     assert [w["code"] for w in doc["warnings"]] == ["REVIEW_OVERDUE"]
     assert doc["warnings"][0]["since"] == DUE.isoformat()

@@ -81,6 +81,9 @@ def test_plan_lists_requirements_people_and_exclusions() -> None:
     assert validation.excluded == ("ana@example.com",)
     assert app.scenarios == ("Settle", "Refund")
     assert app.required == plan.required == 1 + 2 + 1
+    assert app.requests == plan.requests == 1 + 1 + 1, (
+        "the manager and Ana-as-key-user are not asked"
+    )
     people = {p.email: p.asks for p in plan.people}
     assert set(people) == {"ana@example.com", "dana@example.com"}
     assert people["dana@example.com"] == ("payments-api: key-user validation",)
@@ -102,6 +105,7 @@ def test_an_application_without_an_approved_checklist_is_a_problem() -> None:
     assert [a.application for a in plan.applications] == ["payments-api", "storefront-web"]
     missing = plan.applications[1]
     assert (missing.checklist_version, missing.requirements, missing.required) == (None, (), 0)
+    assert missing.requests == 0
     assert plan.problems == (
         "storefront-web has no approved checklist: the gate will be blocked until a governance "
         "reviewer approves one",
@@ -112,3 +116,4 @@ def test_an_application_without_an_approved_checklist_is_a_problem() -> None:
 def test_empty_plan() -> None:
     plan = plan_submission([], assembler=MANAGER)
     assert (plan.applications, plan.people, plan.problems, plan.required) == ((), (), (), 0)
+    assert plan.requests == 0
