@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from gatekeeper.cli.app_loading import reports_errors
+from gatekeeper.cli.params import DATABASE_ID
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import governance
@@ -127,7 +128,7 @@ def sync_checklists(directory: Path, author: str | None) -> list[checklists.Sync
 
 @group.command("review")
 @click.argument("application")
-@click.option("--version", "version", type=int, required=True)
+@click.option("--version", "version", type=DATABASE_ID, required=True)
 @click.option("--approve", "action", flag_value=governance.APPROVE)
 @click.option("--request-changes", "action", flag_value=governance.REQUEST_CHANGES)
 @click.option("--reviewer", required=True, help="a governance reviewer named in the checklist")
