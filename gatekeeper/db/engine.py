@@ -55,8 +55,9 @@ _REASON_CHARS = 300
 
 
 def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"{type(error).__name__}: {text}"[:_REASON_CHARS]
+    # The first line is the server's message; psycopg adds hints and the statement below it.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else '(no message)'}"[:_REASON_CHARS]
 
 
 def _unreadable(error: BaseException) -> bool:

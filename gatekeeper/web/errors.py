@@ -7,7 +7,7 @@ import logging
 from types import TracebackType
 
 import sqlalchemy as sa
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -59,12 +59,30 @@ def where() -> str:
     return f"{request.method} {redact(request.path)}"
 
 
-def end_transaction() -> None:
-    """Roll back whatever the failed request left open, so that rendering its error page can
-    neither use half-done work nor trip over a transaction that must be rolled back first."""
-    # A connection that died cannot roll back; the pool discards it, nothing is lost.
+def end_transaction(*, database_failed: bool = False) -> None:
+    """Drop whatever the failed request left open, so that its error page can neither use
+    half-done work nor trip over a transaction that has to be rolled back first."""
+    # A failed database gets no ROLLBACK over a connection that may be dead: the connections
+    # are discarded instead (the server rolls back what was not committed).
     with contextlib.suppress(sa.exc.SQLAlchemyError):
-        db.session.rollback()
+        if database_failed:
+            db.session().invalidate()
+        else:
+            db.session.rollback()
+
+
+def error_page(status: int, message: str, *, database_down: bool = False) -> str:
+    if not database_down:
+        try:
+            return render_template("error.html", status=status, message=message)
+        except sa.exc.SQLAlchemyError:
+            end_transaction(database_failed=True)
+    # Flask-Login's context processor looks up the signed-in account on every render_template:
+    # with the database down, the page is rendered without context processors, as if signed out.
+    page: str = current_app.jinja_env.get_template("error.html").render(
+        status=status, message=message, database_down=True
+    )
+    return page
 
 
 def respond(error: errors.GatekeeperError, *, database_down: bool = False) -> ResponseReturnValue:
@@ -74,11 +92,7 @@ def respond(error: errors.GatekeeperError, *, database_down: bool = False) -> Re
         headers["WWW-Authenticate"] = 'Bearer realm="gatekeeper"'
     if wants_json():
         return error_envelope(error.code, error.message, error.details), status, headers
-    # With the database down, the page must not look up who is signed in.
-    page = render_template(
-        "error.html", status=status, message=error.message, database_down=database_down
-    )
-    return page, status, headers
+    return error_page(status, error.message, database_down=database_down), status, headers
 
 
 def register(app: Flask) -> None:
@@ -91,7 +105,7 @@ def register(app: Flask) -> None:
         message = error.description or error.name
         if wants_json():
             return error_envelope(code, message), status
-        return render_template("error.html", status=status, message=message), status
+        return error_page(status, message), status
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> ResponseReturnValue:
@@ -100,15 +114,15 @@ def register(app: Flask) -> None:
         message = "Something went wrong on our side. Nothing was changed; please try again."
         if wants_json():
             return error_envelope("internal_error", message), 500
-        return render_template("error.html", status=500, message=message), 500
+        return error_page(500, message), 500
 
     def database_error(error: sa.exc.SQLAlchemyError) -> ResponseReturnValue:
         failure = database_failure(error)
         if failure is None:
             return unexpected(error)
-        # The transaction was rolled back, so nothing is half written: one line says what
+        # The transaction did not commit, so nothing is half written: one line says what
         # happened (no traceback, no token), the client is told to retry.
-        end_transaction()
+        end_transaction(database_failed=True)
         if failure.unreadable:
             log.critical("database unreadable on %s: %s", where(), redact(failure.reason))
             return respond(errors.DatabaseUnreadable(DATABASE_UNREADABLE), database_down=True)
@@ -117,6 +131,22 @@ def register(app: Flask) -> None:
 
     app.register_error_handler(sa.exc.DBAPIError, database_error)
     app.register_error_handler(sa.exc.TimeoutError, database_error)
+
+    @app.teardown_appcontext
+    def end_session(_error: BaseException | None) -> None:
+        # Runs before Flask-SQLAlchemy's own teardown (teardowns run last registered first),
+        # whose ROLLBACK on a connection killed after the response was made would raise out of
+        # the WSGI call: the client would get the server's bare 500 instead of its answer.
+        try:
+            db.session.remove()
+        except sa.exc.SQLAlchemyError as error:
+            failure = database_failure(error)
+            if failure is None:
+                raise
+            # The request is gone by now (this is the app context's teardown): no path to name.
+            log.warning("database connection lost after a response: %s", redact(failure.reason))
+            end_transaction(database_failed=True)
+            db.session.remove()
 
     def log_exception(
         exc_info: tuple[type[BaseException], BaseException, TracebackType]
