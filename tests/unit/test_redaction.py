@@ -36,6 +36,7 @@ ENCODED = "".join(f"%{byte:02X}" for byte in TOKEN.encode())
 def test_every_spelling_of_a_token_is_masked(spelling: str) -> None:
     line = f'127.0.0.1 - - "GET {spelling} HTTP/1.1" 200 512 "https://gk.example.com/s/{TOKEN}"'
     masked = redact(line)
+    assert redact(masked) == masked, "masking twice changes nothing"
     assert TOKEN not in masked
     assert TOKEN[:20] not in masked
     assert "[token]" in masked
@@ -48,6 +49,7 @@ def test_what_is_not_a_token_is_kept() -> None:
         '"GET /packages/2026.11-r3 HTTP/1.1" 200 -',
         '"GET /checklists/payments-api/7 HTTP/1.1" 200 -',
         "database unavailable on POST /login: OperationalError",
+        "database unavailable on GET /s/[token]: OperationalError: database is locked",
     ):
         assert redact(line) == line
 
