@@ -356,6 +356,7 @@ def _record(
     lost = 0
     with unit_of_work(session) as tx:
         if sent:
+            # An UPDATE's result is a CursorResult (rowcount); execute() is typed as Result.
             marked: CursorResult[Any] = tx.execute(  # type: ignore[assignment]
                 sa.update(OutboxMessage)
                 .where(OutboxMessage.id.in_(sent), *taken.holds())
@@ -367,7 +368,7 @@ def _record(
             report.sent += marked.rowcount
             lost += len(sent) - marked.rowcount
         if released:
-            freed: CursorResult[Any] = tx.execute(  # type: ignore[assignment]
+            freed: CursorResult[Any] = tx.execute(  # type: ignore[assignment]  # as above
                 sa.update(OutboxMessage)
                 .where(OutboxMessage.id.in_(released), *taken.holds())
                 .values(state="queued", claimed_by=None, claimed_at=None),

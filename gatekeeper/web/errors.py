@@ -156,4 +156,4 @@ def register(app: Flask) -> None:
         # only when an error handler itself failed.
         log.error("unhandled error on %s", where(), exc_info=exc_info)
 
-    app.log_exception = log_exception  # type: ignore[method-assign]
+    app.log_exception = log_exception  # type: ignore[method-assign]  # on purpose, see above
