@@ -13,11 +13,28 @@ from itsdangerous import (
     TimestampSigner,
     URLSafeTimedSerializer,
 )
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import TokenExpired, TokenInvalid
 
 BADGE_SALT = "gatekeeper.badge"
+
+
+def is_canonical(signed: str) -> bool:
+    """Whether `signed` is spelled exactly as itsdangerous writes it.
+
+    Its base64 decoding forgives padding (`==`), characters outside the alphabet and the spare
+    bits of the last character, so many strings carry the same signature. The signature is
+    re-encoded and compared: one token has one spelling, and anything else is not a link.
+    """
+    _, dot, signature = signed.rpartition(".")
+    if not dot or not signed.isascii():
+        return False
+    try:
+        return base64_encode(base64_decode(signature)).decode() == signature
+    except BadData:
+        return False
 
 
 class TokenService:
@@ -48,7 +65,10 @@ class TokenService:
         return token
 
     def loads(self, token: str) -> Any:
-        """Verify signature and age; every load passes max_age, there is no other way in."""
+        """Verify spelling, signature and age; every load passes max_age, there is no other
+        way in."""
+        if not is_canonical(token):
+            raise TokenInvalid("this link is not valid")
         try:
             return self._serializer.loads(token, max_age=self.max_age_seconds)
         except SignatureExpired as exc:
@@ -67,6 +87,8 @@ def badge_signature(secret_keys: Sequence[str], key: str) -> str:
 
 
 def badge_signature_valid(secret_keys: Sequence[str], key: str, signature: str) -> bool:
+    if not is_canonical(f"{key}.{signature}"):
+        return False
     try:
         Signer(list(secret_keys), salt=BADGE_SALT).unsign(f"{key}.{signature}")
     except BadSignature:

@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 
 from gatekeeper.cli.app_loading import reports_errors
 from gatekeeper.cli.options import one_of
+from gatekeeper.cli.params import DATABASE_ID
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import governance
@@ -128,7 +129,7 @@ def sync_checklists(directory: Path, author: str | None) -> list[checklists.Sync
 
 @group.command("review")
 @click.argument("application")
-@click.option("--version", "version", type=int, required=True)
+@click.option("--version", "version", type=DATABASE_ID, required=True)
 @click.option("--approve", is_flag=True, help="approve the version (needs --consulted)")
 @click.option("--request-changes", is_flag=True, help="send the version back (needs --notes)")
 @click.option("--reviewer", required=True, help="a governance reviewer named in the checklist")

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from gatekeeper.cli.app_loading import reports_errors
+from gatekeeper.cli.params import DATABASE_ID
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import NotFound
@@ -54,7 +55,7 @@ def outbox_status(as_json: bool) -> None:
 
 
 @group.command("retry")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=DATABASE_ID)
 @reports_errors
 def outbox_retry(message_id: int) -> None:
     """Queue a dead-lettered message again (after fixing the address or the mail server)."""

@@ -24,6 +24,16 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base, disable_autonaming=True)
 
+# Ids and version numbers are INTEGER columns: 32 bits on PostgreSQL (SQLite's are wider, one
+# limit serves both). A larger number from a URL, a token or the command line names nothing,
+# and must be refused before it reaches a query, where PostgreSQL would fail on it.
+MAX_ID = 2**31 - 1
+
+
+def is_id(value: object) -> bool:
+    """A positive whole number (not a bool) that an INTEGER id column can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns them aware (SQLite keeps no offset)."""

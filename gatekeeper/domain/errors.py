@@ -64,3 +64,9 @@ class Unavailable(GatekeeperError):
     """A dependency (database lock, SMTP) is busy; the caller should retry later."""
 
     code = "unavailable"
+
+
+class DatabaseUnreadable(Unavailable):
+    """The database answers with damage (a corrupted file): retrying will not mend it."""
+
+    code = "database_unreadable"

@@ -7,7 +7,7 @@ import logging
 import smtplib
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask_mail import BadHeaderError, Connection, Mail, Message
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, scoped_session
 
 from gatekeeper.db.models import OutboxMessage
@@ -36,6 +37,9 @@ BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=2)
 # A row claimed longer ago than this belongs to a worker that died; it is offered again.
 LEASE = timedelta(minutes=10)
+# A batch starts no message after this much of its lease: what is left is released, so the
+# rows of a live worker are never offered to another one, however slow the server is.
+SENDING_TIME = LEASE / 2
 
 
 @dataclass
@@ -163,9 +167,26 @@ def _session(session: Session | scoped_session[Session]) -> Session:
     return session() if isinstance(session, scoped_session) else session
 
 
+class Claim(NamedTuple):
+    """Rows one worker took at one instant: the worker still holds a row while the row is
+    `sending` under this worker and instant. Once the lease is over another worker may take it,
+    and then only the new holder records its outcome."""
+
+    worker: str
+    at: datetime
+    ids: list[int]
+
+    def holds(self) -> tuple[sa.ColumnElement[bool], ...]:
+        return (
+            OutboxMessage.state == "sending",
+            OutboxMessage.claimed_by == self.worker,
+            OutboxMessage.claimed_at == self.at,
+        )
+
+
 def claim(
     session: Session | scoped_session[Session], *, worker: str, clock: Clock, limit: int
-) -> list[int]:
+) -> Claim:
     """Atomically take due rows: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite."""
     now = clock.now()
     with unit_of_work(session) as tx:
@@ -189,7 +210,7 @@ def claim(
                 .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "queued")
                 .values(state="sending", claimed_by=worker, claimed_at=now)
             )
-    return ids
+    return Claim(worker, now, ids)
 
 
 class _Content(NamedTuple):
@@ -233,30 +254,37 @@ def deliver(
     """One pass: claim a batch, send it over one SMTP connection, record every outcome.
 
     Rows are marked only after the batch, in one transaction: a row is `sent` only once the
-    server accepted its DATA. If the worker dies mid-batch, its rows stay `sending` and are
-    offered again after LEASE: a message can be sent twice then, never lost.
+    server accepted its DATA. The batch starts no message after SENDING_TIME, well inside the
+    lease. If the worker dies mid-batch (or one message outlasts the lease), its rows stay
+    `sending` and are offered again after LEASE: a message can be sent twice then, never lost.
     """
-    ids = claim(session, worker=worker, clock=clock, limit=limit)
+    taken = claim(session, worker=worker, clock=clock, limit=limit)
     report = DeliveryReport()
-    if not ids:
+    if not taken.ids:
         return report
     rows = [
         _Content(*row)
         for row in _session(session).execute(
-            sa.select(*_CONTENT).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+            sa.select(*_CONTENT).where(OutboxMessage.id.in_(taken.ids)).order_by(OutboxMessage.id)
         )
     ]
     _session(session).rollback()  # no transaction stays open while we talk SMTP
     claimed = [(row.id, row.attempts) for row in rows]
     outcomes: dict[int, tuple[str, str]] = {}
+
+    def in_time() -> bool:
+        return clock.now() < taken.at + SENDING_TIME
+
     try:
-        _send(rows, outcomes, mail_state=mail_state, timeout=timeout, sender=sender)
+        _send(
+            rows, outcomes, mail_state=mail_state, timeout=timeout, sender=sender, in_time=in_time
+        )
     except BaseException:
         # Stopped by something unforeseen (a bug, Ctrl+C): what the server accepted is recorded
         # as sent and the rest released, rather than the whole batch waiting for the lease.
-        _record(session, claimed, outcomes, clock, report)
+        _record(session, taken, claimed, outcomes, clock, report)
         raise
-    _record(session, claimed, outcomes, clock, report)
+    _record(session, taken, claimed, outcomes, clock, report)
     return report
 
 
@@ -267,11 +295,15 @@ def _send(
     mail_state: Any,
     timeout: float,
     sender: str,
+    in_time: Callable[[], bool],
 ) -> None:
-    """Send the rows over one connection; `outcomes` gets each row's, as soon as it is known."""
+    """Send the rows over one connection while `in_time()`; `outcomes` gets each row's, as soon
+    as it is known (a row without one was not tried)."""
     try:
         with TimeoutConnection(mail_state, timeout) as connection:
             for row in rows:
+                if not in_time():
+                    break
                 try:
                     message = _message(row, sender)
                 except _BUILD_ERRORS as exc:
@@ -298,16 +330,19 @@ def _send(
 
 def _record(
     session: Session | scoped_session[Session],
+    taken: Claim,
     claimed: Sequence[tuple[int, int]],
     outcomes: dict[int, tuple[str, str]],
     clock: Clock,
     report: DeliveryReport,
 ) -> None:
-    """Every outcome of a batch, in one transaction.
+    """Every outcome of a batch, in one transaction, for the rows the worker still holds.
 
-    Sent rows and released rows (never tried: the connection ended first) take one UPDATE
-    each for the whole batch; only failures, rare and each with its own error and backoff, are
-    loaded and updated one by one.
+    Sent rows and released rows (never tried: the connection ended first, or time ran out)
+    take one UPDATE each for the whole batch; only failures, rare and each with its own error
+    and backoff, are loaded and updated one by one. A row another worker took over after the
+    lease is left to that worker: writing this batch's outcome over it would undo what
+    happened since (a dead letter retried and delivered would be dead again).
     """
     now = clock.now()
     sent = [row_id for row_id, _ in claimed if outcomes.get(row_id, ("",))[0] == "sent"]
@@ -318,32 +353,48 @@ def _record(
         if row_id in outcomes and outcomes[row_id][0] != "sent"
     }
     bulk = {"synchronize_session": False}
+    lost = 0
     with unit_of_work(session) as tx:
         if sent:
-            tx.execute(
+            # An UPDATE's result is a CursorResult (rowcount); execute() is typed as Result.
+            marked: CursorResult[Any] = tx.execute(  # type: ignore[assignment]
                 sa.update(OutboxMessage)
-                .where(OutboxMessage.id.in_(sent))
+                .where(OutboxMessage.id.in_(sent), *taken.holds())
                 .values(
                     state="sent", sent_at=now, last_error="", attempts=OutboxMessage.attempts + 1
                 ),
                 execution_options=bulk,
             )
-            report.sent += len(sent)
+            report.sent += marked.rowcount
+            lost += len(sent) - marked.rowcount
         if released:
-            tx.execute(
+            freed: CursorResult[Any] = tx.execute(  # type: ignore[assignment]  # as above
                 sa.update(OutboxMessage)
-                .where(OutboxMessage.id.in_(released))
+                .where(OutboxMessage.id.in_(released), *taken.holds())
                 .values(state="queued", claimed_by=None, claimed_at=None),
                 execution_options=bulk,
             )
-            report.released += len(released)
-        if not failed:
-            return
-        rows = tx.scalars(
-            sa.select(OutboxMessage)
-            .where(OutboxMessage.id.in_(list(failed)))
-            .order_by(OutboxMessage.id)
+            report.released += freed.rowcount
+            lost += len(released) - freed.rowcount
+        rows = (
+            list(
+                tx.scalars(
+                    sa.select(OutboxMessage)
+                    .where(OutboxMessage.id.in_(list(failed)), *taken.holds())
+                    .order_by(OutboxMessage.id)
+                )
+            )
+            if failed
+            else []
         )
+        lost += len(failed) - len(rows)
+        if lost:
+            log.warning(
+                "outbox: %s message(s) of worker %s were taken over by another worker after the "
+                "lease ran out; their outcome is left to it",
+                lost,
+                taken.worker,
+            )
         for row in rows:
             outcome, error = outcomes[row.id]
             row.attempts = failed[row.id] + 1

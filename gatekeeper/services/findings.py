@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from gatekeeper.db.base import is_id
 from gatekeeper.db.models import (
     Application,
     ChecklistVersion,
@@ -344,7 +345,8 @@ def address_findings(
 ) -> list[Finding]:
     """An approved version addresses the unresolved findings of its application it references
     (`addresses:` in the YAML, or chosen in the review). Other references are left alone."""
-    ids = {i for i in (finding_rules.parse_ref(r) for r in refs) if i is not None}
+    # A number beyond any id (`F-99999999999`) names no finding and must not reach the query.
+    ids = {i for i in (finding_rules.parse_ref(r) for r in refs) if is_id(i)}
     if not ids:
         return []
     addressed = list(

@@ -12,6 +12,7 @@ from gatekeeper.web import (
     auth,
     badges,
     checklists,
+    converters,
     dashboard,
     errors,
     governance,
@@ -42,6 +43,7 @@ def security_headers(response: Response) -> Response:
 
 
 def register_web(app: Flask) -> None:
+    converters.register(app)
     limiter.init_app(app)
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)

@@ -1,17 +1,14 @@
-"""The built-in server's request log, with sign-off tokens cut out of the logged paths."""
+"""The built-in server's request log, with emailed-link tokens cut out of the logged lines."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-_TOKEN_PATH = re.compile(r"(/s/|/login/|/review/|/report/)(?!resend\b)[^\s/?\"]+")
+from gatekeeper.redaction import redact
 
-
-def redact(line: str) -> str:
-    return _TOKEN_PATH.sub(r"\1[token]", line)
+__all__ = ["RedactingRequestHandler", "redact"]
 
 
 class RedactingRequestHandler(WSGIRequestHandler):

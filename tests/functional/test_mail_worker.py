@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -34,46 +33,19 @@ from gatekeeper.notify.outbox import header_safe, queue_email
 from gatekeeper.runtime import runtime
 from gatekeeper.services.mail_worker import PassReport
 from tests.support.mail import (
+    SIGNER,
+    Package,
     catcher,
     free_port,
     hanging_server,
     messages_to,
     point_mail_at,
+    queue,
     replying_server,
     run_worker,
 )
 
-SIGNER = "signer@example.com"
 SECOND = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class Package:
-    key: str
-    title: str
-
-
-def queue(
-    clock: FixedClock, count: int, *, to: str = SIGNER, first: int = 0, title: str = "Refunds"
-) -> list[int]:
-    """Queue `count` link_expiring emails in one transaction; subject names `rel-<n>`."""
-    with unit_of_work(db.session) as session:
-        rows = [
-            queue_email(
-                session,
-                to=to,
-                template="link_expiring",
-                context={
-                    "package": Package(f"rel-{first + n}", title),
-                    "expires_at": "x",
-                    "resend_url": "http://x",
-                },
-                now=clock.now(),
-            )
-            for n in range(count)
-        ]
-        session.flush()
-        return [row.id for row in rows]
 
 
 def outbox_rows() -> list[OutboxMessage]:

@@ -76,7 +76,10 @@ def test_an_exception_in_the_middle_of_a_sign_off_leaves_nothing_behind(
 
 
 def test_a_sqlite_lock_held_too_long_gives_503_and_nothing_partial(
-    tmp_path: Path, migrated_databases: dict[str, str], clock: FixedClock
+    tmp_path: Path,
+    migrated_databases: dict[str, str],
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import shutil
 
@@ -99,6 +102,7 @@ def test_a_sqlite_lock_held_too_long_gives_503_and_nothing_partial(
             before = counts()
             db.session.rollback()
             holder = sqlite3.connect(database, isolation_level=None)
+            caplog.clear()
             try:
                 holder.execute("BEGIN IMMEDIATE")
                 response = client.post(path, data=form)
@@ -108,6 +112,13 @@ def test_a_sqlite_lock_held_too_long_gives_503_and_nothing_partial(
             assert response.status_code == 503
             assert response.headers["Retry-After"] == "2"
             assert "Nothing was changed" in response.text
+            # One line that says what happened, without the token (a credential) or a traceback.
+            [record] = caplog.records
+            assert record.getMessage() == (
+                "database unavailable on POST /s/[token]: OperationalError: database is locked"
+            )
+            assert record.exc_info is None
+            assert tokens["raj@example.com"] not in caplog.text
             assert counts() == before
             assert client.post(path, data=filled_form(client, path)).status_code == 200
     finally:

@@ -164,8 +164,11 @@ def test_a_worker_killed_between_smtp_and_marking_sent_resends_and_the_link_work
             "migrations-reversible",
             "rollback-plan",
         ]
-        # ...and only once, whichever copy of the email is used again.
+        # ...and only once, whichever copy of the email is opened or used again.
         for path in (resent, original):
+            opened = browser.get(path)
+            assert opened.status_code == 410, opened.text
+            assert "Already answered" in opened.text
             again = browser.post(path, data={"csrf_token": fresh_csrf(browser)})
             assert again.status_code == 410, again.text
             assert "Already answered" in again.text

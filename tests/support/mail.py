@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -15,13 +16,45 @@ from sqlalchemy.orm import Session
 
 from gatekeeper.db.base import db
 from gatekeeper.db.models import OutboxMessage
-from gatekeeper.domain.clock import Clock
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain.clock import Clock, FixedClock
 from gatekeeper.notify.catcher import CaughtMessage, MailCatcher
+from gatekeeper.notify.outbox import queue_email
 from gatekeeper.notify.worker import mail
 from gatekeeper.runtime import runtime
 from gatekeeper.services.mail_worker import PassReport, worker_pass
 
 LINK = re.compile(r"https?://[^\s<>\"']+/s/[A-Za-z0-9_\-.]+")
+SIGNER = "signer@example.com"
+
+
+@dataclass(frozen=True)
+class Package:
+    key: str
+    title: str
+
+
+def queue(
+    clock: FixedClock, count: int, *, to: str = SIGNER, first: int = 0, title: str = "Refunds"
+) -> list[int]:
+    """Queue `count` link_expiring emails in one transaction; subject names `rel-<n>`."""
+    with unit_of_work(db.session) as session:
+        rows = [
+            queue_email(
+                session,
+                to=to,
+                template="link_expiring",
+                context={
+                    "package": Package(f"rel-{first + n}", title),
+                    "expires_at": "x",
+                    "resend_url": "http://x",
+                },
+                now=clock.now(),
+            )
+            for n in range(count)
+        ]
+        session.flush()
+        return [row.id for row in rows]
 
 
 def free_port() -> int:

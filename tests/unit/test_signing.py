@@ -87,3 +87,41 @@ def test_badge_signatures() -> None:
     assert badge_signature_valid([OLD, NEW], "2026.11-r3", signature)
     assert not badge_signature_valid([NEW], "2026.11-r4", signature)
     assert not badge_signature_valid([OLD], "2026.11-r3", signature)
+
+
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _respelled(token: str) -> list[str]:
+    """Other strings that base64 decoding turns into the same signature as `token`'s."""
+    signature = token.rpartition(".")[2]
+    spare_bits = len(signature) * 6 % 8
+    last = BASE64URL.index(token[-1])
+    # The last character's low bits are not part of the signature: its neighbours decode alike.
+    alike = next(
+        c for i, c in enumerate(BASE64URL) if i >> spare_bits == last >> spare_bits and i != last
+    )
+    return [
+        token + "==",
+        token + "=",
+        token + "~",
+        token[:-3] + "*" + token[-3:],
+        token + "é",
+        token[:-1] + alike,
+    ]
+
+
+def test_a_token_has_one_spelling() -> None:
+    tokens = service([NEW])
+    token = tokens.dumps({"r": 1, "n": "abc"})
+    assert tokens.loads(token) == {"r": 1, "n": "abc"}
+    for spelling in _respelled(token):
+        with pytest.raises(TokenInvalid):
+            tokens.loads(spelling)
+
+
+def test_a_badge_signature_has_one_spelling() -> None:
+    signature = badge_signature([NEW], "2026.11-r3")
+    assert badge_signature_valid([NEW], "2026.11-r3", signature)
+    for spelling in (signature + "==", signature + "~", signature[:-3] + "*" + signature[-3:]):
+        assert not badge_signature_valid([NEW], "2026.11-r3", spelling)
