@@ -111,7 +111,7 @@ def prepare(
         session,
         _with_generated(samples, instance, written),
         clock=clock,
-        author_of=lambda _path: AUTHOR,
+        declared_authors=[AUTHOR],
         settings=governance,
     )
     yield (

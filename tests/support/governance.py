@@ -20,7 +20,7 @@ from gatekeeper.domain.signoff import Decision
 from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, reviews
 from gatekeeper.services.checklists import checklist_of
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 
 MANAGER = "release-manager@example.com"
 BOARD = "release-board@example.com"  # the only reviewer of payments-api
@@ -61,14 +61,17 @@ def write_version(
     return path
 
 
-def sync(app: Flask, clock: FixedClock, directory: Path, author: str | None = None) -> list[str]:
-    """Sync through the review-requesting service, as the CLI does; returns created versions."""
+def sync(
+    app: Flask, clock: FixedClock, directory: Path, author: str | None = CHECKLIST_AUTHOR
+) -> list[str]:
+    """Sync through the review-requesting service, as the CLI does; returns created versions.
+    Without an author (and no history read), who wrote the new versions is unknown."""
     with unit_of_work(db.session) as session:
         outcomes = reviews.sync_and_request_reviews(
             session,
             directory,
             clock=clock,
-            author_of=lambda _path: author,
+            declared_authors=[author] if author else [],
             settings=runtime(app).governance_settings(),
         )
         return [f"{o.application} v{o.version}" for o in outcomes if o.status == "created"]
