@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,10 +38,12 @@ from gatekeeper.services.links import (
     issue_link,
     load_link,
     retire_links,
+    unusable,
     use_link,
 )
 
 NEW_VERSION, REVIEW_DUE, REVIEW_OVERDUE = "new_version", "review_due", "review_overdue"
+MAIL_LINK_KIND = "review"  # how an outbox row names the review link it carries
 MAX_REVIEW_TEXT = 4000
 
 
@@ -193,6 +195,7 @@ def request_reviews(
                 "expires_at": _fmt(link.expires_at),
             },
             now=now,
+            link=(MAIL_LINK_KIND, link.id),
         )
         links.append(link)
     return links
@@ -459,6 +462,18 @@ def _check_usable(session: Session, link: ReviewLink, checklist: Checklist, now:
             "revoked",
             f"You are no longer a governance reviewer of {checklist.application}; nothing to do.",
         )
+
+
+def moot_links(session: Session, ids: Collection[int], now: datetime) -> dict[int, str]:
+    """Why each of these review links can no longer be used (used, replaced, expired, the
+    review already done, no longer a reviewer), for those that cannot."""
+    links = session.scalars(sa.select(ReviewLink).where(ReviewLink.id.in_(sorted(ids)))).all()
+    return unusable(
+        links,
+        lambda link: _check_usable(
+            session, link, checklists.checklist_of(link.checklist_version), now
+        ),
+    )
 
 
 def open_review(
