@@ -103,7 +103,7 @@ def prepare(
             "tried with small refunds.",
         ),
         settings=governance,
-        now=clock.now(),
+        clock=clock,
     )
     yield f"finding {finding.ref} on {APPLICATION}: reported after {RELEASED_PACKAGE}, open"
     version, written = _write_next_version(session, sample, instance, finding.ref)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, scoped_session
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import worker
-from gatekeeper.services import reviews, sign_ins, signoffs
+from gatekeeper.services import findings, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
@@ -29,6 +29,7 @@ MOOT_LINKS: dict[str, Callable[[Session, Collection[int], datetime], dict[int, s
     signoffs.MAIL_LINK_KIND: signoffs.moot_links,
     reviews.MAIL_LINK_KIND: reviews.moot_links,
     sign_ins.MAIL_LINK_KIND: sign_ins.moot_links,
+    findings.MAIL_LINK_KIND: findings.moot_links,
 }
 
 

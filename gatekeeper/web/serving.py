@@ -7,7 +7,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-_TOKEN_PATH = re.compile(r"(/s/|/login/|/review/|/report/)(?!resend\b)[^\s/?\"]+")
+_TOKEN_PATH = re.compile(r"(/s/|/login/|/review/(?:findings/)?|/report/)(?!resend\b)[^\s/?\"]+")
 
 
 def redact(line: str) -> str:

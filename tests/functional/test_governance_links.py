@@ -253,7 +253,7 @@ def test_a_problem_reported_from_the_release_email_becomes_a_finding(
     run_worker(app)
     (told,) = mails(smtp, BOARD, "Finding F-1 on the payments-api checklist")
     assert "Customers waited a day" in told.text
-    assert "http://127.0.0.1:5000/governance/findings/1" in told.text
+    assert "http://127.0.0.1:5000/review/findings/" in told.text, "a personal triage link"
 
 
 # --- purpose salts ---------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_a_token_only_works_for_its_own_purpose(
     assert count(ReviewLink) > 0
 
 
-def test_the_request_log_never_shows_review_or_report_tokens() -> None:
-    for prefix in ("review", "report"):
+def test_the_request_log_never_shows_review_triage_or_report_tokens() -> None:
+    for prefix in ("review", "review/findings", "report"):
         line = f'"GET /{prefix}/eyJsIjoxfQ.Zx9.abc-def HTTP/1.1" 200 -'
         assert redact(line) == f'"GET /{prefix}/[token] HTTP/1.1" 200 -'
