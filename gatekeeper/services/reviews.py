@@ -126,10 +126,12 @@ def request_reviews(
     due_at: datetime | None = None,
 ) -> list[ReviewLink]:
     """One link and one email per governance reviewer of `version`; their earlier links for the
-    same version die (a link works once, and only the newest one)."""
+    same version die (a link works once, and only the newest one). Who already gave the first
+    of two approvals a new version needs is not asked again."""
     now = clock.now()
     checklist = checklists.checklist_of(version)
-    reviewers = checklist.governance.reviewers
+    approved_once = checklists.partial_approvers(session, version) if reason == NEW_VERSION else []
+    reviewers = [r for r in checklist.governance.reviewers if r not in approved_once]
     retire_links(
         session,
         ReviewLink,
