@@ -59,9 +59,16 @@ def change_authors(path: Path, baseline: Baseline | None) -> Authorship:
     newest commit that holds `baseline` (or in its whole history when there is none)."""
     directory, name = path.parent, path.name
     try:
-        if _git(directory, "rev-parse", "--is-inside-work-tree").strip() != "true":
-            raise _GitFailed("not a work tree")
-    except _GitFailed:
+        inside = _git(directory, "rev-parse", "--is-inside-work-tree").strip() == "true"
+    except _GitFailed as exc:
+        if "dubious ownership" in str(exc):
+            # A repository git refuses to read has a history nobody can see here.
+            return Authorship(
+                incomplete="git refuses to read its repository (dubious ownership; see git "
+                "config safe.directory)"
+            )
+        inside = False
+    if not inside:
         return Authorship(uncommitted="it is not in a git repository")
     try:
         shallow = _git(directory, "rev-parse", "--is-shallow-repository").strip() == "true"
@@ -76,10 +83,11 @@ def change_authors(path: Path, baseline: Baseline | None) -> Authorship:
     commits = [record.split(_FIELD) for record in log.split(_RECORD) if record.strip()]
     reached = False
     for commit, author, committer, trailers in commits:
-        text = _committed(directory, commit, name)
-        if baseline is not None and text is not None and baseline.matches(text):
-            reached = True
-            break
+        if baseline is not None:
+            text = _committed(directory, commit, name)
+            if text is not None and baseline.matches(text):
+                reached = True
+                break
         found, named = _people(author, committer, trailers.strip())
         if not named:
             nameless.append(commit[:12])

@@ -3,6 +3,7 @@ committer since the last approved version; an unknown author means two reviewers
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,7 +24,7 @@ from gatekeeper.services import checklists, reviews
 from tests.conftest import SAMPLES, clean_environ, dispose
 from tests.functional.api_helpers import create_package, create_token
 from tests.functional.web_helpers import client, csrf
-from tests.support.git import commit, git, new_repo
+from tests.support.git import commit, git, new_repo, person
 from tests.support.governance import BOARD, UX_LEAD, gate, tokens, write_version
 from tests.support.mail import catcher, link_to, messages_to, point_mail_at, run_worker
 
@@ -293,3 +294,24 @@ def test_two_reviewers_approve_an_unknown_authors_version_through_their_links(
         )
         assert (done.status_code, 'data-outcome="approved"' in done.text) == (200, True)
         assert stored().state == "approved"
+
+
+def test_a_commit_without_an_email_address_leaves_its_author_unknown(
+    app: Flask, runner: FlaskCliRunner, repo: Path
+) -> None:
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "v12", author="Nobody <>", committer=person(ANA))
+    assert sync(runner, repo / "checklists", "--author", UX_LEAD)[0] == 0
+    assert "names no email address" in (stored().authorship_unknown or "")
+    assert stored().authors == [ANA, UX_LEAD]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to hand the repository to another user")
+def test_a_repository_git_refuses_to_read_hides_its_authors(
+    app: Flask, runner: FlaskCliRunner, repo: Path
+) -> None:
+    commit(repo, "storefront v12", by=ANA)
+    for path in (repo, *repo.rglob("*")):
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+    assert sync(runner, repo / "checklists", "--author", UX_LEAD)[0] == 0
+    assert "dubious ownership" in (stored().authorship_unknown or "")
