@@ -144,12 +144,7 @@ def finding(finding_id: int) -> ResponseReturnValue:
         found = findings.get_finding(db.session, finding_id)
     status = 422 if form.is_submitted() else 200
     return render_template(
-        "governance/finding.html",
-        finding=found,
-        form=form,
-        error=error,
-        choices=TRIAGE_CHOICES,
-        links_form=ActionForm(),
+        "governance/finding.html", finding=found, form=form, error=error, choices=TRIAGE_CHOICES
     ), status
 
 
