@@ -26,7 +26,7 @@ MANAGER = "release-manager@example.com"
 BOARD = "release-board@example.com"  # the only reviewer of payments-api
 UX_LEAD = "ux-lead@example.com"  # storefront-web's second reviewer
 NEW_SCENARIO = "Refund more than 1,000 EUR and see it leave the refund queue within a minute"
-TOKEN = re.compile(r"https?://[^\s<>\"']+?/(review|report|s)/([A-Za-z0-9_\-.]+)")
+TOKEN = re.compile(r"https?://[^\s<>\"']+?/(review/findings|review|report|s)/([A-Za-z0-9_\-.]+)")
 
 
 def checklist_dir(tmp: Path, name: str = "checklists") -> Path:
@@ -161,8 +161,8 @@ def release(app: Flask, clock: FixedClock, key: str) -> None:
 
 
 def tokens(kind: str, template: str | None = None, about: str | None = None) -> dict[str, str]:
-    """The newest `kind` token (review, report, s) emailed to each address, from the outbox;
-    only from emails mentioning `about` when given."""
+    """The newest `kind` token (review, review/findings, report, s) emailed to each address,
+    from the outbox; only from emails mentioning `about` when given."""
     found: dict[str, str] = {}
     query = sa.select(OutboxMessage).order_by(OutboxMessage.id)
     if template:
