@@ -7,7 +7,9 @@ from urllib.parse import unquote
 
 # The pages whose path segment is a token (/s/resend is a form, not a token; a token already
 # masked stays as it is, so that masking twice changes nothing).
-_TOKEN_PATH = re.compile(r"/(s|login|review|report)/(?!resend(?![^/?#\s\"])|\[token\])[^/?#\s\"]+")
+_TOKEN_PATH = re.compile(
+    r"/(s|login|review/findings|review|report)/(?!resend(?![^/?#\s\"])|\[token\])[^/?#\s\"]+"
+)
 # An itsdangerous token wherever it stands (a query string, a Referer header, a message):
 # base64url payload, timestamp and signature joined by dots.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,12}\.[A-Za-z0-9_\-]{16,}")

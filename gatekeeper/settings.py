@@ -42,6 +42,9 @@ class Settings:
     finding_warn_days: int = 7
     sqlite_busy_timeout: float = 5.0
     rate_limit_storage: str = "memory://"
+    # Every `checklists sync` must name who is accountable (--author or an owned CI token);
+    # load_settings turns it on in production unless it is set.
+    sync_require_author: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The GATEKEEPER_* variables that were set: everything else is a default, which a command
     # may fill in better (the demo points links at the port it serves on).
@@ -155,6 +158,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     ),
     "GATEKEEPER_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", _float),
     "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),
+    # Git's author field is whatever the committer typed: production names a person instead.
+    "GATEKEEPER_SYNC_REQUIRE_AUTHOR": ("sync_require_author", _bool),
 }
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.
 _CLIENT_VARIABLES = (
@@ -179,6 +184,7 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
     for name, (attribute, parse) in _PARSERS.items():
         if name in environ:
             values[attribute] = parse(name, environ[name])
+    values.setdefault("sync_require_author", values.get("env") == "production")
     settings = Settings(**values, configured=frozenset(n for n in _PARSERS if n in environ))
     if settings.mail_use_tls and settings.mail_use_ssl:
         raise SettingsError(

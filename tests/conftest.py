@@ -20,6 +20,9 @@ from gatekeeper.app import create_app
 from gatekeeper.db.base import db
 from gatekeeper.domain.clock import FixedClock
 
+# `X as X`: re-exported to the tests that sync checklists.
+from tests.support.generated import CHECKLIST_AUTHOR as CHECKLIST_AUTHOR
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "checklists"
 POSTGRES_URL = os.environ.get("GATEKEEPER_TEST_DATABASE_URL", "")

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.orm import Session
 
 from gatekeeper.cli.app_loading import reports_errors
+from gatekeeper.cli.git_history import change_authors
 from gatekeeper.cli.options import one_of
 from gatekeeper.cli.params import DATABASE_ID
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import governance
+from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, reviews
+from gatekeeper.services import checklists, reviews, tokens
 
 
 @click.group("checklists", cls=AppGroup)
@@ -74,57 +76,75 @@ def schema_command() -> None:
     click.echo(json.dumps(checklist_json_schema(), indent=2))
 
 
-def git_author(path: Path) -> str | None:
-    """The email of the last commit that touched `path`, when it is in a git work tree."""
-    try:
-        found = subprocess.run(  # noqa: S603 - fixed argv, the file name is passed after "--"
-            ["git", "log", "-1", "--format=%ae", "--", path.name],  # noqa: S607 - git from PATH
-            cwd=path.parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    email = found.stdout.strip().lower()
-    return email if found.returncode == 0 and "@" in email else None
-
-
 @group.command("sync")
 @click.argument(
     "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
-@click.option("--author", help="who wrote these versions (default: the git author of each file)")
+@click.option(
+    "--author",
+    help="who is accountable for these versions; counted as an author of each, with every git "
+    "author and committer since its last approved version",
+)
+@click.option(
+    "--token",
+    help="an API token whose owner is accountable for this sync (a CI job's own token); "
+    "counted like --author",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @reports_errors
-def sync_command(directory: Path | None, author: str | None, as_json: bool) -> None:
+def sync_command(
+    directory: Path | None, author: str | None, token: str | None, as_json: bool
+) -> None:
     """Store new checklist versions from DIRECTORY (default: ./checklists); all or nothing."""
-    outcomes = sync_checklists(directory or Path("checklists"), author)
+    outcomes = sync_checklists(directory or Path("checklists"), author, token=token)
     if as_json:
         click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2))
         return
     for o in outcomes:
         if o.status == "created":
             click.echo(f"{o.application}: created version {o.version} (pending review)")
+            if o.authorship_unknown:
+                click.echo(
+                    f"  author unknown: two reviewers must approve it ({o.authorship_unknown})"
+                )
         else:
             click.echo(f"{o.application}: unchanged (version {o.version})")
 
 
-def sync_checklists(directory: Path, author: str | None) -> list[checklists.SyncOutcome]:
-    def author_of(path: Path) -> str | None:
-        return author.strip().lower() if author else git_author(path)
-
+def sync_checklists(
+    directory: Path, author: str | None, *, token: str | None = None, read_git: bool = True
+) -> list[checklists.SyncOutcome]:
+    """Sync as `checklists sync` does; `read_git=False` counts only the authors named."""
     rt = runtime(current_app)
     with unit_of_work(db.session) as session:
+        declared = [a for a in (author, _token_owner(session, token)) if a]
+        if rt.settings.sync_require_author and not declared:
+            raise ValidationFailed(
+                "GATEKEEPER_SYNC_REQUIRE_AUTHOR is on: name who is accountable for these "
+                "versions with --author EMAIL, or sync with --token and a CI token that has "
+                "an owner"
+            )
         # New versions start pending review: their governance reviewers are emailed a link.
         return reviews.sync_and_request_reviews(
             session,
             directory,
             clock=rt.clock,
-            author_of=author_of,
+            declared_authors=declared,
+            history=change_authors if read_git else checklists.no_history,
             settings=rt.governance_settings(),
         )
+
+
+def _token_owner(session: Session, secret: str | None) -> str | None:
+    if secret is None:
+        return None
+    owner = tokens.authenticate(session, secret).owner
+    if owner is None:
+        raise ValidationFailed(
+            "this token has no owner, so it names nobody accountable; give --author EMAIL, or "
+            "use a token created with --owner"
+        )
+    return owner
 
 
 @group.command("review")

@@ -25,9 +25,11 @@ def group() -> None:
 @group.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def outbox_status(as_json: bool) -> None:
-    """Counts by state, and every dead letter with its last error."""
+    """Counts by state, every dead letter with its last error, and the newest messages not
+    sent because their link died first (moot), with why."""
     counts = worker.outbox_counts(db.session)
     dead = worker.dead_letters(db.session)
+    moot = worker.moot_messages(db.session)
     if as_json:
         click.echo(
             json.dumps(
@@ -42,16 +44,22 @@ def outbox_status(as_json: bool) -> None:
                         }
                         for m in dead
                     ],
+                    "moot": [
+                        {"id": m.id, "to": m.to_address, "subject": m.subject, "why": m.last_error}
+                        for m in moot
+                    ],
                 },
                 indent=2,
             )
         )
         return
     click.echo(", ".join(f"{state} {count}" for state, count in sorted(counts.items())) or "empty")
-    for message in dead:
-        click.echo(
-            f"dead #{message.id} to {message.to_address}: {message.subject} — {message.last_error}"
-        )
+    for label, messages in (("dead", dead), ("moot", moot)):
+        for message in messages:
+            click.echo(
+                f"{label} #{message.id} to {message.to_address}: {message.subject} — "
+                f"{message.last_error}"
+            )
 
 
 @group.command("retry")

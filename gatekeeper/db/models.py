@@ -13,7 +13,7 @@ from gatekeeper.domain.finding import finding_ref
 EMAIL = sa.String(254)
 
 VERSION_STATES = ("pending_review", "approved", "changes_requested", "superseded")
-REVIEW_OUTCOMES = ("approved", "changes_requested", "reaffirmed")
+REVIEW_OUTCOMES = ("approved", "changes_requested", "reaffirmed", "partially_approved")
 
 
 class Application(Base):
@@ -42,7 +42,14 @@ class ChecklistVersion(Base):
     content: Mapped[str] = mapped_column(sa.Text)
     source_yaml: Mapped[str] = mapped_column(sa.Text)
     source_path: Mapped[str] = mapped_column(sa.String(500))
+    # Who to name as the version's author: the one given to sync, else the newest commit's.
     author: Mapped[str | None] = mapped_column(EMAIL)
+    # Everyone who wrote the change: every author and committer of every commit that touched
+    # the file since the last approved version, and the author given to sync. Sorted.
+    authors: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    # Why part of the change has no known author (None: every author is known); such a
+    # version needs two reviewers' approvals.
+    authorship_unknown: Mapped[str | None] = mapped_column(sa.Text)
     state: Mapped[str] = mapped_column(str_enum("checklist_version_state", *VERSION_STATES))
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -245,7 +252,9 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-OUTBOX_STATES = ("queued", "sending", "sent", "dead")
+OUTBOX_STATES = ("queued", "sending", "sent", "dead", "moot")
+# The emailed link an outbox row carries: a row whose link can no longer be used is moot.
+OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage")
 LINK_STATES = ("active", "used", "superseded", "revoked")
 
 
@@ -267,8 +276,11 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # For a dead row, the last error; for a moot one, why it was not sent.
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    link_kind: Mapped[str | None] = mapped_column(str_enum("outbox_link_kind", *OUTBOX_LINK_KINDS))
+    link_id: Mapped[int | None]
 
 
 class SignoffLink(Base):
@@ -449,3 +461,21 @@ class Finding(Base):
     @property
     def ref(self) -> str:
         return finding_ref(self.id)
+
+
+class TriageLink(Base):
+    """One emailed triage link: a reviewer of a finding's checklist asked to triage it."""
+
+    __tablename__ = "triage_links"
+    __table_args__ = (sa.Index("ix_triage_links_finding_state", "finding_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int] = mapped_column(sa.ForeignKey("findings.id"))
+    reviewer: Mapped[str] = mapped_column(EMAIL, index=True)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("triage_link_state", *LINK_STATES))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    finding: Mapped[Finding] = relationship()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from gatekeeper.domain.checklist import Checklist
@@ -28,6 +29,8 @@ VERSION_ACTIONS = (APPROVE, REQUEST_CHANGES, REAFFIRM, SUPERSEDE)
 
 # The outcome recorded for each review action.
 REVIEW_OUTCOME = {APPROVE: "approved", REQUEST_CHANGES: "changes_requested", REAFFIRM: "reaffirmed"}
+# The first of two approvals a version of unknown authorship needs: it stays pending review.
+PARTIALLY_APPROVED = "partially_approved"
 
 
 def next_version_state(state: str, action: str) -> str:
@@ -49,16 +52,22 @@ _PAST = {
 
 
 def check_review(
-    checklist: Checklist, *, reviewer: str, author: str | None, action: str, consulted: str
+    checklist: Checklist,
+    *,
+    reviewer: str,
+    authors: Collection[str],
+    action: str,
+    consulted: str,
 ) -> None:
-    """Raise unless `reviewer` may take `action` on this checklist version."""
+    """Raise unless `reviewer` may take `action` on this checklist version, whose change was
+    written by `authors` (every author and committer since the last approved version)."""
     reviewer = reviewer.strip().lower()
     if reviewer not in checklist.governance.reviewers:
         raise PermissionDenied(
             f"{reviewer} is not a governance reviewer of {checklist.application} "
             f"(reviewers: {', '.join(checklist.governance.reviewers)})"
         )
-    if action == APPROVE and author is not None and reviewer == author.strip().lower():
+    if action == APPROVE and reviewer in {a.strip().lower() for a in authors}:
         raise PermissionDenied(
             f"{reviewer} authored version {checklist.version} of {checklist.application}; "
             "another reviewer must approve it"
@@ -68,6 +77,23 @@ def check_review(
             "say which key users were consulted about the user-validation section "
             "before approving (consulted)"
         )
+
+
+def approvals_needed(authorship_known: bool) -> int:
+    """A version whose authors are all known needs one reviewer who is not among them; one
+    whose author may be anyone, a reviewer included, needs two reviewers to agree."""
+    return 1 if authorship_known else 2
+
+
+def approval_outcome(*, needed: int, earlier_approvers: Collection[str], reviewer: str) -> str:
+    """What one more approval of a pending version records: the approval once `needed`
+    distinct reviewers have approved, else a partial approval (the version stays pending)."""
+    if reviewer in earlier_approvers:
+        raise PermissionDenied(
+            f"{reviewer} already approved this version; another reviewer must give the "
+            "second approval"
+        )
+    return REVIEW_OUTCOME[APPROVE] if len(earlier_approvers) + 1 >= needed else PARTIALLY_APPROVED
 
 
 # Where a checklist stands against its review schedule.

@@ -43,8 +43,16 @@ def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def queue_email(
-    session: Session, *, to: str, template: str, context: Mapping[str, Any], now: datetime
+    session: Session,
+    *,
+    to: str,
+    template: str,
+    context: Mapping[str, Any],
+    now: datetime,
+    link: tuple[str, int] | None = None,
 ) -> OutboxMessage:
+    """Queue one email. `link` is (kind, id) of the emailed link it carries: if that link can
+    no longer be used when the worker picks the row up, the email is moot and is not sent."""
     subject, text, html = render(template, context)
     message = OutboxMessage(
         template=template,
@@ -56,6 +64,8 @@ def queue_email(
         attempts=0,
         next_attempt_at=now,
         created_at=now,
+        link_kind=link[0] if link else None,
+        link_id=link[1] if link else None,
     )
     session.add(message)
     return message

@@ -48,6 +48,7 @@ class DeliveryReport:
     retried: int = 0
     dead: int = 0
     released: int = 0
+    moot: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DeliveryReport) -> None:
@@ -55,7 +56,18 @@ class DeliveryReport:
         self.retried += other.retried
         self.dead += other.dead
         self.released += other.released
+        self.moot += other.moot
         self.errors.extend(other.errors)
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.dead + self.released + self.moot
+
+
+# (message id, link kind, link id) of claimed rows that carry a link -> {message id: why it
+# is moot} for those whose link can no longer be used. Supplied by the services layer, which
+# knows what makes each kind of link unusable.
+MootCheck = Callable[[Session, Sequence[tuple[int, str, int]], datetime], dict[int, str]]
 
 
 class TimeoutConnection(Connection):
@@ -214,7 +226,7 @@ def claim(
 
 
 class _Content(NamedTuple):
-    """What the worker reads of a claimed row: only the columns it sends."""
+    """What the worker reads of a claimed row: only the columns it sends, and its link."""
 
     id: int
     attempts: int
@@ -222,6 +234,8 @@ class _Content(NamedTuple):
     subject: str
     body_text: str
     body_html: str
+    link_kind: str | None
+    link_id: int | None
 
 
 _CONTENT = [getattr(OutboxMessage, name) for name in _Content._fields]
@@ -250,8 +264,10 @@ def deliver(
     timeout: float,
     sender: str,
     limit: int = BATCH_SIZE,
+    moot: MootCheck | None = None,
 ) -> DeliveryReport:
-    """One pass: claim a batch, send it over one SMTP connection, record every outcome.
+    """One pass: claim a batch, drop what is moot, send the rest over one SMTP connection,
+    record every outcome.
 
     Rows are marked only after the batch, in one transaction: a row is `sent` only once the
     server accepted its DATA. The batch starts no message after SENDING_TIME, well inside the
@@ -268,17 +284,34 @@ def deliver(
             sa.select(*_CONTENT).where(OutboxMessage.id.in_(taken.ids)).order_by(OutboxMessage.id)
         )
     ]
+    outcomes: dict[int, tuple[str, str]] = {}
+    linked = [(r.id, r.link_kind, r.link_id) for r in rows if r.link_kind and r.link_id]
+    if moot is not None and linked:
+        try:
+            found = moot(_session(session), linked, clock.now())
+        except Exception:
+            # A failing check must not hold mail back: the link's own page still refuses
+            # whatever can no longer be done.
+            log.exception("could not tell which outbox messages are moot; sending them all")
+            found = {}
+        outcomes.update({row_id: ("moot", why) for row_id, why in found.items()})
     _session(session).rollback()  # no transaction stays open while we talk SMTP
     claimed = [(row.id, row.attempts) for row in rows]
-    outcomes: dict[int, tuple[str, str]] = {}
 
     def in_time() -> bool:
         return clock.now() < taken.at + SENDING_TIME
 
     try:
-        _send(
-            rows, outcomes, mail_state=mail_state, timeout=timeout, sender=sender, in_time=in_time
-        )
+        live = [row for row in rows if row.id not in outcomes]
+        if live:
+            _send(
+                live,
+                outcomes,
+                mail_state=mail_state,
+                timeout=timeout,
+                sender=sender,
+                in_time=in_time,
+            )
     except BaseException:
         # Stopped by something unforeseen (a bug, Ctrl+C): what the server accepted is recorded
         # as sent and the rest released, rather than the whole batch waiting for the lease.
@@ -339,10 +372,10 @@ def _record(
     """Every outcome of a batch, in one transaction, for the rows the worker still holds.
 
     Sent rows and released rows (never tried: the connection ended first, or time ran out)
-    take one UPDATE each for the whole batch; only failures, rare and each with its own error
-    and backoff, are loaded and updated one by one. A row another worker took over after the
-    lease is left to that worker: writing this batch's outcome over it would undo what
-    happened since (a dead letter retried and delivered would be dead again).
+    take one UPDATE each for the whole batch; only failures and moot rows, rare and each with
+    its own error (or reason) and backoff, are loaded and updated one by one. A row another
+    worker took over after the lease is left to that worker: writing this batch's outcome over
+    it would undo what happened since (a dead letter retried and delivered would be dead again).
     """
     now = clock.now()
     sent = [row_id for row_id, _ in claimed if outcomes.get(row_id, ("",))[0] == "sent"]
@@ -397,6 +430,12 @@ def _record(
             )
         for row in rows:
             outcome, error = outcomes[row.id]
+            if outcome == "moot":
+                row.state, row.claimed_by, row.claimed_at = "moot", None, None
+                row.last_error = error[:2000]
+                report.moot += 1
+                log.info("outbox message %s not sent, moot: %s", row.id, error)
+                continue
             row.attempts = failed[row.id] + 1
             row.last_error = error[:2000]
             report.errors.append(f"message {row.id} to {row.to_address}: {error}")
@@ -417,6 +456,20 @@ def dead_letters(session: Session | scoped_session[Session]) -> list[OutboxMessa
             sa.select(OutboxMessage)
             .where(OutboxMessage.state == "dead")
             .order_by(OutboxMessage.id.desc())
+        )
+    )
+
+
+def moot_messages(
+    session: Session | scoped_session[Session], *, limit: int = 20
+) -> list[OutboxMessage]:
+    """The newest messages not sent because they were moot, with why."""
+    return list(
+        _session(session).scalars(
+            sa.select(OutboxMessage)
+            .where(OutboxMessage.state == "moot")
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
         )
     )
 

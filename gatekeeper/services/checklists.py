@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from gatekeeper.checklist_format.validator import load_checklist_file
+from gatekeeper.checklist_format.validator import load_checklist_file, parse_checklist
 from gatekeeper.db.models import Application, ChecklistVersion, Finding, GovernanceReview
 from gatekeeper.domain import governance
 from gatekeeper.domain.checklist import (
@@ -44,6 +44,8 @@ class SyncOutcome:
     version: int
     status: str  # created | unchanged
     path: str
+    authors: tuple[str, ...] = ()
+    authorship_unknown: str | None = None  # why, when two reviewers must approve it
 
 
 @dataclass
@@ -82,12 +84,16 @@ def lint_paths(paths: Iterable[Path]) -> LintReport:
     return report
 
 
-def _latest_versions(session: Session, slugs: Sequence[str]) -> dict[str, ChecklistVersion]:
-    newest = (
-        sa.select(ChecklistVersion.application_id, sa.func.max(ChecklistVersion.version).label("v"))
-        .group_by(ChecklistVersion.application_id)
-        .subquery()
-    )
+def _latest_versions(
+    session: Session, slugs: Sequence[str], *, state: str | None = None
+) -> dict[str, ChecklistVersion]:
+    """The newest version of each application (in `state`, when given)."""
+    newest_query = sa.select(
+        ChecklistVersion.application_id, sa.func.max(ChecklistVersion.version).label("v")
+    ).group_by(ChecklistVersion.application_id)
+    if state is not None:
+        newest_query = newest_query.where(ChecklistVersion.state == state)
+    newest = newest_query.subquery()
     rows = session.execute(
         sa.select(Application.slug, ChecklistVersion)
         .join(ChecklistVersion, ChecklistVersion.application_id == Application.id)
@@ -103,14 +109,59 @@ def _latest_versions(session: Session, slugs: Sequence[str]) -> dict[str, Checkl
     return dict(rows)
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The last approved version of a checklist: where the change a new version makes starts."""
+
+    version: int
+    sha256: str
+    source_yaml: str
+
+    def matches(self, text: str) -> bool:
+        """Whether `text` is this version: the same file, or the same content reformatted."""
+        if text == self.source_yaml:
+            return True
+        try:
+            checklist = parse_checklist(text.encode("utf-8"), f"version {self.version}")
+        except ChecklistInvalid:
+            return False
+        return content_digest(checklist.to_canonical()) == self.sha256
+
+
+@dataclass(frozen=True)
+class Authorship:
+    """Who wrote a checklist file's change since its baseline, as its history tells."""
+
+    authors: frozenset[str] = frozenset()
+    newest_author: str | None = None
+    # Why what is synced is not all committed (not in git, uncommitted edits): an author
+    # given to sync answers for that part.
+    uncommitted: str = ""
+    # Why part of the history could not be read (a shallow clone, ...): nobody answers for it.
+    incomplete: str = ""
+
+
+HistoryReader = Callable[[Path, Baseline | None], Authorship]
+
+
+def no_history(_path: Path, _baseline: Baseline | None) -> Authorship:
+    """For syncs that read no version control: only an author given to sync is known."""
+    return Authorship(uncommitted="no version history was read")
+
+
 def sync_checklists(
     session: Session,
     directory: Path,
     *,
     clock: Clock,
-    author_of: Callable[[Path], str | None] = lambda _path: None,
+    declared_authors: Sequence[str],
+    history: HistoryReader = no_history,
 ) -> list[SyncOutcome]:
-    """Store every new checklist version found in `directory`; all or nothing."""
+    """Store every new checklist version found in `directory`; all or nothing.
+
+    Every author a version has is recorded: `declared_authors` (who runs the sync names
+    them) and everyone `history` finds since the application's last approved version.
+    """
     report = lint_paths([directory])
     if not report.files:
         raise ValidationFailed(f"no checklist files (*.yaml, *.yml) found in {directory}")
@@ -129,15 +180,40 @@ def sync_checklists(
         by_application[slug] = result
     latest = _latest_versions(session, list(by_application))
     outcomes: list[SyncOutcome] = []
-    to_create: list[FileResult] = []
+    to_create: list[tuple[FileResult, _Authors]] = []
+    declared = sorted({a.strip().lower() for a in declared_authors if a.strip()})
+    approved = _latest_versions(session, list(by_application), state=governance.APPROVED)
     for slug, result in by_application.items():
         checklist = result.checklist
         assert checklist is not None
         digest = content_digest(checklist.to_canonical())
         stored = latest.get(slug)
         if stored is None or checklist.version > stored.version:
-            to_create.append(result)
-            outcomes.append(SyncOutcome(slug, checklist.version, "created", result.path))
+            base = approved.get(slug)
+            found = history(
+                Path(result.path),
+                Baseline(base.version, base.sha256, base.source_yaml) if base else None,
+            )
+            authors = _Authors.of(found, declared)
+            needed = governance.approvals_needed(authors.unknown is None)
+            if needed > len(checklist.governance.reviewers):
+                errors.append(
+                    f"{result.path}: who wrote {slug} version {checklist.version} is unknown "
+                    f"({authors.unknown}), so two reviewers must approve it, but its "
+                    "governance.reviewers names only one reviewer; name its author with "
+                    "--author EMAIL, or add a reviewer"
+                )
+            to_create.append((result, authors))
+            outcomes.append(
+                SyncOutcome(
+                    slug,
+                    checklist.version,
+                    "created",
+                    result.path,
+                    authors.everyone,
+                    authors.unknown,
+                )
+            )
         elif checklist.version < stored.version:
             errors.append(
                 f"{result.path}: version {checklist.version} of {slug} is lower than the stored "
@@ -153,11 +229,34 @@ def sync_checklists(
     if errors:
         raise Conflict("checklists not synced: " + "; ".join(errors), details=errors)
     now = clock.now()
-    for result in to_create:
+    for result, authors in to_create:
         assert result.checklist is not None
-        _store_version(session, result, latest.get(result.checklist.application), now, author_of)
+        _store_version(session, result, latest.get(result.checklist.application), now, authors)
     session.flush()
     return sorted(outcomes, key=lambda o: o.application)
+
+
+@dataclass(frozen=True)
+class _Authors:
+    """What a new version records about who wrote it."""
+
+    named: str | None  # the author to name: the first one given to sync, else the newest
+    everyone: tuple[str, ...]
+    unknown: str | None  # why part of the change has no known author; None if all are known
+
+    @classmethod
+    def of(cls, found: Authorship, declared: Sequence[str]) -> _Authors:
+        if found.incomplete:
+            unknown: str | None = found.incomplete
+        elif found.uncommitted and not declared:
+            unknown = f"{found.uncommitted}, and no author was given"
+        else:
+            unknown = None
+        return cls(
+            declared[0] if declared else found.newest_author,
+            tuple(sorted(found.authors | set(declared))),
+            unknown,
+        )
 
 
 def _store_version(
@@ -165,7 +264,7 @@ def _store_version(
     result: FileResult,
     previous: ChecklistVersion | None,
     now: datetime,
-    author_of: Callable[[Path], str | None],
+    authors: _Authors,
 ) -> None:
     checklist = result.checklist
     assert checklist is not None
@@ -191,7 +290,6 @@ def _store_version(
         )
     doc = checklist.to_canonical()
     path = Path(result.path)
-    author = author_of(path)
     stored = ChecklistVersion(
         application=application,
         version=checklist.version,
@@ -199,7 +297,9 @@ def _store_version(
         content=canonical_json(doc),
         source_yaml=path.read_text(encoding="utf-8"),
         source_path=result.path,
-        author=author,
+        author=authors.named,
+        authors=list(authors.everyone),
+        authorship_unknown=authors.unknown,
         state=governance.PENDING_REVIEW,
         synced_at=now,
     )
@@ -207,10 +307,16 @@ def _store_version(
     audit.record(
         session,
         action="checklist.synced",
-        actor=author or audit.SYSTEM,
+        actor=authors.named or audit.SYSTEM,
         subject=f"{checklist.application} v{checklist.version}",
         now=now,
-        details={"sha256": stored.sha256, "path": result.path, "state": stored.state},
+        details={
+            "sha256": stored.sha256,
+            "path": result.path,
+            "state": stored.state,
+            "authors": stored.authors,
+            "authorship_unknown": stored.authorship_unknown,
+        },
     )
 
 
@@ -249,8 +355,10 @@ def review_version(
 ) -> GovernanceReview:
     """Record a governance review; approving the version already in use reaffirms it.
 
-    Approving a new version addresses the unresolved findings of its application that it
-    references: `addresses:` in its YAML plus any `addresses` chosen by the reviewer.
+    A version whose authorship is partly unknown needs two reviewers' approvals: the first
+    is recorded as a partial approval and the version stays pending review. Approving a new
+    version addresses the unresolved findings of its application that it references:
+    `addresses:` in its YAML plus any `addresses` chosen by the reviewer.
     """
     stored = get_version(session, application, version)
     if action == governance.APPROVE and stored.state == governance.APPROVED:
@@ -258,32 +366,30 @@ def review_version(
     if action == governance.REQUEST_CHANGES and not notes.strip():
         raise ValidationFailed("say what needs to change (notes) when requesting changes")
     checklist = checklist_of(stored)
+    reviewer = reviewer.strip().lower()
     governance.check_review(
         checklist,
         reviewer=reviewer,
-        author=stored.author,
+        authors=stored.authors,
         action=action,
         consulted=consulted,
     )
-    now = clock.now()
-    before = stored.state
-    after = governance.next_version_state(before, action)
-    # A conditional UPDATE: of two reviewers deciding at once, exactly one wins.
-    decided: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        sa.update(ChecklistVersion)
-        .where(ChecklistVersion.id == stored.id, ChecklistVersion.state == before)
-        .values(state=after, decided_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if decided.rowcount != 1:
-        raise Conflict(
-            f"version {version} of {application} was reviewed by someone else just now; reload"
+    outcome = governance.REVIEW_OUTCOME[action]
+    needed = governance.approvals_needed(stored.authorship_unknown is None)
+    if action == governance.APPROVE and stored.state == governance.PENDING_REVIEW and needed > 1:
+        _lock_pending(session, stored)
+        outcome = governance.approval_outcome(
+            needed=needed,
+            earlier_approvers=partial_approvers(session, stored),
+            reviewer=reviewer,
         )
-    stored.state, stored.decided_at = after, now
+    now = clock.now()
+    if outcome != governance.PARTIALLY_APPROVED:
+        _decide(session, stored, action, now)
     review = GovernanceReview(
         checklist_version=stored,
-        reviewer=reviewer.strip().lower(),
-        outcome=governance.REVIEW_OUTCOME[action],
+        reviewer=reviewer,
+        outcome=outcome,
         consulted=consulted.strip(),
         notes=notes.strip(),
         reviewed_at=now,
@@ -291,7 +397,7 @@ def review_version(
     session.add(review)
     session.flush()
     addressed: list[Finding] = []
-    if action == governance.APPROVE:
+    if outcome == governance.REVIEW_OUTCOME[governance.APPROVE]:
         addressed = findings.address_findings(
             session,
             stored,
@@ -316,6 +422,49 @@ def review_version(
         details=details,
     )
     return review
+
+
+def partial_approvers(session: Session, version: ChecklistVersion) -> list[str]:
+    """Who gave `version` the first of the two approvals it needs, while it is pending."""
+    return list(
+        session.scalars(
+            sa.select(GovernanceReview.reviewer).where(
+                GovernanceReview.checklist_version_id == version.id,
+                GovernanceReview.outcome == governance.PARTIALLY_APPROVED,
+            )
+        )
+    )
+
+
+def _reviewed_meanwhile(stored: ChecklistVersion) -> Conflict:
+    return Conflict(
+        f"version {stored.version} of {stored.application.slug} was reviewed by someone else "
+        "just now; reload"
+    )
+
+
+def _lock_pending(session: Session, stored: ChecklistVersion) -> None:
+    """Lock the pending version while its approvals are counted: two first approvals arriving
+    together must see each other (PostgreSQL; SQLite serialises write transactions)."""
+    session.refresh(stored, with_for_update=True)
+    if stored.state != governance.PENDING_REVIEW:
+        raise _reviewed_meanwhile(stored)
+
+
+def _decide(session: Session, stored: ChecklistVersion, action: str, now: datetime) -> None:
+    """Move the version's state with a conditional UPDATE: of two reviewers deciding at once,
+    exactly one wins."""
+    before = stored.state
+    after = governance.next_version_state(before, action)
+    decided: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(ChecklistVersion)
+        .where(ChecklistVersion.id == stored.id, ChecklistVersion.state == before)
+        .values(state=after, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if decided.rowcount != 1:
+        raise _reviewed_meanwhile(stored)
+    stored.state, stored.decided_at = after, now
 
 
 @dataclass(frozen=True)

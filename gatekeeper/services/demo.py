@@ -78,7 +78,7 @@ def sync_samples(
         )
     source = _copy_without(report.files, kept, instance / SYNC_FOLDER) if kept else samples
     outcomes = (
-        checklists.sync_checklists(session, source, clock=clock, author_of=lambda _: DEMO_AUTHOR)
+        checklists.sync_checklists(session, source, clock=clock, declared_authors=[DEMO_AUTHOR])
         if source
         else []
     )

@@ -82,7 +82,7 @@ def prepare(
         return
     first = write_version(instance, 1)
     # The released version is approved at once: no review link to leave dangling in the mailbox.
-    checklists.sync_checklists(session, first, clock=clock, author_of=lambda _: DEMO_AUTHOR)
+    checklists.sync_checklists(session, first, clock=clock, declared_authors=[DEMO_AUTHOR])
     yield f"checklist {APPLICATION} v1: created (the demo's governance story, {first})"
     yield from approve_pending(session, clock=clock)
     package = _released_package(session, clock=clock, governance=governance)
@@ -104,14 +104,14 @@ def prepare(
             "tried with small refunds.",
         ),
         settings=governance,
-        now=clock.now(),
+        clock=clock,
     )
     yield f"finding {finding.ref} on {APPLICATION}: reported after {RELEASED_PACKAGE}, open"
     reviews.sync_and_request_reviews(
         session,
         write_version(instance, 2, addresses=finding.ref),
         clock=clock,
-        author_of=lambda _path: DEMO_AUTHOR,
+        declared_authors=[DEMO_AUTHOR],
         settings=governance,
     )
     yield (

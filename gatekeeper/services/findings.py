@@ -1,9 +1,10 @@
-"""Post-release findings: report links in the release email, reports, triage, addressing."""
+"""Post-release findings: report links in the release email, reports, triage (on the staff
+page, or by the reviewers' emailed triage links), addressing."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,10 +20,12 @@ from gatekeeper.db.models import (
     Finding,
     Package,
     ReportLink,
+    TriageLink,
 )
 from gatekeeper.db.queries import active_applications
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import gate as gate_rules
+from gatekeeper.domain import governance as governance_rules
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import Clock
@@ -35,7 +38,17 @@ from gatekeeper.domain.errors import (
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit
 from gatekeeper.services.governance import GovernanceSettings
-from gatekeeper.services.links import USED, issue_link, load_link, use_link
+from gatekeeper.services.links import (
+    SUPERSEDED,
+    USED,
+    issue_link,
+    load_link,
+    retire_links,
+    unusable,
+    use_link,
+)
+
+MAIL_LINK_KIND = "triage"  # how an outbox row names the triage link it carries
 
 
 def _fmt(moment: datetime) -> str:
@@ -179,7 +192,7 @@ def submit_report(
         report=cleaned,
         link_id=view.link.id,
         settings=settings,
-        now=now,
+        clock=clock,
     )
 
 
@@ -191,10 +204,12 @@ def record_report(
     reporter: str | None,
     report: finding_rules.Report,
     settings: GovernanceSettings,
-    now: datetime,
+    clock: Clock,
     link_id: int | None = None,
 ) -> Finding:
-    """A report becomes an open finding on the application's checklist; its reviewers are told."""
+    """A report becomes an open finding on the application's checklist; its reviewers are
+    emailed a personal link to triage it."""
+    now = clock.now()
     if package.state != lifecycle.RELEASED:
         raise ValidationFailed(f"package {package.key} was not released; report problems to it")
     cleaned = report.validated()
@@ -235,22 +250,196 @@ def record_report(
             "could_have_caught": cleaned.could_have_caught,
         },
     )
-    pinned = target.checklist_version
-    reviewers = _checklist(pinned).governance.reviewers if pinned is not None else ()
+    issue_triage_links(session, filed, settings=settings, clock=clock)
+    return filed
+
+
+# --- triage links ----------------------------------------------------------------------------
+
+
+def reviewers_of(session: Session, found: Finding) -> tuple[str, ...]:
+    """Who triages `found`: the governance reviewers its checklist names now (its newest
+    approved version), else those of the version the release was gated with."""
+    current = session.scalar(
+        sa.select(ChecklistVersion)
+        .where(
+            ChecklistVersion.application_id == found.application_id,
+            ChecklistVersion.state == governance_rules.APPROVED,
+        )
+        .order_by(ChecklistVersion.version.desc())
+        .limit(1)
+    )
+    version = current or found.checklist_version
+    return _checklist(version).governance.reviewers if version is not None else ()
+
+
+def issue_triage_links(
+    session: Session, found: Finding, *, settings: GovernanceSettings, clock: Clock
+) -> list[str]:
+    """One personal link and one email per reviewer of the finding's checklist; their earlier
+    links for it die (a link works once, and only the newest one). Returns who was emailed."""
+    now = clock.now()
+    reviewers = reviewers_of(session, found)
+    retire_links(
+        session,
+        TriageLink,
+        TriageLink.finding_id == found.id,
+        TriageLink.reviewer.in_(list(reviewers)),
+    )
+    tokens = settings.triage_tokens(clock)
     for reviewer in reviewers:
+        link = TriageLink(finding_id=found.id, reviewer=reviewer)
+        url = issue_link(
+            session,
+            link,
+            tokens=tokens,
+            base_url=settings.base_url,
+            route="review/findings",
+            now=now,
+            ttl=settings.triage_ttl,
+        )
+        audit.record(
+            session,
+            action="triage_link.issued",
+            actor=audit.SYSTEM,
+            subject=f"triage link for {reviewer}",
+            package=found.package.key if found.package else None,
+            now=now,
+            details={"link": link.id, "finding": found.ref},
+        )
         queue_email(
             session,
             to=reviewer,
             template="finding_reported",
             context={
-                "finding": filed,
-                "application": application,
-                "package": package,
-                "url": f"{settings.base_url}/governance/findings/{filed.id}",
+                "finding": found,
+                "application": found.application.slug,
+                "package": found.package,
+                "url": url,
+                "expires_at": _fmt(link.expires_at),
             },
             now=now,
+            link=(MAIL_LINK_KIND, link.id),
         )
-    return filed
+    return list(reviewers)
+
+
+def resend_triage_links(
+    session: Session, finding_id: int, *, settings: GovernanceSettings, clock: Clock
+) -> list[str]:
+    """From the finding's staff page: fresh triage links, while it is still open."""
+    found = get_finding(session, finding_id)
+    if found.state != finding_rules.OPEN:
+        raise Conflict(f"{found.ref} is {found.state}: there is nothing left to triage")
+    emailed = issue_triage_links(session, found, settings=settings, clock=clock)
+    if not emailed:
+        raise Conflict(f"the {found.application.slug} checklist names no governance reviewer")
+    return emailed
+
+
+_EXPIRED_TRIAGE = (
+    "This triage link has expired. A governance admin can email a new one from the finding's "
+    "page, or ask the release manager."
+)
+
+
+@dataclass(frozen=True)
+class TriageView:
+    """What a triage link shows: the finding, and who is triaging it."""
+
+    link: TriageLink
+    finding: Finding
+
+
+def _load_triage(
+    session: Session, token: str, settings: GovernanceSettings, clock: Clock
+) -> TriageLink:
+    return load_link(
+        session,
+        token,
+        tokens=settings.triage_tokens(clock),
+        model=TriageLink,
+        expired=_EXPIRED_TRIAGE,
+    )
+
+
+def _check_triage_usable(session: Session, link: TriageLink, now: datetime) -> None:
+    found = link.finding
+    if link.state == USED:
+        used = _fmt(link.used_at) if link.used_at else "earlier"
+        raise LinkUnusable(
+            "used",
+            f"You already triaged {found.ref} on {used}; it is {found.state}.",
+            details={"used_at": used},
+        )
+    if link.state == SUPERSEDED:
+        raise LinkUnusable(
+            "superseded",
+            f"A newer link to triage {found.ref} was emailed to you; use the newest email.",
+        )
+    if now >= link.expires_at:
+        raise LinkUnusable("expired", _EXPIRED_TRIAGE)
+    if found.state != finding_rules.OPEN:
+        by, on = (
+            (found.addressed_by, found.addressed_at)
+            if found.state == finding_rules.ADDRESSED
+            else (found.triaged_by, found.triaged_at)
+        )
+        when = f" on {_fmt(on)}" if on else ""
+        raise LinkUnusable(
+            "decided", f"{found.ref} was already {found.state} by {by or 'someone'}{when}."
+        )
+    if link.reviewer not in reviewers_of(session, found):
+        raise LinkUnusable(
+            "revoked",
+            "You are no longer a governance reviewer of the "
+            f"{found.application.slug} checklist; nothing to do.",
+        )
+
+
+def open_triage(
+    session: Session, token: str, *, settings: GovernanceSettings, clock: Clock
+) -> TriageView:
+    """What a triage link shows. Reading never changes anything: mail scanners open links."""
+    link = _load_triage(session, token, settings, clock)
+    _check_triage_usable(session, link, clock.now())
+    return TriageView(link, link.finding)
+
+
+def submit_triage(
+    session: Session,
+    token: str,
+    *,
+    action: str,
+    rationale: str,
+    settings: GovernanceSettings,
+    clock: Clock,
+) -> Finding:
+    """Triage the finding as the link's reviewer; the link is used exactly once."""
+    view = open_triage(session, token, settings=settings, clock=clock)
+    _check_action(action)
+    finding_rules.check_triage(action, rationale)
+    use_link(
+        session,
+        TriageLink,
+        view.link.id,
+        now=clock.now(),
+        used=f"You already triaged {view.finding.ref}.",
+    )
+    return triage(
+        session,
+        view.finding.id,
+        action=action,
+        actor=view.link.reviewer,
+        rationale=rationale,
+        clock=clock,
+    )
+
+
+def moot_links(session: Session, ids: Collection[int], now: datetime) -> dict[int, str]:
+    """Why each of these triage links can no longer be used, for those that cannot."""
+    links = session.scalars(sa.select(TriageLink).where(TriageLink.id.in_(sorted(ids)))).all()
+    return unusable(links, lambda link: _check_triage_usable(session, link, now))
 
 
 # --- triage and addressing -------------------------------------------------------------------
@@ -303,6 +492,14 @@ def _transition(session: Session, found: Finding, action: str) -> str:
     return after
 
 
+def _check_action(action: str) -> None:
+    if action not in (finding_rules.ACCEPT, finding_rules.DECLINE):
+        raise ValidationFailed(
+            "a finding is accepted or declined here; approving a checklist version that "
+            "references it addresses it"
+        )
+
+
 def triage(
     session: Session,
     finding_id: int,
@@ -313,11 +510,7 @@ def triage(
     clock: Clock,
 ) -> Finding:
     """Accept a finding (the checklist should change) or decline it (with a rationale)."""
-    if action not in (finding_rules.ACCEPT, finding_rules.DECLINE):
-        raise ValidationFailed(
-            "a finding is accepted or declined here; approving a checklist version that "
-            "references it addresses it"
-        )
+    _check_action(action)
     found = session.scalar(sa.select(Finding).where(Finding.id == finding_id).with_for_update())
     if found is None:
         raise NotFound(f"no finding {finding_rules.finding_ref(finding_id)}")

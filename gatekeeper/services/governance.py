@@ -31,18 +31,20 @@ from gatekeeper.signing import TokenService
 
 REVIEW_PURPOSE = "review"
 REPORT_PURPOSE = "report"
+TRIAGE_PURPOSE = "triage"
 APPROVING_OUTCOMES = ("approved", "reaffirmed")
 
 
 @dataclass(frozen=True)
 class GovernanceSettings:
-    """Emailed review and report links, and the review and finding clocks."""
+    """Emailed review, report and triage links, and the review and finding clocks."""
 
     base_url: str
     secret_keys: tuple[str, ...]
     review_ttl: timedelta = timedelta(days=30)
     # Problems often surface weeks after a release; the link stays usable that long.
     report_ttl: timedelta = timedelta(days=60)
+    triage_ttl: timedelta = timedelta(days=30)
     review_lead: timedelta = timedelta(days=14)
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER
 
@@ -54,6 +56,11 @@ class GovernanceSettings:
     def report_tokens(self, clock: Clock) -> TokenService:
         return TokenService(
             self.secret_keys, REPORT_PURPOSE, int(self.report_ttl.total_seconds()), clock
+        )
+
+    def triage_tokens(self, clock: Clock) -> TokenService:
+        return TokenService(
+            self.secret_keys, TRIAGE_PURPOSE, int(self.triage_ttl.total_seconds()), clock
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -160,6 +161,18 @@ def use_link(
     )
     if claimed.rowcount != 1:
         raise LinkUnusable("used", used)
+
+
+def unusable(links: Iterable[LinkT], check: Callable[[LinkT], None]) -> dict[int, str]:
+    """Why each of `links` can no longer be used (what `check` raises), for those that cannot:
+    an email carrying such a link is moot."""
+    reasons: dict[int, str] = {}
+    for link in links:
+        try:
+            check(link)
+        except LinkUnusable as refused:
+            reasons[link.id] = f"{refused.reason}: {refused.message}"
+    return reasons
 
 
 def load_link(

@@ -1,8 +1,11 @@
-"""One pass of the mail worker: remind, warn and escalate, then deliver what is due."""
+"""One pass of the mail worker: remind, warn and escalate, then deliver what is due, except
+what is moot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, scoped_session
@@ -10,12 +13,42 @@ from sqlalchemy.orm import Session, scoped_session
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import worker
+from gatekeeper.services import findings, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
 
 # Bounded so one pass ends even if rows keep arriving; the next pass picks up the rest.
 MAX_BATCHES_PER_PASS = 50
+
+
+# What makes an email moot, per kind of link it carries. Problem-report links are not here:
+# the release email that carries one is news in itself, and nothing uses the link before the
+# recipient does.
+MOOT_LINKS: dict[str, Callable[[Session, Collection[int], datetime], dict[int, str]]] = {
+    signoffs.MAIL_LINK_KIND: signoffs.moot_links,
+    reviews.MAIL_LINK_KIND: reviews.moot_links,
+    sign_ins.MAIL_LINK_KIND: sign_ins.moot_links,
+    findings.MAIL_LINK_KIND: findings.moot_links,
+}
+
+
+def moot_messages(
+    session: Session, messages: Sequence[tuple[int, str, int]], now: datetime
+) -> dict[int, str]:
+    """Why each of `messages` (id, link kind, link id) is moot, for those whose link can no
+    longer be used: it would arrive dead."""
+    by_kind: dict[str, dict[int, list[int]]] = {}
+    for message_id, kind, link_id in messages:
+        by_kind.setdefault(kind, {}).setdefault(link_id, []).append(message_id)
+    reasons: dict[int, str] = {}
+    for kind, carried in by_kind.items():
+        check = MOOT_LINKS.get(kind)
+        if check is None:
+            continue
+        for link_id, why in check(session, carried.keys(), now).items():
+            reasons.update(dict.fromkeys(carried[link_id], why))
+    return reasons
 
 
 @dataclass
@@ -49,8 +82,9 @@ def worker_pass(
             clock=clock,
             timeout=timeout,
             sender=sender,
+            moot=moot_messages,
         )
         report.delivery.add(batch)
-        if batch.sent + batch.retried + batch.dead + batch.released == 0 or batch.retried:
+        if batch.handled == 0 or batch.retried:
             break
     return report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,10 +38,12 @@ from gatekeeper.services.links import (
     issue_link,
     load_link,
     retire_links,
+    unusable,
     use_link,
 )
 
 NEW_VERSION, REVIEW_DUE, REVIEW_OVERDUE = "new_version", "review_due", "review_overdue"
+MAIL_LINK_KIND = "review"  # how an outbox row names the review link it carries
 MAX_REVIEW_TEXT = 4000
 
 
@@ -61,11 +63,14 @@ def sync_and_request_reviews(
     directory: Path,
     *,
     clock: Clock,
-    author_of: Callable[[Path], str | None] = lambda _path: None,
+    declared_authors: Sequence[str],
+    history: checklists.HistoryReader = checklists.no_history,
     settings: GovernanceSettings,
 ) -> list[checklists.SyncOutcome]:
     """Sync new checklist versions; every reviewer named in each new version gets a review link."""
-    outcomes = checklists.sync_checklists(session, directory, clock=clock, author_of=author_of)
+    outcomes = checklists.sync_checklists(
+        session, directory, clock=clock, declared_authors=declared_authors, history=history
+    )
     for outcome in outcomes:
         if outcome.status == "created":
             stored = checklists.get_version(session, outcome.application, outcome.version)
@@ -121,10 +126,12 @@ def request_reviews(
     due_at: datetime | None = None,
 ) -> list[ReviewLink]:
     """One link and one email per governance reviewer of `version`; their earlier links for the
-    same version die (a link works once, and only the newest one)."""
+    same version die (a link works once, and only the newest one). Who already gave the first
+    of two approvals a new version needs is not asked again."""
     now = clock.now()
     checklist = checklists.checklist_of(version)
-    reviewers = checklist.governance.reviewers
+    approved_once = checklists.partial_approvers(session, version) if reason == NEW_VERSION else []
+    reviewers = [r for r in checklist.governance.reviewers if r not in approved_once]
     retire_links(
         session,
         ReviewLink,
@@ -179,8 +186,9 @@ def request_reviews(
                 "reason": reason,
                 "checklist": checklist,
                 "version": version,
-                "author": version.author,
-                "is_author": version.author == reviewer,
+                "authors": version.authors,
+                "authorship_unknown": version.authorship_unknown,
+                "is_author": reviewer in version.authors,
                 "summary": change_summary(diff) if reason == NEW_VERSION else [],
                 "baseline": baseline.version if baseline is not None else None,
                 "due_on": _day(due_at) if due_at else "",
@@ -189,6 +197,7 @@ def request_reviews(
                 "expires_at": _fmt(link.expires_at),
             },
             now=now,
+            link=(MAIL_LINK_KIND, link.id),
         )
         links.append(link)
     return links
@@ -346,6 +355,8 @@ class ReviewView:
     newer_pending: tuple[int, ...]
     last_review: GovernanceReview | None
     next_due_at: datetime
+    # Reviewers who gave the first of the two approvals a version of unknown authorship needs.
+    partial_approvals: tuple[GovernanceReview, ...] = ()
 
     @property
     def reaffirm(self) -> bool:
@@ -354,7 +365,11 @@ class ReviewView:
 
     @property
     def is_author(self) -> bool:
-        return self.version.author is not None and self.version.author == self.link.reviewer
+        return self.link.reviewer in self.version.authors
+
+    @property
+    def approvals_needed(self) -> int:
+        return governance.approvals_needed(self.version.authorship_unknown is None)
 
 
 @dataclass(frozen=True)
@@ -428,6 +443,14 @@ def _check_usable(session: Session, link: ReviewLink, checklist: Checklist, now:
         by = f" by {decided.reviewer} on {_fmt(decided.reviewed_at)}" if decided else ""
         outcome = version.state.replace("_", " ")
         raise LinkUnusable("decided", f"{what.capitalize()} was already {outcome}{by}.")
+    if link.reason == NEW_VERSION and link.reviewer in checklists.partial_approvers(
+        session, version
+    ):
+        raise LinkUnusable(
+            "decided",
+            f"You already gave {what} the first of the two approvals it needs; another "
+            "reviewer must approve it too.",
+        )
     if link.reason != NEW_VERSION:
         done = _latest_approving(session, version.application_id)
         if done is not None and done.reviewed_at >= link.created_at:
@@ -441,6 +464,18 @@ def _check_usable(session: Session, link: ReviewLink, checklist: Checklist, now:
             "revoked",
             f"You are no longer a governance reviewer of {checklist.application}; nothing to do.",
         )
+
+
+def moot_links(session: Session, ids: Collection[int], now: datetime) -> dict[int, str]:
+    """Why each of these review links can no longer be used (used, replaced, expired, the
+    review already done, no longer a reviewer), for those that cannot."""
+    links = session.scalars(sa.select(ReviewLink).where(ReviewLink.id.in_(sorted(ids)))).all()
+    return unusable(
+        links,
+        lambda link: _check_usable(
+            session, link, checklists.checklist_of(link.checklist_version), now
+        ),
+    )
 
 
 def open_review(
@@ -481,6 +516,9 @@ def open_review(
         ),
         last_review=_latest_approving(session, version.application_id),
         next_due_at=now + timedelta(days=checklist.governance.review_every_days),
+        partial_approvals=tuple(
+            r for r in version.reviews if r.outcome == governance.PARTIALLY_APPROVED
+        ),
     )
 
 
@@ -555,9 +593,7 @@ def _tell_owner(
             .order_by(Finding.id)
         )
     )
-    recipients = {view.checklist.owner, review.reviewer}
-    if view.version.author:
-        recipients.add(view.version.author)
+    recipients = {view.checklist.owner, review.reviewer, *view.version.authors}
     for recipient in sorted(recipients):
         queue_email(
             session,
@@ -568,6 +604,7 @@ def _tell_owner(
                 "review": review,
                 "addressed": [finding_rules.finding_ref(i) for i in addressed],
                 "reviewed_at": _fmt(review.reviewed_at),
+                "authorship_unknown": view.version.authorship_unknown,
             },
             now=now,
         )

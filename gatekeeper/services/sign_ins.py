@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import SignInLink, User
@@ -20,6 +22,7 @@ SIGN_IN_TTL = timedelta(minutes=15)
 # most 5 sign-in emails go to one account in an hour, whoever asks and from where.
 SIGN_IN_LIMIT = links.RecipientLimit(keep_newer_than=timedelta(minutes=2), per_hour=5)
 USED_ALREADY = "This sign-in link was used already; links work once."
+MAIL_LINK_KIND = "sign_in"  # how an outbox row names the sign-in link it carries
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def request_sign_in(
             "expires_at": link.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         },
         now=now,
+        link=(MAIL_LINK_KIND, link.id),
     )
     return url
 
@@ -105,16 +109,7 @@ def open_sign_in(
 ) -> SignInView:
     """Who the link would sign in. Reading never changes anything: mail scanners open links."""
     link, user = _load(session, token, settings, clock)
-    if link.state == links.USED:
-        raise LinkUnusable("used", USED_ALREADY)
-    if link.state == links.SUPERSEDED:
-        raise LinkUnusable(
-            "superseded", "A newer sign-in link was sent; use the newest email, or ask again."
-        )
-    if clock.now() >= link.expires_at:
-        raise LinkUnusable("expired", "This sign-in link has expired.")
-    if not user.active:
-        raise LinkUnusable("revoked", "This account is not active.")
+    _check_usable(link, user, clock.now())
     return SignInView(
         link.id,
         user.id,
@@ -123,6 +118,32 @@ def open_sign_in(
         user.role,
         user.session_version,
         link.expires_at,
+    )
+
+
+def _check_usable(link: SignInLink, user: User, now: datetime) -> None:
+    if link.state == links.USED:
+        raise LinkUnusable("used", USED_ALREADY)
+    if link.state == links.SUPERSEDED:
+        raise LinkUnusable(
+            "superseded", "A newer sign-in link was sent; use the newest email, or ask again."
+        )
+    if now >= link.expires_at:
+        raise LinkUnusable("expired", "This sign-in link has expired.")
+    if not user.active:
+        raise LinkUnusable("revoked", "This account is not active.")
+
+
+def moot_links(session: Session, ids: Collection[int], now: datetime) -> dict[int, str]:
+    """Why each of these sign-in links can no longer be used, for those that cannot."""
+    found = session.execute(
+        sa.select(SignInLink, User)
+        .join(User, User.id == SignInLink.user_id)
+        .where(SignInLink.id.in_(sorted(ids)))
+    ).all()
+    owner = {link.id: user for link, user in found}
+    return links.unusable(
+        [link for link, _ in found], lambda link: _check_usable(link, owner[link.id], now)
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -35,10 +36,12 @@ from gatekeeper.services.links import (
     load_link,
     may_send_another,
     retire_links,
+    unusable,
     use_link,
 )
 
 LINK_PURPOSE = "signoff"
+MAIL_LINK_KIND = "signoff"  # how an outbox row names the sign-off link it carries
 REVOKED = "revoked"
 # How often opening one link may append a `link.opened` audit event.
 OPEN_RECORD_EVERY = timedelta(hours=1)
@@ -186,6 +189,7 @@ def issue_links(
                 "reminder": reminder,
             },
             now=now,
+            link=(MAIL_LINK_KIND, link.id),
         )
         links.append(link)
     return links
@@ -275,6 +279,33 @@ def _check_usable(link: SignoffLink, package: Package, now: datetime) -> None:
         )
     if now >= link.expires_at:
         raise LinkUnusable("expired", "This link has expired. Ask for a fresh one.")
+
+
+def moot_links(session: Session, ids: Collection[int], now: datetime) -> dict[int, str]:
+    """Why each of these sign-off links can no longer be used (used, revoked, replaced,
+    expired, or everything on it answered), for those that cannot."""
+    links = session.scalars(
+        sa.select(SignoffLink)
+        .where(SignoffLink.id.in_(sorted(ids)))
+        .options(orm.joinedload(SignoffLink.package))
+    ).all()
+    asking = set(
+        session.scalars(
+            sa.select(SignoffRequest.link_id)
+            .where(
+                SignoffRequest.link_id.in_(sorted(ids)),
+                SignoffRequest.state == signoff_rules.PENDING,
+            )
+            .distinct()
+        )
+    )
+
+    def check(link: SignoffLink) -> None:
+        _check_usable(link, link.package, now)
+        if link.id not in asking:
+            raise LinkUnusable("used", "Everything on this link has been answered already.")
+
+    return unusable(links, check)
 
 
 def open_link(session: Session, token: str, *, settings: LinkSettings, clock: Clock) -> LinkView:
@@ -541,6 +572,7 @@ def send_reminders(session: Session, *, settings: LinkSettings, clock: Clock) ->
                 "resend_url": f"{settings.base_url}/s/resend",
             },
             now=now,
+            link=(MAIL_LINK_KIND, link.id),
         )
         counts["expiry_warnings"] += 1
     counts["escalations"] = _escalate(session, settings=settings, now=now)

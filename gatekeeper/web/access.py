@@ -30,9 +30,9 @@ MANAGERS = frozenset({ADMIN, RELEASE_MANAGER})
 ADMINS = frozenset({ADMIN})
 GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 
-# Reachable without a staff session: emailed sign-off, governance-review and problem-report
-# links, sign-in itself, badges, the health check, static files, the demo mailbox, and the JSON
-# API (which has its own bearer tokens).
+# Reachable without a staff session: emailed sign-off, governance-review (and finding triage)
+# and problem-report links, sign-in itself, badges, the health check, static files, the demo
+# mailbox, and the JSON API (which has its own bearer tokens).
 PUBLIC_BLUEPRINTS = frozenset(
     {"auth", "signoffs", "reviews", "reports", "badges", "health", "mailbox", "api"}
 )
@@ -59,6 +59,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "governance.remind": GOVERNANCE,
     "governance.findings_index": GOVERNANCE,
     "governance.finding": GOVERNANCE,
+    "governance.email_triage_links": GOVERNANCE,
     "outbox.index": ADMINS,
     "users.index": ADMINS,
     "users.create": ADMINS,

@@ -146,3 +146,21 @@ def finding(finding_id: int) -> ResponseReturnValue:
     return render_template(
         "governance/finding.html", finding=found, form=form, error=error, choices=TRIAGE_CHOICES
     ), status
+
+
+@bp.post("/findings/<int:finding_id>/links")
+def email_triage_links(finding_id: int) -> ResponseReturnValue:
+    """Fresh triage links for the finding's reviewers (say, after theirs expired)."""
+    if not ActionForm().validate_on_submit():
+        raise ValidationFailed("the form expired; reload the page and try again")
+    rt = runtime(current_app)
+    with unit_of_work(db.session, origin=request_origin()) as session:
+        emailed = findings.resend_triage_links(
+            session, finding_id, settings=rt.governance_settings(), clock=rt.clock
+        )
+    flash(
+        f"Triage links for {finding_rules.finding_ref(finding_id)} emailed to "
+        f"{', '.join(emailed)}; their earlier links no longer work.",
+        "ok",
+    )
+    return redirect(url_for("governance.finding", finding_id=finding_id))

@@ -1,4 +1,5 @@
-"""Governance review pages reached from emailed links: GET shows, only the POST decides."""
+"""Governance pages reached from emailed links, for reviewers with or without a staff account:
+reviewing a checklist version, triaging a finding. GET shows, only the POST decides."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import reviews
+from gatekeeper.services import findings, reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
+from gatekeeper.web.governance import TRIAGE_CHOICES, TriageForm
 from gatekeeper.web.limits import link_page
 
 bp = Blueprint("reviews", __name__, url_prefix="/review")
@@ -89,3 +91,51 @@ def decide(token: str) -> ResponseReturnValue:
     except ValidationFailed as error:
         return _page(view, {"action": error.message}, values), 422
     return render_template("reviews/done.html", **done)
+
+
+# --- triaging a finding ----------------------------------------------------------------------
+
+
+def _triage_page(view: findings.TriageView, form: TriageForm, error: str | None) -> str:
+    return render_template(
+        "reviews/finding.html", view=view, form=form, error=error, choices=TRIAGE_CHOICES
+    )
+
+
+@bp.route("/findings/<token>", methods=["GET", "HEAD"])
+def finding(token: str) -> ResponseReturnValue:
+    try:
+        view = findings.open_triage(
+            db.session, token, settings=governance_settings(), clock=runtime(current_app).clock
+        )
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("reviews/triage_unusable.html", error)
+    return _triage_page(view, TriageForm(), None)
+
+
+@bp.post("/findings/<token>")
+def triage(token: str) -> ResponseReturnValue:
+    form = TriageForm()
+    clock = runtime(current_app).clock
+    try:
+        view = findings.open_triage(db.session, token, settings=governance_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("reviews/triage_unusable.html", error)
+    if not form.validate_on_submit():
+        return _triage_page(view, form, None), 422
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            triaged = findings.submit_triage(
+                session,
+                token,
+                action=form.action.data or "",
+                rationale=form.rationale.data or "",
+                settings=governance_settings(),
+                clock=clock,
+            )
+            done = {"ref": triaged.ref, "state": triaged.state, "reviewer": triaged.triaged_by}
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("reviews/triage_unusable.html", error)
+    except ValidationFailed as error:
+        return _triage_page(view, form, error.message), 422
+    return render_template("reviews/triage_done.html", **done)

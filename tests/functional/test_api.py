@@ -20,7 +20,7 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import signoff
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import checklists, tokens, users
-from tests.conftest import SAMPLES, dispose, make_app
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES, dispose, make_app
 from tests.functional.api_helpers import (
     API_PREFIX,
     HTTP_METHODS,
@@ -930,7 +930,9 @@ def test_a_checklist_pending_review_has_no_approved_version(
     write_checklists(tmp_path, applications=1, items=1, prefix="fresh")
     api = Api(app, create_token(clock, "reader", [tokens.SCOPE_GATE_READ]))
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, tmp_path, clock=clock)
+        checklists.sync_checklists(
+            session, tmp_path, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
+        )
     detail = api.get(f"{API_PREFIX}/checklists/fresh-00")
     assert detail.status_code == 200
     assert detail.json is not None

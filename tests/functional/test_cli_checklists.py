@@ -16,7 +16,7 @@ from flask.testing import FlaskCliRunner
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.db.models import ChecklistVersion
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 
 
 def run(runner: FlaskCliRunner, *args: str) -> tuple[int, str, str]:
@@ -129,17 +129,17 @@ def test_sync_error_is_one_clear_line_and_exit_1(
 ) -> None:
     directory = tmp_path / "checklists"
     shutil.copytree(SAMPLES, directory)
-    run(runner, "checklists", "sync", str(directory))
+    run(runner, "checklists", "sync", str(directory), "--author", "ana@example.com")
     path = directory / "payments-api.yaml"
     path.write_text(path.read_text().replace("Dana Ortiz", "Dana Ortiz-Reyes"))
-    code, _, err = run(runner, "checklists", "sync", str(directory))
+    code, _, err = run(runner, "checklists", "sync", str(directory), "--author", CHECKLIST_AUTHOR)
     assert code == 1
     assert "bump `version` to 8" in err
     assert "Traceback" not in err
 
 
 def test_review_by_a_stranger_is_refused(app: Flask, runner: FlaskCliRunner) -> None:
-    run(runner, "checklists", "sync", str(SAMPLES))
+    run(runner, "checklists", "sync", str(SAMPLES), "--author", CHECKLIST_AUTHOR)
     code, _, err = run(
         runner,
         "checklists",

@@ -60,7 +60,7 @@ def test_emailed_links_point_at_the_port_the_demo_serves_on(
     out = demo(runner, "--no-serve", "--port", "5077")
     assert "emailed links point at http://127.0.0.1:5077/" in out
     links = emailed_links()
-    for kind in ("/s/", "/review/", "/report/", "/governance/findings/"):
+    for kind in ("/s/", "/review/", "/report/", "/review/findings/"):
         assert any(urlsplit(link).path.startswith(kind) for link in links), kind
     assert all(link.startswith("http://127.0.0.1:5077/") for link in links), links
     result = runner.invoke(cli, ["gate", "badge-url", DEMO_PACKAGE])
@@ -204,7 +204,7 @@ def test_the_readme_sequence_works_on_the_demo_database(
         sample.read_text(encoding="utf-8").replace("version: 7", "version: 8", 1),
         encoding="utf-8",
     )
-    bumped = runner.invoke(cli, ["checklists", "sync", str(copy)])
+    bumped = runner.invoke(cli, ["checklists", "sync", str(copy), "--author", "you@example.com"])
     assert bumped.exit_code == 0, bumped.output
     assert "payments-api: created version 8 (pending review)" in bumped.stdout
     # checklists/ still says 7: the demo starts with what the database holds.

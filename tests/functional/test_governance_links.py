@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -34,9 +33,8 @@ from tests.functional.api_helpers import (
 )
 from tests.functional.web_helpers import client, csrf
 from tests.support.governance import BOARD, UX_LEAD, approve, checklist_dir, write_version
-from tests.support.mail import catcher, messages_to, point_mail_at, run_worker
+from tests.support.mail import catcher, link_to, messages_to, point_mail_at, run_worker
 
-LINK = re.compile(r"https?://[^\s<>\"']+?/(review|report|s|login)/[A-Za-z0-9_\-.]+")
 AUTHOR = "dev@example.com"
 KEY = "2026.11-gl"
 REPORTER = "refunds-desk@example.com"
@@ -58,21 +56,6 @@ def cli_sync(runner: FlaskCliRunner, directory: Path, author: str = AUTHOR) -> s
     result = runner.invoke(cli, ["checklists", "sync", str(directory), "--author", author])
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def link_to(smtp: MailCatcher, who: str, kind: str, about: str = "") -> str:
-    """The path of the newest `kind` link emailed to `who` (in a mail mentioning `about`)."""
-    found = [
-        match.group(0)
-        for message in messages_to(smtp, who)
-        if about in message.text
-        for match in LINK.finditer(message.text)
-        if match.group(1) == kind
-    ]
-    assert found, f"no {kind} link emailed to {who}"
-    # The catcher lists the newest message first.
-    assert found[0].startswith("http://127.0.0.1:5000/"), "links come from the base URL"
-    return urlsplit(found[0]).path
 
 
 def mails(smtp: MailCatcher, who: str, subject: str) -> list[CaughtMessage]:
@@ -270,7 +253,7 @@ def test_a_problem_reported_from_the_release_email_becomes_a_finding(
     run_worker(app)
     (told,) = mails(smtp, BOARD, "Finding F-1 on the payments-api checklist")
     assert "Customers waited a day" in told.text
-    assert "http://127.0.0.1:5000/governance/findings/1" in told.text
+    assert "http://127.0.0.1:5000/review/findings/" in told.text, "a personal triage link"
 
 
 # --- purpose salts ---------------------------------------------------------------------------
@@ -318,7 +301,7 @@ def test_a_token_only_works_for_its_own_purpose(
     assert count(ReviewLink) > 0
 
 
-def test_the_request_log_never_shows_review_or_report_tokens() -> None:
-    for prefix in ("review", "report"):
+def test_the_request_log_never_shows_review_triage_or_report_tokens() -> None:
+    for prefix in ("review", "review/findings", "report"):
         line = f'"GET /{prefix}/eyJsIjoxfQ.Zx9.abc-def HTTP/1.1" 200 -'
         assert redact(line) == f'"GET /{prefix}/[token] HTTP/1.1" 200 -'

@@ -300,7 +300,7 @@ def test_permanent_failure_is_dead_visible_and_can_be_retried(
     assert states() == ["sent"]
 
     result = runner.invoke(cli, ["outbox", "status", "--json"])
-    assert json.loads(result.output) == {"counts": {"sent": 1}, "dead": []}
+    assert json.loads(result.output) == {"counts": {"sent": 1}, "dead": [], "moot": []}
 
     for not_dead in (dead_id, dead_id + 1000):
         result = runner.invoke(cli, ["outbox", "retry", str(not_dead)])

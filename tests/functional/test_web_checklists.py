@@ -14,7 +14,7 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import users
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 from tests.functional.web_helpers import ADMIN, REVIEWER, add_user, client, post, sign_in
 from tests.support.mail import dead_letter
 
@@ -39,7 +39,7 @@ def test_catalogue_lists_synced_checklists(
     empty = reviewer.get("/checklists")
     assert empty.status_code == 200
     assert "No checklists yet" in empty.text
-    runner.invoke(cli, ["checklists", "sync", str(SAMPLES)])
+    runner.invoke(cli, ["checklists", "sync", str(SAMPLES), "--author", CHECKLIST_AUTHOR])
     page = reviewer.get("/checklists")
     assert page.status_code == 200
     assert "Payments API" in page.text
@@ -49,7 +49,7 @@ def test_catalogue_lists_synced_checklists(
 def test_checklist_page_shows_items_key_users_and_digest(
     app: Flask, runner: FlaskCliRunner, reviewer: FlaskClient
 ) -> None:
-    runner.invoke(cli, ["checklists", "sync", str(SAMPLES)])
+    runner.invoke(cli, ["checklists", "sync", str(SAMPLES), "--author", CHECKLIST_AUTHOR])
     page = reviewer.get("/checklists/payments-api/7")
     assert page.status_code == 200
     assert "Release artifacts were built by CI" in page.text
@@ -71,7 +71,12 @@ def _two_versions(runner: FlaskCliRunner, tmp_path: Path) -> None:
     directory = tmp_path / "checklists"
     directory.mkdir()
     shutil.copy(SAMPLES / "payments-api.yaml", directory)
-    assert runner.invoke(cli, ["checklists", "sync", str(directory)]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli, ["checklists", "sync", str(directory), "--author", CHECKLIST_AUTHOR]
+        ).exit_code
+        == 0
+    )
     path = directory / "payments-api.yaml"
     text = path.read_text()
     text = text.replace("version: 7", "version: 8")
@@ -85,7 +90,9 @@ def _two_versions(runner: FlaskCliRunner, tmp_path: Path) -> None:
         "    - Export yesterday's refunds as CSV\n",
     )
     path.write_text(text)
-    result = runner.invoke(cli, ["checklists", "sync", str(directory)])
+    result = runner.invoke(
+        cli, ["checklists", "sync", str(directory), "--author", CHECKLIST_AUTHOR]
+    )
     assert result.exit_code == 0, result.output
 
 

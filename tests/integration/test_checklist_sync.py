@@ -17,7 +17,7 @@ from gatekeeper.domain.checklist import ChecklistInvalid, content_digest
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from gatekeeper.services import checklists
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 
 
 @pytest.fixture
@@ -28,11 +28,11 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def sync(
-    directory: Path, clock: FixedClock, author: str | None = None
+    directory: Path, clock: FixedClock, author: str = CHECKLIST_AUTHOR
 ) -> list[checklists.SyncOutcome]:
     with unit_of_work(db.session) as session:
         return checklists.sync_checklists(
-            session, directory, clock=clock, author_of=lambda _p: author
+            session, directory, clock=clock, declared_authors=[author]
         )
 
 

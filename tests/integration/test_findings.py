@@ -131,7 +131,7 @@ def test_report_becomes_a_finding_that_an_approved_version_addresses(
     assert filed.package.key == RELEASED
     (told,) = outbox("finding_reported")
     assert told.to_address == BOARD
-    assert f"/governance/findings/{filed.id}" in told.body_text
+    assert f"{runtime(app).settings.base_url}/review/findings/" in told.body_text
     assert REPORT.could_have_caught in told.body_text
     # Accepted, then version 8 lists it under `addresses:` and is approved: addressed.
     assert triage(clock, ref, "accept", "yes: add a large-refund scenario") == "accepted"

@@ -193,6 +193,24 @@ def test_two_reviewers_deciding_at_once_leave_exactly_one_decision(
     assert (stored.state, len(stored.reviews)) == ("approved", 1)
 
 
+def test_two_first_approvals_at_once_make_one_approval_of_unknown_authorship(
+    app: Flask, clock: FixedClock, tmp_path: Path
+) -> None:
+    directory = checklist_dir(tmp_path)
+    (directory / "payments-api.yaml").unlink()  # one reviewer: it could never be approved
+    sync(app, clock, directory, author=None)
+
+    def first_approval(reviewer: str) -> None:
+        approve(clock, "storefront-web", 12, reviewer=reviewer)
+
+    results = race(app, [lambda: first_approval(BOARD), lambda: first_approval(UX_LEAD)])
+    assert results == [None, None]
+    db.session.rollback()
+    stored = checklists.get_version(db.session, "storefront-web", 12)
+    assert stored.state == "approved", "each approval saw the other: the second completes it"
+    assert sorted(r.outcome for r in stored.reviews) == ["approved", "partially_approved"]
+
+
 def test_pending_versions_are_never_pinned(app: Flask, clock: FixedClock, tmp_path: Path) -> None:
     directory = checklist_dir(tmp_path)
     sync(app, clock, directory)

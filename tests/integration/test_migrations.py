@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import Base
+from gatekeeper.db.models import Base, ChecklistVersion
 from tests.conftest import DATABASES, dispose, make_app, postgres_url, reset_postgres
 
 VERSIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
@@ -85,5 +85,48 @@ def test_upgrading_a_sqlite_database_that_holds_sign_offs_keeps_them(tmp_path: P
             with db.engine.connect() as connection:
                 assert connection.exec_driver_sql("SELECT count(*) FROM signoffs").scalar() == 1
                 assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        dispose(app)
+
+
+@pytest.mark.parametrize("engine_name", DATABASES)
+def test_versions_synced_before_authors_were_recorded_keep_theirs(
+    engine_name: str, tmp_path: Path
+) -> None:
+    """The one author a version had becomes its author set; a version synced without one is
+    of unknown authorship (it then needs two reviewers' approvals)."""
+    if engine_name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    else:
+        url = postgres_url()
+        reset_postgres(url)
+    app = make_app(url, tmp_path)
+    try:
+        with app.app_context():
+            upgrade(revision="848f46cdacaa")
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql(
+                    "INSERT INTO applications VALUES (1, 'a', 'A', '2026-01-01 00:00:00')"
+                )
+                for version, author in ((1, "'ana@example.com'"), (2, "NULL")):
+                    connection.exec_driver_sql(
+                        "INSERT INTO checklist_versions (id, application_id, version, sha256, "
+                        "content, source_yaml, source_path, author, state, synced_at) VALUES "
+                        f"({version}, 1, {version}, 'x', '{{}}', '', 'p', {author}, "
+                        "'pending_review', '2026-01-01 00:00:00')"
+                    )
+            upgrade()
+            with db.engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(
+                        ChecklistVersion.version,
+                        ChecklistVersion.authors,
+                        ChecklistVersion.authorship_unknown,
+                    ).order_by(ChecklistVersion.version)
+                ).all()
+            assert [(v, a, u is None) for v, a, u in rows] == [
+                (1, ["ana@example.com"], True),
+                (2, [], False),
+            ]
     finally:
         dispose(app)

@@ -18,7 +18,7 @@ from gatekeeper.domain.errors import Conflict, NotFound, PermissionDenied, Valid
 from gatekeeper.domain.signoff import Decision
 from gatekeeper.services import checklists, packages
 from gatekeeper.services.checklists import checklist_of
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 from tests.support.generated import positive_decision
 
 MANAGER = "release-manager@example.com"
@@ -29,7 +29,9 @@ EVIDENCE = "https://ci.example.com/runs/1"
 @pytest.fixture
 def approved(app: Flask, clock: FixedClock) -> None:
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, SAMPLES, clock=clock)
+        checklists.sync_checklists(
+            session, SAMPLES, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
+        )
         for slug, version, reviewer in (
             ("payments-api", 7, "release-board@example.com"),
             ("storefront-web", 12, "release-board@example.com"),

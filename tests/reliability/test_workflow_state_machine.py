@@ -26,7 +26,7 @@ from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs
 from gatekeeper.services.checklists import checklist_of
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 
 pytestmark = pytest.mark.reliability
 MANAGER = "release-manager@example.com"
@@ -52,7 +52,9 @@ def approve_both(session: Session, clock: FixedClock) -> None:
 
 def approve_samples(clock: FixedClock) -> None:
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(session, SAMPLES, clock=clock)
+        checklists.sync_checklists(
+            session, SAMPLES, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
+        )
         approve_both(session, clock)
 
 

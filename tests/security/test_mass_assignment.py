@@ -41,12 +41,13 @@ from gatekeeper.db.models import (
     Signoff,
     SignoffLink,
     SignoffRequest,
+    TriageLink,
     User,
 )
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, packages, signoffs, tokens, users
+from gatekeeper.services import checklists, findings, packages, signoffs, tokens, users
 from gatekeeper.services.links import RECENT
 from tests.conftest import SAMPLES, START
 from tests.functional.api_helpers import Api, assert_envelope, resolve, sign, sync_and_approve
@@ -538,7 +539,8 @@ def _report(app: Flask, clock: FixedClock, key: str) -> Target:
     return Target(client(app), path, form, observe)
 
 
-def _finding(app: Flask, clock: FixedClock, key: str) -> Target:
+def _open_finding(clock: FixedClock, key: str) -> int:
+    """An open finding on payments-api (its reviewer: BOARD), as a report files it."""
     with unit_of_work(db.session()) as session:
         found = Finding(
             application_id=session.scalar(
@@ -553,20 +555,57 @@ def _finding(app: Flask, clock: FixedClock, key: str) -> Target:
         )
         session.add(found)
         session.flush()
-        finding_id = found.id
+        return found.id
+
+
+def _finding_outcome(finding_id: int, key: str) -> Callable[[], object]:
+    """The finding, its triage links and the finding and triage-link events."""
 
     def observe() -> object:
         db.session.remove()
         stored = db.session.get(Finding, finding_id)
         events = db.session.scalars(
-            sa.select(AuditEvent.action).where(AuditEvent.action.startswith("finding."))
+            sa.select(AuditEvent.action).where(
+                AuditEvent.action.startswith("finding.") | AuditEvent.action.startswith("triage")
+            )
         ).all()
-        outcome = {"finding": row(stored), "events": sorted(set(events))}
+        links = rows(
+            sa.select(TriageLink).where(TriageLink.finding_id == finding_id), drop=["nonce_hash"]
+        )
+        outcome = {"finding": row(stored), "events": sorted(set(events)), "links": links}
         db.session.remove()
         return normalized(outcome, [(key, "<key>")])
 
-    form = {"action": "accept", "rationale": "Add a large refund scenario"}
-    return Target(sign_in(app, REVIEWER), f"/governance/findings/{finding_id}", form, observe)
+    return observe
+
+
+TRIAGE_FORM = {"action": "accept", "rationale": "Add a large refund scenario"}
+
+
+def _finding(app: Flask, clock: FixedClock, key: str) -> Target:
+    finding_id = _open_finding(clock, key)
+    path = f"/governance/findings/{finding_id}"
+    return Target(sign_in(app, REVIEWER), path, TRIAGE_FORM, _finding_outcome(finding_id, key))
+
+
+def _triage(app: Flask, clock: FixedClock, key: str) -> Target:
+    finding_id = _open_finding(clock, key)
+    with unit_of_work(db.session()) as session:
+        findings.issue_triage_links(
+            session,
+            session.get_one(Finding, finding_id),
+            settings=runtime(app).governance_settings(),
+            clock=clock,
+        )
+    db.session.remove()
+    path = f"/review/findings/{emailed('review/findings', about=key)[BOARD]}"
+    return Target(client(app), path, TRIAGE_FORM, _finding_outcome(finding_id, key))
+
+
+def _email_triage_links(app: Flask, clock: FixedClock, key: str) -> Target:
+    finding_id = _open_finding(clock, key)
+    path = f"/governance/findings/{finding_id}/links"
+    return Target(sign_in(app, REVIEWER), path, {}, _finding_outcome(finding_id, key))
 
 
 def _remind_reviewers(app: Flask, clock: FixedClock, key: str) -> Target:
@@ -688,10 +727,12 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "packages.release": _release,
     "governance.finding": _finding,
     "governance.remind": _remind_reviewers,
+    "governance.email_triage_links": _email_triage_links,
     "outbox.retry": _retry,
     "signoffs.decide": _decide,
     "signoffs.resend": _resend,
     "reviews.decide": _review,
+    "reviews.triage": _triage,
     "reports.report": _report,
     "auth.login": _login,
     "auth.sign_in": _sign_in,

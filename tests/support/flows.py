@@ -16,7 +16,7 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.signoff import Decision
 from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, signoffs
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 
 KEY = "2026.11-race"
 MANAGER = "release-manager@example.com"
@@ -24,7 +24,7 @@ MANAGER = "release-manager@example.com"
 
 def approve_payments(session: Session, clock: FixedClock) -> None:
     """The sample checklists synced, and payments-api's version 7 approved by its reviewer."""
-    checklists.sync_checklists(session, SAMPLES, clock=clock)
+    checklists.sync_checklists(session, SAMPLES, clock=clock, declared_authors=[CHECKLIST_AUTHOR])
     checklists.review_version(
         session,
         application="payments-api",

@@ -20,13 +20,13 @@ from gatekeeper.domain.signoff import Decision
 from gatekeeper.runtime import runtime
 from gatekeeper.services import checklists, packages, reviews
 from gatekeeper.services.checklists import checklist_of
-from tests.conftest import SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 
 MANAGER = "release-manager@example.com"
 BOARD = "release-board@example.com"  # the only reviewer of payments-api
 UX_LEAD = "ux-lead@example.com"  # storefront-web's second reviewer
 NEW_SCENARIO = "Refund more than 1,000 EUR and see it leave the refund queue within a minute"
-TOKEN = re.compile(r"https?://[^\s<>\"']+?/(review|report|s)/([A-Za-z0-9_\-.]+)")
+TOKEN = re.compile(r"https?://[^\s<>\"']+?/(review/findings|review|report|s)/([A-Za-z0-9_\-.]+)")
 
 
 def checklist_dir(tmp: Path, name: str = "checklists") -> Path:
@@ -61,14 +61,17 @@ def write_version(
     return path
 
 
-def sync(app: Flask, clock: FixedClock, directory: Path, author: str | None = None) -> list[str]:
-    """Sync through the review-requesting service, as the CLI does; returns created versions."""
+def sync(
+    app: Flask, clock: FixedClock, directory: Path, author: str | None = CHECKLIST_AUTHOR
+) -> list[str]:
+    """Sync through the review-requesting service, as the CLI does; returns created versions.
+    Without an author (and no history read), who wrote the new versions is unknown."""
     with unit_of_work(db.session) as session:
         outcomes = reviews.sync_and_request_reviews(
             session,
             directory,
             clock=clock,
-            author_of=lambda _path: author,
+            declared_authors=[author] if author else [],
             settings=runtime(app).governance_settings(),
         )
         return [f"{o.application} v{o.version}" for o in outcomes if o.status == "created"]
@@ -158,8 +161,8 @@ def release(app: Flask, clock: FixedClock, key: str) -> None:
 
 
 def tokens(kind: str, template: str | None = None, about: str | None = None) -> dict[str, str]:
-    """The newest `kind` token (review, report, s) emailed to each address, from the outbox;
-    only from emails mentioning `about` when given."""
+    """The newest `kind` token (review, review/findings, report, s) emailed to each address,
+    from the outbox; only from emails mentioning `about` when given."""
     found: dict[str, str] = {}
     query = sa.select(OutboxMessage).order_by(OutboxMessage.id)
     if template:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 from flask import Flask
@@ -55,6 +56,12 @@ def queue(
         ]
         session.flush()
         return [row.id for row in rows]
+
+
+# Every kind of emailed link: its route, then the token.
+ANY_LINK = re.compile(
+    r"https?://[^\s<>\"']+?/(review/findings|review|report|s|login)/[A-Za-z0-9_\-.]+"
+)
 
 
 def free_port() -> int:
@@ -189,3 +196,19 @@ def link_in(message: CaughtMessage) -> str:
     found = LINK.search(message.text)
     assert found, message.text
     return found.group(0)
+
+
+def link_to(box: MailCatcher, who: str, kind: str, about: str = "") -> str:
+    """The path of the newest `kind` link (its route: s, review, ...) emailed to `who`, in a
+    mail mentioning `about`."""
+    found = [
+        match.group(0)
+        for message in messages_to(box, who)
+        if about in message.text
+        for match in ANY_LINK.finditer(message.text)
+        if match.group(1) == kind
+    ]
+    assert found, f"no {kind} link emailed to {who}"
+    # The catcher lists the newest message first.
+    assert found[0].startswith("http://127.0.0.1:5000/"), "links come from the base URL"
+    return urlsplit(found[0]).path

@@ -33,40 +33,62 @@ def test_every_state_and_action(state: str, action: str) -> None:
 def test_reviewer_must_be_named_in_the_checklist() -> None:
     with pytest.raises(PermissionDenied, match="not a governance reviewer"):
         governance.check_review(
-            SAMPLE, reviewer="someone@example.com", author=None, action="approve", consulted="x"
+            SAMPLE, reviewer="someone@example.com", authors=(), action="approve", consulted="x"
         )
 
 
-def test_author_cannot_approve_own_version() -> None:
-    with pytest.raises(PermissionDenied, match="another reviewer must approve"):
-        governance.check_review(
-            SAMPLE,
-            reviewer=REVIEWER,
-            author=" Release-Board@example.com",
-            action="approve",
-            consulted="x",
-        )
+def test_no_author_of_the_change_can_approve_it() -> None:
+    for authors in ([" Release-Board@example.com"], ["ana@example.com", REVIEWER]):
+        with pytest.raises(PermissionDenied, match="another reviewer must approve"):
+            governance.check_review(
+                SAMPLE, reviewer=REVIEWER, authors=authors, action="approve", consulted="x"
+            )
 
 
 def test_author_may_request_changes_on_own_version() -> None:
     governance.check_review(
-        SAMPLE, reviewer=REVIEWER, author=REVIEWER, action="request_changes", consulted=""
+        SAMPLE, reviewer=REVIEWER, authors=[REVIEWER], action="request_changes", consulted=""
     )
 
 
 @pytest.mark.parametrize("action", [governance.APPROVE, governance.REAFFIRM])
 def test_approval_needs_the_key_users_consulted(action: str) -> None:
     with pytest.raises(ValidationFailed, match="key users were consulted"):
-        governance.check_review(
-            SAMPLE, reviewer=REVIEWER, author=None, action=action, consulted=" "
-        )
+        governance.check_review(SAMPLE, reviewer=REVIEWER, authors=(), action=action, consulted=" ")
 
 
 def test_reviewer_email_is_compared_case_insensitively() -> None:
     governance.check_review(
         SAMPLE,
         reviewer="Release-Board@Example.com",
-        author=None,
+        authors=("ana@example.com",),
         action="approve",
         consulted="Dana",
     )
+
+
+def test_unknown_authorship_needs_a_second_reviewer() -> None:
+    assert governance.approvals_needed(authorship_known=True) == 1
+    assert governance.approvals_needed(authorship_known=False) == 2
+
+
+@pytest.mark.parametrize(
+    ("needed", "earlier", "outcome"),
+    [
+        (1, (), "approved"),
+        (2, (), governance.PARTIALLY_APPROVED),
+        (2, ("ux-lead@example.com",), "approved"),
+    ],
+)
+def test_an_approval_completes_once_enough_reviewers_agree(
+    needed: int, earlier: tuple[str, ...], outcome: str
+) -> None:
+    assert (
+        governance.approval_outcome(needed=needed, earlier_approvers=earlier, reviewer=REVIEWER)
+        == outcome
+    )
+
+
+def test_the_same_reviewer_cannot_give_both_approvals() -> None:
+    with pytest.raises(PermissionDenied, match="already approved this version"):
+        governance.approval_outcome(needed=2, earlier_approvers=(REVIEWER,), reviewer=REVIEWER)

@@ -101,19 +101,30 @@ def test_production_refuses_to_start_without_real_settings(tmp_path: Path) -> No
     assert not (tmp_path / "secret_key").exists()
 
 
+PRODUCTION = {
+    "GATEKEEPER_ENV": "production",
+    "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
+    "GATEKEEPER_BASE_URL": "https://gate.example.com",
+    "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
+    "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
+    "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
+}
+
+
 def test_production_with_everything_set_starts(tmp_path: Path) -> None:
-    settings = load_settings(
-        {
-            "GATEKEEPER_ENV": "production",
-            "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
-            "GATEKEEPER_BASE_URL": "https://gate.example.com",
-            "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
-            "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
-            "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
-        },
-        tmp_path,
-    )
+    settings = load_settings(PRODUCTION, tmp_path)
     assert settings.is_production
+
+
+def test_syncs_must_name_their_author_in_production_unless_turned_off(tmp_path: Path) -> None:
+    assert load_settings(PRODUCTION, tmp_path).sync_require_author is True
+    assert load_settings({}, tmp_path).sync_require_author is False
+    off = {**PRODUCTION, "GATEKEEPER_SYNC_REQUIRE_AUTHOR": "false"}
+    assert load_settings(off, tmp_path).sync_require_author is False
+    on = load_settings({"GATEKEEPER_SYNC_REQUIRE_AUTHOR": "yes"}, tmp_path)
+    assert on.sync_require_author is True
+    with pytest.raises(SettingsError, match="GATEKEEPER_SYNC_REQUIRE_AUTHOR='sometimes'"):
+        load_settings({"GATEKEEPER_SYNC_REQUIRE_AUTHOR": "sometimes"}, tmp_path)
 
 
 def test_governance_clocks_default_and_parse(tmp_path: Path) -> None:
