@@ -1,0 +1,194 @@
+"""Every page a signer or a manager opens, in a real browser at 390 px: it fits without
+horizontal scrolling, nothing overlaps, axe-core finds no serious or critical violation, and
+forms with errors lead to them.
+
+The real app serves on loopback from a thread, on a database seeded with every state a page can
+be in (tests/support/pages.py); Debian's headless Chromium, driven by Playwright, opens them.
+axe-core comes from the npm registry into the untracked test-artifacts/ (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from gatekeeper.db.base import db
+from gatekeeper.domain.clock import FixedClock
+from gatekeeper.web.serving import RedactingRequestHandler
+from tests.conftest import START, dispose, make_app
+from tests.support.pages import ADMIN, Pages, seed, sign_in_link
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[2]
+AXE = REPO / "test-artifacts" / "node_modules" / "axe-core" / "axe.min.js"
+REQUIRED = bool(os.environ.get("E2E_REQUIRED"))
+# CI sets E2E_REQUIRED: there a missing browser or axe-core is a failure, not a skip.
+if REQUIRED and not Path(CHROMIUM).exists():
+    raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
+playwright = pytest.importorskip("playwright.sync_api")
+WIDTH = 390
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+# What may not overlap: text blocks and controls that are not inside one another.
+BLOCKS = (
+    "main h1, main h2, main h3, main h4, main p, main li, main dt, main dd, main label, "
+    "main button, main .badge, main .progress-wrap, main td, main th, main caption, main legend, "
+    "main summary, main input, main textarea, main select, main a.button, main pre, "
+    "header .brand, header nav a, header .who > span, header button"
+)
+OVERLAPS = """(selector) => {
+  const shown = [...document.querySelectorAll(selector)].filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.width >= 2 && r.height >= 2 && e.checkVisibility({visibilityProperty: true})
+      && !e.closest(".visually-hidden");
+  });
+  const name = (e) => `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`
+    + ` "${e.textContent.trim().replace(/\\s+/g, " ").slice(0, 40)}"`;
+  const found = [];
+  for (let i = 0; i < shown.length; i++) {
+    const a = shown[i].getBoundingClientRect();
+    for (let j = i + 1; j < shown.length; j++) {
+      if (shown[i].contains(shown[j]) || shown[j].contains(shown[i])) continue;
+      const b = shown[j].getBoundingClientRect();
+      const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (x > 1 && y > 1) found.push(`${name(shown[i])} overlaps ${name(shown[j])}`);
+    }
+  }
+  return found.slice(0, 5);
+}"""
+TOO_WIDE = """(width) => {
+  const wide = [...document.body.querySelectorAll("*")].filter(
+    (e) => e.getBoundingClientRect().right > width + 0.5
+      && ![...e.children].some((c) => c.getBoundingClientRect().right > width + 0.5));
+  return wide.slice(0, 3).map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`
+    + ` ${Math.round(e.getBoundingClientRect().right)}px`);
+}"""
+SERIOUS = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.filter((v) => ["serious", "critical"].includes(v.impact))
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target).join(" ")}`);
+}"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pages, Flask]]:
+    workdir = tmp_path_factory.mktemp("pages")
+    app = make_app(f"sqlite:///{workdir / 'pages.sqlite'}", workdir / "instance", FixedClock(START))
+    with app.app_context():
+        upgrade()
+        pages = seed(app, app.extensions["gatekeeper"].clock, workdir)
+        db.session.remove()
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", pages, app
+    finally:
+        server.shutdown()
+        thread.join(10)
+        dispose(app)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright.sync_playwright() as engine:
+        launched = engine.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+def phone(browser: Any, **options: Any) -> Any:
+    return browser.new_context(viewport={"width": WIDTH, "height": 844}, **options)
+
+
+def signed_in(context: Any, base: str, app: Flask) -> Any:
+    """A page of `context` signed in as the admin, who sees every staff page."""
+    with app.app_context():
+        link = sign_in_link(app, ADMIN)
+    page = context.new_page()
+    page.goto(base + link)
+    page.get_by_test_id("sign-in-confirm").click()
+    page.wait_for_selector("[data-testid=signed-in-as]")
+    return page
+
+
+@pytest.fixture(scope="module")
+def phones(browser: Any, site: tuple[str, Pages, Flask]) -> Iterator[dict[str, Any]]:
+    """Signed-in and anonymous pages, as the site sends them (CSP on) and for axe (CSP off:
+    Playwright injects axe as an inline script, which the site's CSP rightly refuses)."""
+    base, _, app = site
+    contexts = [phone(browser), phone(browser, bypass_csp=True)]
+    staff, staff_axe = (signed_in(c, base, app) for c in contexts)
+    anonymous = phone(browser).new_page()
+    anonymous_axe = phone(browser, bypass_csp=True).new_page()
+    yield {
+        "staff": staff,
+        "staff_axe": staff_axe,
+        "public": anonymous,
+        "public_axe": anonymous_axe,
+    }
+    for page in (staff, staff_axe, anonymous, anonymous_axe):
+        page.context.close()
+
+
+def every_page(pages: Pages) -> list[tuple[str, str, str]]:
+    return [
+        *((f"staff: {name}", "staff", path) for name, path in pages.staff.items()),
+        *((name, "public", path) for name, path in pages.public.items()),
+    ]
+
+
+def test_every_page_fits_390px_and_nothing_overlaps(
+    site: tuple[str, Pages, Flask], phones: dict[str, Any]
+) -> None:
+    base, pages, _ = site
+    problems: list[str] = []
+    errors: list[str] = []
+    for page in (phones["staff"], phones["public"]):
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    for name, who, path in every_page(pages):
+        page = phones[who]
+        errors.clear()
+        page.goto(base + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > WIDTH:
+            problems.append(f"{name}: {width}px wide: {page.evaluate(TOO_WIDE, WIDTH)}")
+        problems.extend(f"{name}: {line}" for line in page.evaluate(OVERLAPS, BLOCKS))
+        problems.extend(f"{name}: {line}" for line in errors if "Content Security" in line)
+    assert not problems, "\n".join(problems)
+
+
+def test_no_page_has_a_serious_accessibility_violation(
+    site: tuple[str, Pages, Flask], phones: dict[str, Any]
+) -> None:
+    if not AXE.exists():
+        if REQUIRED:
+            pytest.fail(f"E2E_REQUIRED is set but {AXE} is missing (npm install axe-core)")
+        pytest.skip("axe-core is not installed in test-artifacts/ (npm install axe-core)")
+    base, pages, _ = site
+    problems = []
+    for name, who, path in every_page(pages):
+        page = phones[f"{who}_axe"]
+        page.goto(base + path)
+        page.add_script_tag(path=str(AXE))
+        problems.extend(f"{name}: {line}" for line in page.evaluate(SERIOUS))
+    assert not problems, "\n".join(problems)
