@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import Flask, Response
 
 from gatekeeper.runtime import runtime
+from gatekeeper.services import audit_labels
 from gatekeeper.web import (
     access,
     auth,
@@ -43,6 +44,8 @@ def security_headers(response: Response) -> Response:
 
 def register_web(app: Flask) -> None:
     limiter.init_app(app)
+    # The timeline and the evidence pack (also rendered by `gatekeeper audit export`).
+    app.add_template_filter(audit_labels.label, "action_label")
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)
     # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.
