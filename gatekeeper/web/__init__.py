@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import Flask, Response
 
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit_labels
+from gatekeeper.services import labels
 from gatekeeper.web import (
     access,
     auth,
@@ -45,7 +45,8 @@ def security_headers(response: Response) -> Response:
 def register_web(app: Flask) -> None:
     limiter.init_app(app)
     # The timeline and the evidence pack (also rendered by `gatekeeper audit export`).
-    app.add_template_filter(audit_labels.label, "action_label")
+    app.add_template_filter(labels.action_label, "action_label")
+    app.add_template_filter(labels.decision_label, "decision_label")
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)
     # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.

@@ -1,4 +1,5 @@
-"""What each kind of audit event is called where people read the trail: timelines, evidence."""
+"""What codes are called where people read them: audit actions in timelines and evidence packs,
+sign-off decisions on pages."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 
 # Every action the code writes (tests/unit/test_audit_labels.py finds them in the source).
 # Keep labels of actions the code no longer writes: old events still carry them.
-LABELS: Mapping[str, str] = {
+ACTIONS: Mapping[str, str] = {
     "package.created": "Package assembled",
     "package.edited": "Package edited",
     "package.submitted": "Submitted for sign-off",
@@ -37,10 +38,27 @@ LABELS: Mapping[str, str] = {
 }
 
 
-def label(action: str) -> str:
+DECISIONS: Mapping[str, str] = {
+    "pass": "pass",
+    "fail": "fail",
+    "not_applicable": "not applicable",
+    "confirmed": "confirmed",
+    "problem": "problem reported",
+}
+
+
+def _words(code: str) -> str:
+    return code.replace(".", " ").replace("_", " ").strip()
+
+
+def action_label(action: str) -> str:
     """The readable name of `action`; one without a label still reads as words, not code."""
-    known = LABELS.get(action)
+    known = ACTIONS.get(action)
     if known is not None:
         return known
-    words = action.replace(".", " ").replace("_", " ").strip()
+    words = _words(action)
     return words[:1].upper() + words[1:]
+
+
+def decision_label(decision: str) -> str:
+    return DECISIONS.get(decision) or _words(decision)
