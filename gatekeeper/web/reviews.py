@@ -11,7 +11,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import reviews
+from gatekeeper.services import link_outcomes, reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
 
@@ -29,6 +29,18 @@ def governance_settings() -> GovernanceSettings:
 token_pages.protect(bp)
 
 
+def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    """The link's own page: the review that settled it, or where the newer link is."""
+    outcome = link_outcomes.review_dead_end(
+        db.session,
+        token,
+        error,
+        settings=governance_settings(),
+        clock=runtime(current_app).clock,
+    )
+    return token_pages.unusable_page("reviews/unusable.html", error, outcome=outcome)
+
+
 def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, object]) -> str:
     return render_template(
         "reviews/review.html", view=view, form=ReviewForm(), errors=errors, values=values
@@ -42,7 +54,7 @@ def show(token: str) -> ResponseReturnValue:
             db.session, token, settings=governance_settings(), clock=runtime(current_app).clock
         )
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reviews/unusable.html", error)
+        return _unusable(token, error)
     chosen = sorted(view.referenced)
     return _page(view, {}, {"addresses": chosen})
 
@@ -54,7 +66,7 @@ def decide(token: str) -> ResponseReturnValue:
     try:
         view = reviews.open_review(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reviews/unusable.html", error)
+        return _unusable(token, error)
     decision = reviews.ReviewDecision(
         action=request.form.get("action", ""),
         consulted=request.form.get("consulted", ""),
@@ -78,7 +90,7 @@ def decide(token: str) -> ResponseReturnValue:
                 "next_due_at": view.next_due_at,
             }
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reviews/unusable.html", error)
+        return _unusable(token, error)
     except ValidationFailed as error:
         return _page(view, {"action": error.message}, values), 422
     return render_template("reviews/done.html", **done)

@@ -3,6 +3,8 @@ caches, referrers and search engines, and one way to say the link cannot be used
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, render_template
 from flask.typing import ResponseReturnValue
 
@@ -25,8 +27,12 @@ def protect(bp: Blueprint) -> None:
         return response
 
 
-def unusable_page(template: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
-    """410 with the reason (used, expired, superseded, …) for a real link; 404 for a forged one."""
+def unusable_page(
+    template: str, error: LinkUnusable | TokenInvalid, **context: Any
+) -> ResponseReturnValue:
+    """410 with the reason (used, expired, superseded, …) for a real link; 404 for a forged one.
+    `context` is what else the page shows (what was answered, what changed, what to do next)."""
     if isinstance(error, LinkUnusable):
-        return render_template(template, reason=error.reason, message=error.message), 410
-    return render_template(template, reason="invalid", message=error.message), 404
+        page = render_template(template, reason=error.reason, message=error.message, **context)
+        return page, 410
+    return render_template(template, reason="invalid", message=error.message, **context), 404

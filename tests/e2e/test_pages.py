@@ -77,6 +77,15 @@ TOO_WIDE = """(width) => {
   return wide.slice(0, 3).map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`
     + ` ${Math.round(e.getBoundingClientRect().right)}px`);
 }"""
+# Text squeezed into a sliver (a column left with no room) fits the page but cannot be read.
+SQUEEZED = """(selector) => [...document.querySelectorAll(selector)].filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.width < 90 && e.textContent.trim().length > 24
+      && e.checkVisibility({visibilityProperty: true}) && !e.closest(".visually-hidden");
+  }).slice(0, 3).map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`
+    + ` ${Math.round(e.getBoundingClientRect().width)}px wide:`
+    + ` "${e.textContent.trim().slice(0, 30)}"`)
+"""
 SERIOUS = """async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations.filter((v) => ["serious", "critical"].includes(v.impact))
@@ -173,6 +182,7 @@ def test_every_page_fits_390px_and_nothing_overlaps(
         if width > WIDTH:
             problems.append(f"{name}: {width}px wide: {page.evaluate(TOO_WIDE, WIDTH)}")
         problems.extend(f"{name}: {line}" for line in page.evaluate(OVERLAPS, BLOCKS))
+        problems.extend(f"{name}: {line}" for line in page.evaluate(SQUEEZED, BLOCKS))
         problems.extend(f"{name}: {line}" for line in errors if "Content Security" in line)
     assert not problems, "\n".join(problems)
 
