@@ -25,6 +25,7 @@ from gatekeeper.web import (
     signoffs,
     users,
 )
+from gatekeeper.web.form_errors import form_problems
 from gatekeeper.web.inputs import reject_unstorable_text
 from gatekeeper.web.limits import limiter
 
@@ -47,6 +48,7 @@ def register_web(app: Flask) -> None:
     # The timeline and the evidence pack (also rendered by `gatekeeper audit export`).
     app.add_template_filter(labels.action_label, "action_label")
     app.add_template_filter(labels.decision_label, "decision_label")
+    app.add_template_global(form_problems)
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)
     # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.

@@ -166,6 +166,28 @@ def every_page(pages: Pages) -> list[tuple[str, str, str]]:
     ]
 
 
+def layout_problems(page: Any) -> list[str]:
+    """What is wrong with the page now open: too wide, overlapping, or squeezed text."""
+    found = []
+    width = page.evaluate("document.documentElement.scrollWidth")
+    if width > WIDTH:
+        found.append(f"{width}px wide: {page.evaluate(TOO_WIDE, WIDTH)}")
+    found.extend(page.evaluate(OVERLAPS, BLOCKS))
+    found.extend(page.evaluate(SQUEEZED, BLOCKS))
+    return found
+
+
+def axe_problems(page: Any) -> list[str]:
+    """Serious and critical axe-core violations of the page now open (a bypass_csp page)."""
+    if not AXE.exists():
+        if REQUIRED:
+            pytest.fail(f"E2E_REQUIRED is set but {AXE} is missing (npm install axe-core)")
+        pytest.skip("axe-core is not installed in test-artifacts/ (npm install axe-core)")
+    page.add_script_tag(path=str(AXE))
+    found: list[str] = page.evaluate(SERIOUS)
+    return found
+
+
 def test_every_page_fits_390px_and_nothing_overlaps(
     site: tuple[str, Pages, Flask], phones: dict[str, Any]
 ) -> None:
@@ -178,11 +200,7 @@ def test_every_page_fits_390px_and_nothing_overlaps(
         page = phones[who]
         errors.clear()
         page.goto(base + path)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        if width > WIDTH:
-            problems.append(f"{name}: {width}px wide: {page.evaluate(TOO_WIDE, WIDTH)}")
-        problems.extend(f"{name}: {line}" for line in page.evaluate(OVERLAPS, BLOCKS))
-        problems.extend(f"{name}: {line}" for line in page.evaluate(SQUEEZED, BLOCKS))
+        problems.extend(f"{name}: {line}" for line in layout_problems(page))
         problems.extend(f"{name}: {line}" for line in errors if "Content Security" in line)
     assert not problems, "\n".join(problems)
 
@@ -190,15 +208,82 @@ def test_every_page_fits_390px_and_nothing_overlaps(
 def test_no_page_has_a_serious_accessibility_violation(
     site: tuple[str, Pages, Flask], phones: dict[str, Any]
 ) -> None:
-    if not AXE.exists():
-        if REQUIRED:
-            pytest.fail(f"E2E_REQUIRED is set but {AXE} is missing (npm install axe-core)")
-        pytest.skip("axe-core is not installed in test-artifacts/ (npm install axe-core)")
     base, pages, _ = site
     problems = []
     for name, who, path in every_page(pages):
         page = phones[f"{who}_axe"]
         page.goto(base + path)
-        page.add_script_tag(path=str(AXE))
-        problems.extend(f"{name}: {line}" for line in page.evaluate(SERIOUS))
+        problems.extend(f"{name}: {line}" for line in axe_problems(page))
+    assert not problems, "\n".join(problems)
+
+
+FOCUSED = "document.activeElement.id || document.activeElement.dataset.testid || ''"
+SUBMIT = {
+    "sign-off engineer": "Record my decisions",
+    "sign-off key user": "Record my decisions",
+    "review": "Record my review",
+    "report": "Send the report",
+}
+
+
+def test_a_form_sent_with_errors_leads_to_each_of_them(
+    site: tuple[str, Pages, Flask], phones: dict[str, Any]
+) -> None:
+    """Sent empty, each form comes back with its error summary focused; each link in it moves
+    focus to its field; radios and checkboxes are at least 24 px; the page stays readable."""
+    base, pages, _ = site
+    problems = []
+    for name, path in pages.forms.items():
+        for page in (phones["public"], phones["public_axe"]):
+            page.goto(base + path)
+            page.get_by_role("button", name=SUBMIT[name]).click()
+            page.wait_for_selector("[data-testid=error-summary]")
+            if page is phones["public_axe"]:
+                problems.extend(f"{name}, with errors: {p}" for p in layout_problems(page))
+                problems.extend(f"{name}, with errors: {p}" for p in axe_problems(page))
+                continue
+            if page.evaluate(FOCUSED) != "error-summary":
+                problems.append(f"{name}: focus is on {page.evaluate(FOCUSED)!r}, not the summary")
+            links = page.locator("[data-testid=error-summary] a")
+            for index in range(links.count()):
+                target = links.nth(index).get_attribute("href") or ""
+                links.nth(index).click()
+                if page.evaluate(FOCUSED) != target.removeprefix("#"):
+                    problems.append(f"{name}: {target} leaves focus on {page.evaluate(FOCUSED)!r}")
+            for box in page.locator("input[type=radio], input[type=checkbox]").all():
+                size = box.bounding_box()
+                if size and (size["width"] < 24 or size["height"] < 24):
+                    problems.append(f"{name}: a {size['width']}x{size['height']} px control")
+    assert not problems, "\n".join(problems)
+
+
+def fill_and_send(page: Any, name: str) -> None:
+    for box in page.locator("input[type=checkbox][name*='-scenario-']").all():
+        box.check()
+    for choice in ("pass", "confirmed", "approve"):
+        for radio in page.locator(f"input[type=radio][value={choice}]:not([disabled])").all():
+            radio.check()
+    for evidence in page.locator("[name$='-evidence']").all():
+        evidence.fill("https://ci.example.com/runs/pages")
+    for text in page.locator("textarea#consulted, textarea#what_happened, textarea#impact").all():
+        text.fill("Dana and Malik, on a call")
+    if page.locator("#could_have_caught").count():
+        page.locator("#could_have_caught").fill("A scenario with a large refund")
+        page.locator("#application").select_option("payments-api")
+    page.get_by_role("button", name=SUBMIT[name]).click()
+
+
+def test_done_pages_fit_and_are_accessible(
+    site: tuple[str, Pages, Flask], phones: dict[str, Any]
+) -> None:
+    """After the forms: each thank-you page (this uses up the links, so it runs last)."""
+    base, pages, _ = site
+    page = phones["public_axe"]
+    problems = []
+    for name, path in pages.forms.items():
+        page.goto(base + path)
+        fill_and_send(page, name)
+        page.wait_for_selector(".notice.done")
+        problems.extend(f"{name}, done: {p}" for p in layout_problems(page))
+        problems.extend(f"{name}, done: {p}" for p in axe_problems(page))
     assert not problems, "\n".join(problems)
