@@ -217,6 +217,42 @@ def test_no_page_has_a_serious_accessibility_violation(
     assert not problems, "\n".join(problems)
 
 
+def test_pages_reached_by_sending_a_form_fit_and_are_accessible(
+    site: tuple[str, Pages, Flask], phones: dict[str, Any]
+) -> None:
+    """ "Check your email" after asking to sign in or for a fresh link, and the plan preview."""
+    base, _, _ = site
+    problems = []
+    for suffix in ("", "_axe"):
+        public, staff = phones[f"public{suffix}"], phones[f"staff{suffix}"]
+        public.goto(f"{base}/login")
+        public.get_by_test_id("login-email").fill("someone@example.com")
+        public.get_by_test_id("login-submit").click()
+        public.wait_for_selector("[data-testid=login-sent]")
+        seen = [("sign-in sent", public)]
+        public2 = public.context.new_page()
+        public2.goto(f"{base}/s/resend")
+        public2.locator("#email").fill("someone@example.com")
+        public2.locator("#package").fill("2026.11-pages")
+        public2.get_by_role("button", name="Send").click()
+        public2.wait_for_selector("[role=status]")
+        seen.append(("resend sent", public2))
+        staff.goto(f"{base}/packages/new")
+        staff.get_by_test_id("package-key").fill("2026.12-preview")
+        staff.get_by_test_id("package-title").fill("December release: a refund rounding fix")
+        staff.get_by_test_id("pick-payments-api").check()
+        staff.get_by_test_id("version-payments-api").fill("7.6.0")
+        staff.get_by_test_id("preview-plan").click()
+        staff.wait_for_selector("[data-testid=plan]")
+        seen.append(("assemble with the plan", staff))
+        for name, page in seen:
+            problems.extend(f"{name}: {p}" for p in layout_problems(page))
+            if suffix:
+                problems.extend(f"{name}: {p}" for p in axe_problems(page))
+        public2.close()
+    assert not problems, "\n".join(problems)
+
+
 FOCUSED = "document.activeElement.id || document.activeElement.dataset.testid || ''"
 SUBMIT = {
     "sign-off engineer": "Record my decisions",
