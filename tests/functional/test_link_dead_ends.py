@@ -4,7 +4,6 @@ do next."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import findings, packages, reviews, signoffs
 from tests.conftest import SAMPLES
 from tests.functional.api_helpers import EVIDENCE, sync_and_approve
-from tests.functional.web_helpers import client, csrf
+from tests.functional.web_helpers import client, csrf, words
 from tests.support.governance import (
     BOARD,
     MANAGER,
@@ -42,11 +41,6 @@ SCENARIOS = (  # the first two of payments-api's key-user scenarios
     "Run the end-of-day settlement report for yesterday",
     "Refund a card payment from the back-office screen",
 )
-
-
-def words(page: str) -> str:
-    """What a person reads: the text without tags, spaces collapsed."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from gatekeeper.services.audit import Timeline
 from gatekeeper.services.labels import action_label
 from tests.conftest import SAMPLES, START
 from tests.functional.api_helpers import sync_and_approve
+from tests.functional.web_helpers import words
 from tests.support.audit_actions import audit_actions
 from tests.support.governance import BOARD, MANAGER, release, sign_everything, submit
 from tests.support.pages import PROBLEM
@@ -104,7 +105,7 @@ def test_the_evidence_pack_reads_as_a_report_and_still_verifies(
     assert result.exit_code == 0, result.output
     html = target.read_text(encoding="utf-8")
     shown = html.split('<script type="application/json"')[0]
-    text = re.sub(r"<[^>]*>", "", shown)
+    text = words(shown)
     # Revisions say what changed and what carried forward, in sentences.
     assert "payments-api: version 7.4.0 → 7.4.1" in shown
     pack = json.loads(html.split('id="gatekeeper-evidence">')[1].split("</script>")[0])
