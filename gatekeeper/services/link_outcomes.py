@@ -110,7 +110,6 @@ class SignoffDeadEnd:
     manager: str = ""  # who assembled the release: who to tell about a wrong answer
     link_revision: int = 0
     package_revision: int = 0
-    sent_at: datetime | None = None
     used_at: datetime | None = None
     ended_at: datetime | None = None  # when the release was released or cancelled
     answers: tuple[Answer, ...] = ()
@@ -177,7 +176,6 @@ def signoff_dead_end(
         manager=package.assembled_by,
         link_revision=link.revision,
         package_revision=package.revision,
-        sent_at=link.created_at,
         used_at=link.used_at,
         ended_at=package.released_at or package.cancelled_at,
         answers=answers(answered),
@@ -198,15 +196,12 @@ def signoff_dead_end(
 class ReviewDeadEnd:
     reason: str
     message: str
-    reviewer: str = ""
-    application: str = ""
     version: int = 0
     owner: str = ""
     # The review that settled what the link asked: the holder's own, or another reviewer's.
     review: GovernanceReview | None = None
     newer_link_at: datetime | None = None
     newer_link_version: int = 0
-    expired_at: datetime | None = None
 
 
 def review_dead_end(
@@ -254,14 +249,11 @@ def review_dead_end(
     return ReviewDeadEnd(
         reason=_reason(error),
         message=error.message,
-        reviewer=link.reviewer,
-        application=checklist.application,
         version=version.version,
         owner=checklist.owner,
         review=decided,
         newer_link_at=newer.created_at if newer else None,
         newer_link_version=newer.checklist_version.version if newer else 0,
-        expired_at=link.expires_at if clock.now() >= link.expires_at else None,
     )
 
 
@@ -276,7 +268,6 @@ class ReportDeadEnd:
     manager: str = ""
     reviewers: tuple[str, ...] = ()  # of the release's checklists: who else to tell
     finding: Finding | None = None
-    used_at: datetime | None = None
 
 
 def report_dead_end(
@@ -307,5 +298,4 @@ def report_dead_end(
         manager=package.assembled_by,
         reviewers=tuple(reviewers),
         finding=session.scalar(sa.select(Finding).where(Finding.report_link_id == link.id)),
-        used_at=link.used_at,
     )

@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from gatekeeper.db.base import db
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.runtime import runtime
 from gatekeeper.web.serving import RedactingRequestHandler
 from tests.conftest import START, dispose, make_app
 from tests.support.pages import ADMIN, Pages, seed, sign_in_link
@@ -99,7 +100,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pages,
     app = make_app(f"sqlite:///{workdir / 'pages.sqlite'}", workdir / "instance", FixedClock(START))
     with app.app_context():
         upgrade()
-        pages = seed(app, app.extensions["gatekeeper"].clock, workdir)
+        clock = runtime(app).clock
+        assert isinstance(clock, FixedClock)
+        pages = seed(app, clock, workdir)
         db.session.remove()
     server = make_server(
         "127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler
