@@ -45,9 +45,8 @@ def security_headers(response: Response) -> Response:
 
 def register_web(app: Flask) -> None:
     limiter.init_app(app)
-    # The timeline and the evidence pack (also rendered by `gatekeeper audit export`).
+    # Template helpers: audit events by name (the timeline) and the entries of error summaries.
     app.add_template_filter(labels.action_label, "action_label")
-    app.add_template_filter(labels.decision_label, "decision_label")
     app.add_template_global(form_problems)
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)
