@@ -62,7 +62,7 @@ def audit_export(package: str, output_format: str, output: Path | None) -> None:
     if output_format == "json":
         text = json.dumps(pack, indent=2, ensure_ascii=False)
     else:
-        text = render_template("audit/evidence.html", pack=pack)
+        text = render_template("audit/evidence.html", pack=pack, page=evidence.page(pack))
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output} ({pack['digest']})", err=True)

@@ -430,41 +430,72 @@ def change_lines(changes: dict[str, object]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class CountedSignoff:
+    """What deciding whether a sign-off carried forward past a revision needs to know."""
+
+    application: str | None
+    revision: int
+    stale_since_revision: int | None
+
+
+def revision_entry(
+    revision: int,
+    actor: str,
+    created_at: datetime,
+    changes: object,
+    signoffs: Iterable[CountedSignoff],
+    *,
+    signed: bool = True,
+) -> RevisionEntry:
+    """One revision in words: what changed, and how many sign-offs each untouched application
+    carried forward. `changes` is the revision's stored JSON, parsed; `signed` is false for an
+    edit of the title or planned date (no new revision)."""
+    if not isinstance(changes, dict):
+        changes = {}
+    carried_apps = changes.get("carried_forward", [])
+    carried: list[tuple[str, int]] = []
+    counted = list(signoffs)
+    if isinstance(carried_apps, list):
+        for slug in carried_apps:
+            count = sum(
+                1
+                for s in counted
+                if s.application == slug
+                and s.revision < revision
+                and (s.stale_since_revision is None or s.stale_since_revision > revision)
+            )
+            carried.append((str(slug), count))
+    return RevisionEntry(
+        revision, actor, created_at, tuple(change_lines(changes)), tuple(carried), signed
+    )
+
+
 def _revisions(
     revisions: Sequence[PackageRevision],
     signoffs: Sequence[Signoff],
     slug_by_target: dict[int, str],
 ) -> tuple[RevisionEntry, ...]:
+    counted = [
+        CountedSignoff(
+            slug_by_target.get(s.package_application_id), s.revision, s.stale_since_revision
+        )
+        for s in signoffs
+    ]
     entries: list[RevisionEntry] = []
     for revision in revisions:
         try:
             changes = json.loads(revision.changes)
         except ValueError:
             changes = {}
-        if not isinstance(changes, dict):
-            changes = {}
-        carried_apps = changes.get("carried_forward", [])
-        carried: list[tuple[str, int]] = []
-        if isinstance(carried_apps, list):
-            for slug in carried_apps:
-                count = sum(
-                    1
-                    for s in signoffs
-                    if slug_by_target.get(s.package_application_id) == slug
-                    and s.revision < revision.revision
-                    and (
-                        s.stale_since_revision is None or s.stale_since_revision > revision.revision
-                    )
-                )
-                carried.append((str(slug), count))
         entries.append(
-            RevisionEntry(
+            revision_entry(
                 revision.revision,
                 revision.actor,
                 revision.created_at,
-                tuple(change_lines(changes)),
-                tuple(carried),
-                revision.signed,
+                changes,
+                counted,
+                signed=revision.signed,
             )
         )
     return tuple(entries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.domain.audit import ChainedEvent
 from gatekeeper.domain.errors import ValidationFailed
-from gatekeeper.services import audit, packages
+from gatekeeper.services import audit, boards, labels, packages
 
 FORMAT = "gatekeeper-evidence/1"
 
@@ -222,3 +223,252 @@ def verify_pack(pack: Any) -> list[str]:
         if event.computed_hash() != event.hash:
             problems.append(f"audit event {event.seq} does not match its hash")
     return problems
+
+
+# --- the pack as people read it (the HTML file) ----------------------------------------------
+
+
+def _moment(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    application: str
+    section: str
+    what: str  # the item's text, or "Key-user validation"
+    signer: str
+    decision: str
+    label: str
+    comment: str
+    evidence: str
+    scenarios: tuple[tuple[str, bool], ...]  # (scenario, confirmed) of a key-user decision
+    revision: int
+    stale_since_revision: int | None
+    signed_at: datetime | None
+    client_address: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    application: str
+    what: str
+    signer: str
+    revision: int
+    state: str
+    created_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GateRow:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class GateAtRelease:
+    status: str
+    digest: str
+    signed: int
+    required: int
+    blockers: tuple[GateRow, ...]
+    warnings: tuple[GateRow, ...]
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    ref: str
+    application: str
+    state: str
+    reported_at: datetime | None
+    checklist_version: int | None
+    what_happened: str
+    impact: str
+    could_have_caught: str
+    triaged_by: str
+    triaged_at: datetime | None
+    rationale: str
+    addressed_by_version: int | None
+    addressed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    occurred_at: datetime | None
+    actor: str
+    action: str
+    label: str
+    subject: str
+    revision: int | None
+    client_address: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class EvidencePage:
+    """Everything the HTML evidence pack shows, from the pack itself: times as datetimes, items
+    and scenarios by their text, revisions and the gate in sentences, events by their label."""
+
+    generated_at: datetime | None
+    created_at: datetime | None
+    submitted_at: datetime | None
+    released_at: datetime | None
+    cancelled_at: datetime | None
+    revisions: tuple[boards.RevisionEntry, ...]
+    decisions: tuple[DecisionRow, ...]
+    requests: tuple[RequestRow, ...]
+    gate_at_release: GateAtRelease | None
+    findings: tuple[FindingRow, ...]
+    events: tuple[EventRow, ...]
+
+
+class _Texts:
+    """Section titles, item texts and scenarios of the checklists pinned in the pack."""
+
+    def __init__(self, applications: list[dict[str, Any]]) -> None:
+        self._items: dict[tuple[str, str | None, str | None], tuple[str, str]] = {}
+        self._scenarios: dict[str, list[str]] = {}
+        for application in applications:
+            slug = application["application"]
+            content = (application.get("checklist") or {}).get("content") or {}
+            for section in content.get("sections", []):
+                for item in section.get("items", []):
+                    key = (slug, section.get("id"), item.get("id"))
+                    self._items[key] = (section.get("title", ""), item.get("text", ""))
+            self._scenarios[slug] = list(content.get("user_validation", {}).get("scenarios", []))
+
+    def item(self, slug: str, section: str | None, item: str | None) -> tuple[str, str]:
+        if item is None:
+            return "", "Key-user validation"
+        return self._items.get((slug, section, item), (section or "", item))
+
+    def scenarios(self, slug: str, confirmed: str) -> tuple[tuple[str, bool], ...]:
+        ticked = {int(i) for i in confirmed.split(",") if i.strip().isdigit()}
+        return tuple(
+            (text, index in ticked) for index, text in enumerate(self._scenarios.get(slug, []))
+        )
+
+
+def _gate_rows(found: object) -> tuple[GateRow, ...]:
+    if not isinstance(found, list):
+        return ()
+    return tuple(
+        GateRow(str(b.get("code", "")), str(b.get("message", "")))
+        for b in found
+        if isinstance(b, dict)
+    )
+
+
+def _gate_at_release(gate: object) -> GateAtRelease | None:
+    if not isinstance(gate, dict):
+        return None
+    progress = gate.get("progress") or {}
+    return GateAtRelease(
+        status=str(gate.get("status", "")),
+        digest=str(gate.get("digest", "")),
+        signed=int(progress.get("signed", 0)),
+        required=int(progress.get("required", 0)),
+        blockers=_gate_rows(gate.get("blockers")),
+        warnings=_gate_rows(gate.get("warnings")),
+    )
+
+
+def _decision(d: dict[str, Any], texts: _Texts) -> DecisionRow:
+    slug = d["application"] or ""
+    section, what = texts.item(slug, d["section"], d["item"])
+    return DecisionRow(
+        application=slug,
+        section=section,
+        what=what,
+        signer=d["signer"],
+        decision=d["decision"],
+        label=labels.decision_label(d["decision"]),
+        comment=d["comment"] or "",
+        evidence=d["evidence"] or "",
+        scenarios=texts.scenarios(slug, d["scenarios_confirmed"] or "")
+        if d["item"] is None
+        else (),
+        revision=d["revision"],
+        stale_since_revision=d["stale_since_revision"],
+        signed_at=_moment(d["signed_at"]),
+        client_address=d["client_address"] or "",
+        user_agent=d["user_agent"] or "",
+    )
+
+
+def _finding(f: dict[str, Any]) -> FindingRow:
+    return FindingRow(
+        ref=f["ref"],
+        application=f["application"] or "",
+        state=f["state"],
+        reported_at=_moment(f["reported_at"]),
+        checklist_version=f["checklist_version"],
+        what_happened=f["what_happened"],
+        impact=f["impact"],
+        could_have_caught=f["could_have_caught"],
+        triaged_by=f["triaged_by"] or "",
+        triaged_at=_moment(f["triaged_at"]),
+        rationale=f["rationale"] or "",
+        addressed_by_version=f["addressed_by_version"],
+        addressed_at=_moment(f["addressed_at"]),
+    )
+
+
+def page(pack: dict[str, Any]) -> EvidencePage:
+    """The pack as the HTML file shows it; the file embeds the pack itself for machines."""
+    texts = _Texts(pack["applications"])
+    counted = [
+        boards.CountedSignoff(d["application"], d["revision"], d["stale_since_revision"])
+        for d in pack["decisions"]
+    ]
+    package = pack["package"]
+    return EvidencePage(
+        generated_at=_moment(pack["generated_at"]),
+        created_at=_moment(package["created_at"]),
+        submitted_at=_moment(package["submitted_at"]),
+        released_at=_moment(package["released_at"]),
+        cancelled_at=_moment(package["cancelled_at"]),
+        revisions=tuple(
+            boards.revision_entry(
+                r["revision"],
+                r["actor"],
+                datetime.fromisoformat(r["created_at"]),
+                r["changes"],
+                counted,
+                signed=r.get("signed", True),
+            )
+            for r in pack["revisions"]
+        ),
+        decisions=tuple(_decision(d, texts) for d in pack["decisions"]),
+        requests=tuple(
+            RequestRow(
+                application=r["application"] or "",
+                what=texts.item(r["application"] or "", r["section"], r["item"])[1],
+                signer=r["signer"],
+                revision=r["revision"],
+                state=r["state"],
+                created_at=_moment(r["created_at"]),
+                closed_at=_moment(r["closed_at"]),
+            )
+            for r in pack["requests"]
+        ),
+        gate_at_release=_gate_at_release(pack["gate_at_release"]),
+        findings=tuple(_finding(f) for f in pack["findings"]),
+        events=tuple(
+            EventRow(
+                seq=e["seq"],
+                occurred_at=_moment(e["occurred_at"]),
+                actor=e["actor"],
+                action=e["action"],
+                label=labels.action_label(e["action"]),
+                subject=e["subject"],
+                revision=e["revision"],
+                client_address=e["client_address"] or "",
+                hash=e["hash"],
+            )
+            for e in pack["audit_events"]
+        ),
+    )

@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import Flask, Response
 
 from gatekeeper.runtime import runtime
+from gatekeeper.services import labels
 from gatekeeper.web import (
     access,
     auth,
@@ -25,6 +26,7 @@ from gatekeeper.web import (
     signoffs,
     users,
 )
+from gatekeeper.web.form_errors import form_problems
 from gatekeeper.web.inputs import reject_unstorable_text
 from gatekeeper.web.limits import limiter
 
@@ -45,6 +47,9 @@ def security_headers(response: Response) -> Response:
 def register_web(app: Flask) -> None:
     converters.register(app)
     limiter.init_app(app)
+    # Template helpers: audit events by name (the timeline) and the entries of error summaries.
+    app.add_template_filter(labels.action_label, "action_label")
+    app.add_template_global(form_problems)
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)
     # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.

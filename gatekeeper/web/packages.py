@@ -175,7 +175,7 @@ def evidence_pack(key: str) -> ResponseReturnValue:
     """The same self-contained file `gatekeeper audit export --format html` writes."""
     _in_reach(db.session, key)
     pack = evidence.build(db.session, key, now=_rt().clock.now())
-    page = render_template("audit/evidence.html", pack=pack)
+    page = render_template("audit/evidence.html", pack=pack, page=evidence.page(pack))
     filename = f"gatekeeper-evidence-{key}.html"
     return page, 200, {"Content-Disposition": f'attachment; filename="{filename}"'}
 

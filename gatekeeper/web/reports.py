@@ -14,7 +14,7 @@ from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFaile
 from gatekeeper.domain.finding import MAX_REPORT_CHARS, Report
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings
+from gatekeeper.services import findings, link_outcomes
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import link_page
@@ -58,6 +58,18 @@ def governance_settings() -> GovernanceSettings:
 token_pages.protect(bp)
 
 
+def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    """The link's own page: the report it filed and what became of it, or whom to tell."""
+    outcome = link_outcomes.report_dead_end(
+        db.session,
+        token,
+        error,
+        settings=governance_settings(),
+        clock=runtime(current_app).clock,
+    )
+    return token_pages.unusable_page("reports/unusable.html", error, outcome=outcome)
+
+
 def _form(view: findings.ReportView) -> ReportForm:
     form = ReportForm()
     if not form.is_submitted():
@@ -72,7 +84,7 @@ def report(token: str) -> ResponseReturnValue:
     try:
         view = findings.open_report(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reports/unusable.html", error)
+        return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.recipient)) is not None:
         return refused
     form = _form(view)
@@ -95,7 +107,7 @@ def report(token: str) -> ResponseReturnValue:
             )
             ref, application = filed.ref, filed.application.slug
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reports/unusable.html", error)
+        return _unusable(token, error)
     except ValidationFailed as error:
         return render_template(
             "reports/report.html", view=view, form=form, error=error.message

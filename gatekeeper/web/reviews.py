@@ -12,7 +12,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, reviews
+from gatekeeper.services import findings, link_outcomes, reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
 from gatekeeper.web.governance import TRIAGE_CHOICES, TriageForm
@@ -32,6 +32,18 @@ def governance_settings() -> GovernanceSettings:
 token_pages.protect(bp)
 
 
+def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    """The link's own page: the review that settled it, or where the newer link is."""
+    outcome = link_outcomes.review_dead_end(
+        db.session,
+        token,
+        error,
+        settings=governance_settings(),
+        clock=runtime(current_app).clock,
+    )
+    return token_pages.unusable_page("reviews/unusable.html", error, outcome=outcome)
+
+
 def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, object]) -> str:
     return render_template(
         "reviews/review.html", view=view, form=ReviewForm(), errors=errors, values=values
@@ -46,7 +58,7 @@ def show(token: str) -> ResponseReturnValue:
             db.session, token, settings=governance_settings(), clock=runtime(current_app).clock
         )
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reviews/unusable.html", error)
+        return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.reviewer)) is not None:
         return refused
     chosen = sorted(view.referenced)
@@ -61,7 +73,7 @@ def decide(token: str) -> ResponseReturnValue:
     try:
         view = reviews.open_review(db.session, token, settings=governance_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reviews/unusable.html", error)
+        return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.reviewer)) is not None:
         return refused
     decision = reviews.ReviewDecision(
@@ -87,7 +99,7 @@ def decide(token: str) -> ResponseReturnValue:
                 "next_due_at": view.next_due_at,
             }
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("reviews/unusable.html", error)
+        return _unusable(token, error)
     except ValidationFailed as error:
         return _page(view, {"action": error.message}, values), 422
     return render_template("reviews/done.html", **done)

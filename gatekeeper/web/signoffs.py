@@ -16,7 +16,7 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import signoffs
+from gatekeeper.services import link_outcomes, signoffs
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import asking_for_links, link_page
 
@@ -39,6 +39,14 @@ def link_settings() -> signoffs.LinkSettings:
 token_pages.protect(bp)
 
 
+def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
+    """The link's own page: what was answered with it, what changed since, what to do next."""
+    outcome = link_outcomes.signoff_dead_end(
+        db.session, token, error, settings=link_settings(), clock=runtime(current_app).clock
+    )
+    return token_pages.unusable_page("signoffs/unusable.html", error, outcome=outcome)
+
+
 @bp.route("/<token>", methods=["GET", "HEAD"])
 @link_page
 def show(token: str) -> ResponseReturnValue:
@@ -46,7 +54,7 @@ def show(token: str) -> ResponseReturnValue:
     try:
         view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("signoffs/unusable.html", error)
+        return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
         return refused
     page = render_template(
@@ -107,7 +115,7 @@ def decide(token: str) -> ResponseReturnValue:
     try:
         view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("signoffs/unusable.html", error)
+        return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
         return refused
     decisions = _decisions(request.form, view)
@@ -124,13 +132,15 @@ def decide(token: str) -> ResponseReturnValue:
             recorded = signoffs.submit_link(
                 session, token, decisions, settings=link_settings(), clock=clock
             )
-            summary = [(s.item_id or "key-user validation", s.decision) for s in recorded]
-            package_key, signer = view.package.key, view.link.signer
+            done = {
+                "answers": link_outcomes.answers(recorded),
+                "package_key": view.package.key,
+                "signer": view.link.signer,
+                "manager": view.package.assembled_by,
+            }
     except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("signoffs/unusable.html", error)
-    return render_template(
-        "signoffs/done.html", summary=summary, package_key=package_key, signer=signer
-    )
+        return _unusable(token, error)
+    return render_template("signoffs/done.html", **done)
 
 
 @bp.route("/resend", methods=["GET", "POST"])

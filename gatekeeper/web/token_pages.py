@@ -4,6 +4,8 @@ while someone else's staff session is open."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, render_template
 from flask.typing import ResponseReturnValue
 from flask_limiter import RateLimitExceeded
@@ -31,11 +33,15 @@ def protect(bp: Blueprint) -> None:
         return response
 
 
-def unusable_page(template: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnValue:
-    """410 with the reason (used, expired, superseded, …) for a real link; 404 for a forged one."""
+def unusable_page(
+    template: str, error: LinkUnusable | TokenInvalid, **context: Any
+) -> ResponseReturnValue:
+    """410 with the reason (used, expired, superseded, …) for a real link; 404 for a forged one.
+    `context` is what else the page shows (what was answered, what changed, what to do next)."""
     if isinstance(error, LinkUnusable):
-        return render_template(template, reason=error.reason, message=error.message), 410
-    return render_template(template, reason="invalid", message=error.message), 404
+        page = render_template(template, reason=error.reason, message=error.message, **context)
+        return page, 410
+    return render_template(template, reason="invalid", message=error.message, **context), 404
 
 
 def refuse_other_session(bound: str) -> ResponseReturnValue | None:

@@ -239,7 +239,9 @@ def test_a_malformed_address_is_a_form_error(app: Flask) -> None:
     token = csrf(browser.get("/login").text)
     response = browser.post("/login", data={"csrf_token": token, "email": "not an address"})
     assert response.status_code == 422
-    assert 'class="error-text" role="alert"' in response.text
+    assert 'class="error-summary" role="alert"' in response.text
+    assert 'href="#login-email"' in response.text
+    assert 'class="error-text" id="login-email-error"' in response.text
 
 
 def test_the_request_log_never_contains_a_sign_in_token() -> None:

@@ -79,6 +79,11 @@ def sign_in_url(app: Flask, email: str) -> str:
     return url
 
 
+def words(page: str) -> str:
+    """What a person reads on a page: its text without tags, spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+
+
 def path_of(url: str) -> str:
     return urlsplit(url).path
 

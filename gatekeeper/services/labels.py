@@ -1,0 +1,68 @@
+"""What codes are called where people read them: audit actions in timelines and evidence packs,
+sign-off decisions on pages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Every action the code writes (tests/unit/test_audit_labels.py finds them in the source).
+# Keep labels of actions the code no longer writes: old events still carry them.
+ACTIONS: Mapping[str, str] = {
+    "package.created": "Package assembled",
+    "package.edited": "Package edited",
+    "package.submitted": "Submitted for sign-off",
+    "package.released": "Released",
+    "package.cancelled": "Cancelled",
+    "signoff.requested": "Sign-off requested",
+    "signoff.recorded": "Sign-off recorded",
+    "signoff.made_stale": "Sign-off no longer counts: its application changed",
+    "link.issued": "Sign-off link emailed",
+    "link.opened": "Sign-off link opened",
+    "report_link.issued": "Problem-report link emailed",
+    "triage_link.issued": "Finding triage link emailed to a reviewer",
+    "deployment.recorded": "Deployment reported by CI",
+    "finding.reported": "Problem reported after release",
+    "finding.accepted": "Finding accepted: the checklist should change",
+    "finding.declined": "Finding declined",
+    "finding.addressed": "Finding addressed by a new checklist version",
+    "checklist.synced": "Checklist version synced",
+    "checklist.approved": "Checklist version approved",
+    "checklist.partially_approved": "First of two approvals (the author is unknown)",
+    "checklist.changes_requested": "Changes requested to a checklist version",
+    "checklist.reaffirmed": "Checklist reaffirmed in a scheduled review",
+    "review_link.issued": "Governance review link emailed",
+    "review.reminded": "Governance review reminder sent",
+    "user.added": "Staff account added",
+    "user.activated": "Staff account activated",
+    "user.deactivated": "Staff account deactivated",
+    "user.signed_in": "Signed in",
+    "user.signed_out": "Signed out (every session of the account ended)",
+    "token.created": "API token created",
+    "token.revoked": "API token revoked",
+}
+
+
+DECISIONS: Mapping[str, str] = {
+    "pass": "pass",
+    "fail": "fail",
+    "not_applicable": "not applicable",
+    "confirmed": "confirmed",
+    "problem": "problem reported",
+}
+
+
+def _words(code: str) -> str:
+    return code.replace(".", " ").replace("_", " ").strip()
+
+
+def action_label(action: str) -> str:
+    """The readable name of `action`; one without a label still reads as words, not code."""
+    known = ACTIONS.get(action)
+    if known is not None:
+        return known
+    words = _words(action)
+    return words[:1].upper() + words[1:]
+
+
+def decision_label(decision: str) -> str:
+    return DECISIONS.get(decision) or _words(decision)
