@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import SignInLink, User
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import LinkUnusable
+from gatekeeper.domain.roles import ROLES
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, links, users
 
@@ -23,6 +24,8 @@ USED_ALREADY = "This sign-in link was used already; links work once."
 class SignInSettings(links.LinkSigning):
     purpose: ClassVar[str] = LOGIN_PURPOSE
     ttl: timedelta = SIGN_IN_TTL
+    # Accounts with these roles may sign in by link; with single sign-on, maybe admins only.
+    roles: frozenset[str] = frozenset(ROLES)
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,14 @@ class SignInView:
 def request_sign_in(
     session: Session, email: str, *, settings: SignInSettings, clock: Clock
 ) -> str | None:
-    """Email a sign-in link to an active account and return it; None, and no email, otherwise.
+    """Email a sign-in link to an active account whose role may sign in by link, and return
+    it; None, and no email, otherwise.
 
     The caller must answer the same either way, so nobody can probe which addresses exist.
     Earlier unused links of the account die: only the newest one works.
     """
     user = users.find_active(session, email)
-    if user is None:
+    if user is None or user.role not in settings.roles:
         return None
     now = clock.now()
     links.retire_links(session, SignInLink, SignInLink.user_id == user.id)
@@ -105,12 +109,17 @@ def open_sign_in(
         raise LinkUnusable("expired", "This sign-in link has expired.")
     if not user.active:
         raise LinkUnusable("revoked", "This account is not active.")
+    role = user.role
+    if role is None or role not in settings.roles:
+        raise LinkUnusable(
+            "revoked", "This account signs in with single sign-on, not with an emailed link."
+        )
     return SignInView(
         link.id,
         user.id,
         user.email,
         user.name,
-        user.role,
+        role,
         user.session_version,
         link.expires_at,
     )

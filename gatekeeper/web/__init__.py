@@ -17,6 +17,7 @@ from gatekeeper.web import (
     governance,
     health,
     mailbox,
+    oidc,
     outbox,
     packages,
     reports,
@@ -50,6 +51,7 @@ def register_web(app: Flask) -> None:
     access.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
+    oidc.register(app)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)

@@ -7,11 +7,13 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-_TOKEN_PATH = re.compile(r"(/s/|/login/|/review/|/report/)(?!resend\b)[^\s/?\"]+")
+_TOKEN_PATH = re.compile(r"(/s/|/login/|/review/|/report/)(?!resend\b|oidc\b)[^\s/?\"]+")
+# The single sign-on callback carries the provider's authorization code and the state.
+_CALLBACK_QUERY = re.compile(r"(/login/oidc/callback\?)[^\s\"]*")
 
 
 def redact(line: str) -> str:
-    return _TOKEN_PATH.sub(r"\1[token]", line)
+    return _CALLBACK_QUERY.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[token]", line))
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
