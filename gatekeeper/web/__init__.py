@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 
 from gatekeeper.runtime import runtime
 from gatekeeper.web import (
@@ -30,12 +30,20 @@ from gatekeeper.web.limits import limiter
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "form-action 'self'{form_targets}; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
 )
+# Origins besides this one that a form may lead to: browsers apply form-action to the
+# redirects after a submission too, and "Sign in with …" is a POST answered by a redirect to
+# the identity provider (web/oidc.py sets it).
+FORM_TARGETS = "gatekeeper.form_targets"
 
 
 def security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    targets = "".join(f" {origin}" for origin in current_app.extensions.get(FORM_TARGETS, ()))
+    response.headers.setdefault(
+        "Content-Security-Policy", CONTENT_SECURITY_POLICY.format(form_targets=targets)
+    )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -51,7 +59,7 @@ def register_web(app: Flask) -> None:
     access.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
-    oidc.register(app)
+    app.extensions[FORM_TARGETS] = oidc.register(app)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)

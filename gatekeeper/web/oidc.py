@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.flask_client import OAuth, OAuthError
@@ -53,11 +54,12 @@ class Problem(Exception):
         self.reason, self.status, self.message = reason, status, message
 
 
-def register(app: Flask) -> None:
-    """Single sign-on routes and the Authlib client, when an issuer is configured."""
+def register(app: Flask) -> tuple[str, ...]:
+    """Single sign-on routes and the Authlib client, when an issuer is configured; returns the
+    origins a sign-in form leads to (the provider's)."""
     settings = runtime(app).settings
     if settings.oidc_issuer is None:
-        return
+        return ()
     oauth = OAuth(app)
     oauth.register(
         PROVIDER,
@@ -71,6 +73,12 @@ def register(app: Flask) -> None:
         },
     )
     app.register_blueprint(bp)
+    return (origin_of(settings.oidc_issuer),)
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def discovery_url(issuer: str) -> str:
@@ -116,18 +124,26 @@ def problem_page(problem: Problem) -> ResponseReturnValue:
 
 def check_provider(client: Any) -> None:
     """Discovery §4.3: the document must name exactly the configured issuer (Authlib then
-    checks every ID token's `iss` against it) and the endpoints the flow uses."""
+    checks every ID token's `iss` against it) and the endpoints the flow uses. The browser is
+    sent to the authorization endpoint, which must be on the issuer's origin: the only one
+    besides ours the pages' CSP lets a form lead to."""
+    issuer = str(settings().oidc_issuer)
     metadata = client.load_server_metadata()
-    if metadata.get("issuer") != settings().oidc_issuer:
+    if metadata.get("issuer") != issuer:
         raise ProviderMisconfigured(
             f"the discovery document names the issuer {metadata.get('issuer')!r}, "
-            f"not GATEKEEPER_OIDC_ISSUER={settings().oidc_issuer!r}"
+            f"not GATEKEEPER_OIDC_ISSUER={issuer!r}"
         )
     missing = [
         k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not metadata.get(k)
     ]
     if missing:
         raise ProviderMisconfigured(f"the discovery document has no {', '.join(missing)}")
+    if origin_of(metadata["authorization_endpoint"]) != origin_of(issuer):
+        raise ProviderMisconfigured(
+            f"the authorization endpoint {metadata['authorization_endpoint']!r} is not on the "
+            f"issuer's origin {origin_of(issuer)!r}"
+        )
 
 
 @bp.post("/login/oidc")

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# CI sets E2E_REQUIRED: there a missing browser is a failure, not a skip.
-if os.environ.get("E2E_REQUIRED") and not Path(CHROMIUM).exists():
-    raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
+from tests.support.browser import BROWSER_TESTS, chromium, demo_server
+
 playwright = pytest.importorskip("playwright.sync_api")
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "docs" / "screenshots"
@@ -31,69 +25,19 @@ MANAGER = "release-manager@example.com"
 KEY_USER = "settlement-lead@example.com"
 PROBLEM = "The end-of-day report shows yesterday's refunds twice"
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    workdir = tmp_path_factory.mktemp("e2e")
-    port, smtp = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    env.update(
-        GATEKEEPER_DATABASE_URL=f"sqlite:///{workdir / 'e2e.sqlite'}",
-        GATEKEEPER_SECRET_KEYS="e" * 40,
-        GATEKEEPER_BASE_URL=f"http://127.0.0.1:{port}",
-    )
-    gatekeeper = str(Path(sys.executable).parent / "gatekeeper")
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        [gatekeeper, "demo", "--port", str(port), "--smtp-port", str(smtp)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 - loopback
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError((workdir / "server.log").read_text()) from None
-                time.sleep(0.3)
-        yield {"base": base, "gatekeeper": gatekeeper, **env}
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with demo_server(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as engine:
-        launched = engine.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium(playwright) as launched:
         yield launched
-        launched.close()
 
 
 def gate_check(server: dict[str, str]) -> int:

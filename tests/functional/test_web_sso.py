@@ -26,7 +26,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import users
 from tests.conftest import dispose, make_app
-from tests.functional.web_helpers import account, add_user, client, csrf
+from tests.functional.web_helpers import account, add_user, client, csrf, sign_in
 from tests.support.flows import prepare
 from tests.support.oidc import (
     CLIENT_ID,
@@ -53,6 +53,7 @@ def make_sso_app(
     """Build the app pointed at a provider (the module's unless given), with extra settings."""
     provider.seen.clear()
     provider.token_issuer_host = provider.discovery_issuer_host = None
+    provider.discovery_changes.clear()
     with ExitStack() as stack:
 
         def build(idp: Provider | None = None, **settings: str) -> Flask:
@@ -158,7 +159,10 @@ def test_the_first_sign_in_makes_the_account_with_the_role_from_the_groups(
     }
 
 
-def test_roles_follow_the_groups_at_every_sign_in(sso_app: Flask, provider: Provider) -> None:
+def test_roles_follow_the_groups_at_every_sign_in(
+    sso_app: Flask, provider: Provider, clock: FixedClock
+) -> None:
+    add_user(clock, "admin@example.com", users.ADMIN)
     subject = provider.person(ANA, groups=["release-managers", "gk-admins", "release-board"])
     laptop, _ = sso_sign_in(sso_app, provider, subject)
     assert "Admin" in (signed_in_as(laptop) or ""), "the strongest of the mapped roles"
@@ -185,6 +189,8 @@ def test_roles_follow_the_groups_at_every_sign_in(sso_app: Flask, provider: Prov
     assert gone is not None
     assert (gone.role, gone.active) == (None, True)
     assert trail("user.role_changed")[-1][1]["to"] is None
+    admin = sign_in(sso_app, "admin@example.com")
+    assert '<td data-label="Role">No role</td>' in admin.get("/users/").text
     assert trail("user.sign_in_refused")[-1] == (
         ANA,
         {"method": "sso", "issuer": provider.url, "subject": subject, "reason": "no_role"},
@@ -243,16 +249,51 @@ def test_an_id_token_from_another_issuer_is_refused(sso_app: Flask, provider: Pr
     assert account(ANA) is None
 
 
+def press_start(browser: FlaskClient) -> TestResponse:
+    page = browser.get("/login")
+    return browser.post("/login/oidc", data={"csrf_token": csrf(page.text)})
+
+
 def test_a_provider_that_names_another_issuer_is_not_used(
-    sso_app: Flask, provider: Provider
+    sso_app: Flask, provider: Provider, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider.discovery_issuer_host = provider.other_issuer_host
-    browser = client(sso_app)
-    page = browser.get("/login")
-    answer = browser.post("/login/oidc", data={"csrf_token": csrf(page.text)})
+    answer = press_start(client(sso_app))
     refused(answer, 503, "unavailable")
     assert "Admins can still sign in with an emailed link" in answer.text
+    assert "not GATEKEEPER_OIDC_ISSUER" in caplog.text
     assert provider.token_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "logged"),
+    [
+        ({"jwks_uri": None}, "the discovery document has no jwks_uri"),
+        (
+            {"authorization_endpoint": "https://login.example.com/authorize"},
+            "is not on the issuer's origin",
+        ),
+    ],
+)
+def test_a_provider_the_flow_cannot_use_is_not_used(
+    sso_app: Flask,
+    provider: Provider,
+    caplog: pytest.LogCaptureFixture,
+    changes: dict[str, object],
+    logged: str,
+) -> None:
+    provider.discovery_changes.update(changes)
+    refused(press_start(client(sso_app)), 503, "unavailable")
+    assert logged in caplog.text
+
+
+def test_pages_let_forms_lead_to_the_provider_only_with_single_sign_on(
+    sso_app: Flask, app: Flask, provider: Provider
+) -> None:
+    with_sso = client(sso_app).get("/login").headers["Content-Security-Policy"]
+    assert f"form-action 'self' {provider.url};" in with_sso
+    without = client(app).get("/login").headers["Content-Security-Policy"]
+    assert "form-action 'self';" in without
 
 
 def test_a_forged_state_or_one_from_another_browser_signs_nobody_in(
@@ -389,19 +430,12 @@ def test_the_provider_saying_no_is_explained(sso_app: Flask, provider: Provider)
     assert 'data-testid="sso-retry"' in answer.text
 
 
-def test_an_unreachable_provider_is_explained(
-    database_url: str, tmp_path: Path, clock: FixedClock
-) -> None:
+def test_an_unreachable_provider_is_explained(make_sso_app: AppFactory) -> None:
     with running_provider() as gone:
-        environ = sso_environ(gone)
-    app = make_app(database_url, tmp_path / "instance", clock, **environ)
-    with app.app_context():
-        browser = client(app)
-        page = browser.get("/login")
-        answer = browser.post("/login/oidc", data={"csrf_token": csrf(page.text)})
-        refused(answer, 503, "unavailable")
-        assert "could not reach your identity provider" in answer.text
-    dispose(app)
+        app = make_sso_app(gone)
+    answer = press_start(client(app))
+    refused(answer, 503, "unavailable")
+    assert "could not reach your identity provider" in answer.text
 
 
 def test_starting_needs_the_sign_in_page_csrf_token(sso_app: Flask, provider: Provider) -> None:
@@ -432,7 +466,7 @@ def test_by_default_only_admins_get_an_emailed_link(
     add_user(clock, "manager@example.com", users.RELEASE_MANAGER)
     browser = client(sso_app)
     page = browser.get("/login").text
-    assert "Identity provider down? Admins only" in page
+    assert "Admins can sign in with an emailed link instead" in page
     answers = {
         email: ask_for_link(browser, email).text.replace(email, "EMAIL")
         for email in ("admin@example.com", "manager@example.com", "nobody@example.com")
@@ -452,7 +486,7 @@ def test_links_for_everyone_still_skip_accounts_without_a_role(
     provider.person(ANA, groups=[])
     sso_sign_in(app, provider, subject)
     browser = client(app)
-    assert "Or get an emailed link" in browser.get("/login").text
+    assert "Or sign in by email" in browser.get("/login").text
     ask_for_link(browser, "manager@example.com")
     ask_for_link(browser, ANA)
     assert links_sent() == ["manager@example.com"]

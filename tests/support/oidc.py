@@ -8,6 +8,7 @@ can make it misbehave the way a wrong or hostile provider would.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ class Provider:
     token_issuer_host: str | None = None
     # Host header discovery is reached with: the document then names that issuer.
     discovery_issuer_host: str | None = None
+    # Fields of the discovery document replaced (None: left out).
+    discovery_changes: dict[str, object] = field(default_factory=dict)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -68,7 +71,21 @@ class Provider:
             environ["HTTP_HOST"] = self.token_issuer_host
         if path.startswith("/.well-known/") and self.discovery_issuer_host:
             environ["HTTP_HOST"] = self.discovery_issuer_host
+        if path == "/.well-known/openid-configuration" and self.discovery_changes:
+            return self._changed_discovery(environ, start_response)
         return self.app(environ, start_response)
+
+    def _changed_discovery(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        answered: list[Any] = []
+        body = b"".join(self.app(environ, lambda *args: answered.append(args)))
+        document = {**json.loads(body), **self.discovery_changes}
+        changed = json.dumps({k: v for k, v in document.items() if v is not None}).encode()
+        status, headers = answered[0][0], answered[0][1]
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(changed)))])
+        return [changed]
 
     @property
     def other_issuer_host(self) -> str:
