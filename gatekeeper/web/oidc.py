@@ -43,7 +43,8 @@ token_pages.protect(bp)
 
 
 class ProviderMisconfigured(Exception):
-    """The provider's discovery document does not match the configured issuer."""
+    """The provider's discovery document cannot be used: another issuer, or endpoints missing
+    or elsewhere."""
 
 
 class Problem(Exception):
@@ -147,7 +148,9 @@ def check_provider(client: Any) -> None:
 
 
 @bp.post("/login/oidc")
-@limiter.limit("10 per minute; 60 per hour")
+# Generous: behind a proxy every colleague shares one client address, and a start costs one
+# small row (deleted a day after it expires).
+@limiter.limit("60 per minute")
 def start() -> ResponseReturnValue:
     """A POST with the sign-in page's CSRF token (CSRFProtect checks it), so no other site can
     start a sign-in in this browser."""
@@ -158,11 +161,19 @@ def start() -> ResponseReturnValue:
         log.warning("single sign-on unavailable: %s", error)
         raise Problem("unavailable", 503) from None
     begun = client.create_authorization_url(redirect_uri=callback_url())
+    forget_earlier_attempts()
     client.save_authorize_data(redirect_uri=callback_url(), **begun)
     with unit_of_work(db.session, origin=request_origin()) as session:
         sso.begin_attempt(session, begun["state"], now=runtime(current_app).clock.now())
     cookie_session[NEXT_KEY] = safe_next(request.args.get("next"))
     return redirect(begun["url"])
+
+
+def forget_earlier_attempts() -> None:
+    """Only the newest sign-in of a browser can finish: Authlib would keep every state begun
+    for an hour, and a session cookie grown past 4 KB is silently dropped by browsers."""
+    for key in [k for k in cookie_session if k.startswith(f"_state_{PROVIDER}_")]:
+        cookie_session.pop(key)
 
 
 @bp.get(CALLBACK_PATH)

@@ -35,6 +35,7 @@ from tests.support.oidc import (
     running_provider,
     sso_environ,
 )
+from tests.support.pages import assert_well_formed_page
 
 ANA = "ana.lima@example.com"
 AppFactory = Callable[..., Flask]
@@ -423,6 +424,22 @@ def test_a_sign_in_must_come_back_within_ten_minutes(
     assert signed_in_as(browser) is None
 
 
+def test_only_the_newest_sign_in_of_a_browser_finishes(sso_app: Flask, provider: Provider) -> None:
+    subject = provider.person(ANA, groups=["release-managers"])
+    browser = client(sso_app)
+    first = provider.authorize(begin(browser), subject)
+    sizes = []
+    for _ in range(30):
+        latest = provider.authorize(begin(browser), subject)
+        cookie = browser.get_cookie("session")
+        assert cookie is not None
+        sizes.append(len(cookie.value))
+    assert max(sizes) - min(sizes) < 20, "the cookie does not grow with every attempt"
+    refused(come_back(browser, first), 400, "not_started")
+    assert come_back(browser, latest).status_code == 302
+    assert signed_in_as(browser) is not None
+
+
 def test_the_provider_saying_no_is_explained(sso_app: Flask, provider: Provider) -> None:
     browser = client(sso_app)
     answer = come_back(browser, provider.deny(begin(browser)))
@@ -512,3 +529,24 @@ def test_links_off_means_single_sign_on_only_while_signing_links_still_work(
 def test_without_single_sign_on_there_is_no_callback(app: Flask) -> None:
     assert client(app).get("/login/oidc/callback?code=x&state=y").status_code == 404
     assert 'data-testid="sso-start"' not in client(app).get("/login").text
+
+
+def test_the_sign_in_and_problem_pages_are_well_formed(
+    make_sso_app: AppFactory, provider: Provider
+) -> None:
+    for fallback in ("admins", "all", "off"):
+        app = make_sso_app(GATEKEEPER_OIDC_MAGIC_LINK_FALLBACK=fallback)
+        assert_well_formed_page(f"/login ({fallback})", client(app).get("/login").text)
+    browser = client(app)
+    answer = come_back(browser, provider.deny(begin(browser)))
+    assert_well_formed_page("provider_refused", answer.text)
+    subject = provider.person(ANA, groups=[])
+    assert_well_formed_page("no_role", sso_sign_in(app, provider, subject)[1].text)
+
+
+def test_starting_is_rate_limited(sso_app: Flask) -> None:
+    browser = client(sso_app)
+    token = csrf(browser.get("/login").text)
+    codes = [browser.post("/login/oidc", data={"csrf_token": token}).status_code for _ in range(61)]
+    assert codes[:60] == [302] * 60
+    assert codes[60] == 429
