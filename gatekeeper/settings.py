@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gatekeeper.domain.sso import FALLBACK_ADMINS, FALLBACKS, parse_role_map
+
 ENVIRONMENTS = ("development", "testing", "production")
 # Written by `gatekeeper demo` into the instance folder: the URL it serves on.
 DEMO_BASE_URL_FILE = "demo-base-url"
@@ -45,6 +47,15 @@ class Settings:
     # Every `checklists sync` must name who is accountable (--author or an owned CI token);
     # load_settings turns it on in production unless it is set.
     sync_require_author: bool = False
+    # Single sign-on (OpenID Connect); off while oidc_issuer is None. See docs/sso.md.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "groups"
+    oidc_role_map: Mapping[str, str] = field(default_factory=dict)
+    oidc_magic_link_fallback: str = FALLBACK_ADMINS
+    oidc_require_verified_email: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The GATEKEEPER_* variables that were set: everything else is a default, which a command
     # may fill in better (the demo points links at the port it serves on).
@@ -53,6 +64,10 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def sso_enabled(self) -> bool:
+        return self.oidc_issuer is not None
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -110,6 +125,35 @@ def _database_url(name: str, raw: str) -> str:
     return raw
 
 
+def _issuer(name: str, raw: str) -> str:
+    """Kept exactly as given: an issuer is compared character for character with the one the
+    provider names (some end in a slash)."""
+    _url(name, raw)
+    if urlsplit(raw).query or urlsplit(raw).fragment:
+        raise SettingsError(f"{name}={raw!r}: an issuer URL has no query or fragment")
+    return raw
+
+
+def _scopes(name: str, raw: str) -> str:
+    scopes = raw.split()
+    if "openid" not in scopes:
+        raise SettingsError(f"{name}={raw!r} must include openid")
+    return " ".join(scopes)
+
+
+def _role_map(name: str, raw: str) -> dict[str, str]:
+    try:
+        return parse_role_map(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise SettingsError(f"{name} is empty")
+    return raw.strip()
+
+
 def _keys(name: str, raw: str) -> tuple[str, ...]:
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
     if not keys:
@@ -160,7 +204,19 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),
     # Git's author field is whatever the committer typed: production names a person instead.
     "GATEKEEPER_SYNC_REQUIRE_AUTHOR": ("sync_require_author", _bool),
+    "GATEKEEPER_OIDC_ISSUER": ("oidc_issuer", _issuer),
+    "GATEKEEPER_OIDC_CLIENT_ID": ("oidc_client_id", _text),
+    "GATEKEEPER_OIDC_CLIENT_SECRET": ("oidc_client_secret", _text),
+    "GATEKEEPER_OIDC_SCOPES": ("oidc_scopes", _scopes),
+    "GATEKEEPER_OIDC_ROLE_CLAIM": ("oidc_role_claim", _text),
+    "GATEKEEPER_OIDC_ROLE_MAP": ("oidc_role_map", _role_map),
+    "GATEKEEPER_OIDC_MAGIC_LINK_FALLBACK": (
+        "oidc_magic_link_fallback",
+        lambda n, v: _choice(n, v, FALLBACKS),
+    ),
+    "GATEKEEPER_OIDC_REQUIRE_VERIFIED_EMAIL": ("oidc_require_verified_email", _bool),
 }
+_OIDC_REQUIRED = ("GATEKEEPER_OIDC_CLIENT_ID", "GATEKEEPER_OIDC_ROLE_MAP")
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.
 _CLIENT_VARIABLES = (
     "GATEKEEPER_URL",
@@ -190,6 +246,7 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         raise SettingsError(
             "GATEKEEPER_MAIL_USE_TLS and GATEKEEPER_MAIL_USE_SSL exclude each other"
         )
+    _check_oidc(environ, settings)
     if settings.is_production:
         missing = [
             name
@@ -216,6 +273,29 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         # Where `gatekeeper demo` serves: links that other commands email point there too.
         settings = replace(settings, base_url=_url(str(served), served.read_text().strip()))
     return settings
+
+
+def _check_oidc(environ: Mapping[str, str], settings: Settings) -> None:
+    """Single sign-on is all or nothing: an issuer needs a client and a role map, and the other
+    OIDC settings mean nothing without an issuer."""
+    oidc_names = [n for n in _PARSERS if n.startswith("GATEKEEPER_OIDC_") and n in environ]
+    if not settings.sso_enabled:
+        if oidc_names:
+            raise SettingsError(
+                f"{', '.join(oidc_names)} set but GATEKEEPER_OIDC_ISSUER is not: set the "
+                "issuer to turn single sign-on on, or remove them"
+            )
+        return
+    missing = [n for n in _OIDC_REQUIRED if n not in environ]
+    if settings.is_production:
+        if "GATEKEEPER_OIDC_CLIENT_SECRET" not in environ:
+            missing.append("GATEKEEPER_OIDC_CLIENT_SECRET")
+        if not str(settings.oidc_issuer).startswith("https://"):
+            raise SettingsError("GATEKEEPER_OIDC_ISSUER must be an https URL in production")
+    if missing:
+        raise SettingsError(
+            f"single sign-on (GATEKEEPER_OIDC_ISSUER) needs these settings: {', '.join(missing)}"
+        )
 
 
 def _development_key(instance_path: Path) -> str:

@@ -74,10 +74,12 @@ def clean_environ(**extra: str) -> dict[str, str]:
     return environ
 
 
-def make_app(database_url: str, instance: Path, clock: FixedClock | None = None) -> Flask:
+def make_app(
+    database_url: str, instance: Path, clock: FixedClock | None = None, **environ: str
+) -> Flask:
     app = create_app(
         clock=clock or FixedClock(START),
-        environ=clean_environ(GATEKEEPER_DATABASE_URL=database_url),
+        environ=clean_environ(GATEKEEPER_DATABASE_URL=database_url, **environ),
         instance_path=str(instance),
     )
     app.config["TESTING"] = True

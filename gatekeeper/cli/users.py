@@ -55,7 +55,9 @@ def users_list(as_json: bool) -> None:
         return
     for row in rows:
         state = "active" if row["active"] else "deactivated"
-        click.echo(f"{row['email']:<36} {row['role']:<20} {state:<12} {row['name']}")
+        # No role: single sign-on mapped none of the person's groups to one.
+        role = row["role"] or "no-role"
+        click.echo(f"{row['email']:<36} {role:<20} {state:<12} {row['name']}")
 
 
 @group.command("deactivate")

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from gatekeeper.db.base import Base, UTCDateTime, str_enum
 from gatekeeper.domain.finding import finding_ref
 
+# Re-exported: the role names are the domain's; services and tests take them from here too.
+from gatekeeper.domain.roles import ROLES as ROLES
+
 EMAIL = sa.String(254)
 
 VERSION_STATES = ("pending_review", "approved", "changes_requested", "superseded")
@@ -327,7 +330,6 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(sa.String(64))
 
 
-ROLES = ("admin", "release_manager", "governance_reviewer")
 SIGN_IN_LINK_STATES = ("active", "used", "superseded")
 
 
@@ -339,7 +341,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(EMAIL, unique=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    role: Mapped[str] = mapped_column(str_enum("user_role", *ROLES))
+    # None: single sign-on maps none of the person's groups to a role, so they get no access.
+    role: Mapped[str | None] = mapped_column(str_enum("user_role", *ROLES))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -358,6 +361,22 @@ class SignInLink(Base):
     state: Mapped[str] = mapped_column(str_enum("sign_in_link_state", *SIGN_IN_LINK_STATES))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SsoAttempt(Base):
+    """One single sign-on round trip begun here; the callback may finish it once, and soon.
+
+    Only the state's hash is kept: the state itself travels in the browser's signed session
+    and in the provider's redirect.
+    """
+
+    __tablename__ = "sso_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import SignInLink, User
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import LinkUnusable
+from gatekeeper.domain.roles import ROLES
 from gatekeeper.notify.outbox import queue_email
 from gatekeeper.services import audit, links, users
 
@@ -29,6 +30,8 @@ MAIL_LINK_KIND = "sign_in"  # how an outbox row names the sign-in link it carrie
 class SignInSettings(links.LinkSigning):
     purpose: ClassVar[str] = LOGIN_PURPOSE
     ttl: timedelta = SIGN_IN_TTL
+    # Accounts with these roles may sign in by link; with single sign-on, maybe admins only.
+    roles: frozenset[str] = frozenset(ROLES)
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,15 @@ class SignInView:
 def request_sign_in(
     session: Session, email: str, *, settings: SignInSettings, clock: Clock
 ) -> str | None:
-    """Email a sign-in link to an active account and return it; None, and no email, otherwise
-    (no such account, or SIGN_IN_LIMIT reached).
+    """Email a sign-in link to an active account whose role may sign in by link, and return
+    it; None, and no email, otherwise (no such account, or SIGN_IN_LIMIT reached).
 
     The caller must answer the same either way, so nobody can probe which addresses exist.
     Earlier unused links of the account die: only the newest one works.
     """
     # Locked: two requests at once must not both pass the per-account limit.
     user = users.find_active(session, email, for_update=True)
-    if user is None:
+    if user is None or user.role not in settings.roles:
         return None
     now = clock.now()
     mine = SignInLink.user_id == user.id
@@ -110,12 +113,17 @@ def open_sign_in(
     """Who the link would sign in. Reading never changes anything: mail scanners open links."""
     link, user = _load(session, token, settings, clock)
     _check_usable(link, user, clock.now())
+    role = user.role
+    if role is None or role not in settings.roles:
+        raise LinkUnusable(
+            "revoked", "This account signs in with single sign-on, not with an emailed link."
+        )
     return SignInView(
         link.id,
         user.id,
         user.email,
         user.name,
-        user.role,
+        role,
         user.session_version,
         link.expires_at,
     )

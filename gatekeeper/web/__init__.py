@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 
 from gatekeeper.runtime import runtime
 from gatekeeper.services import labels
@@ -19,6 +19,7 @@ from gatekeeper.web import (
     governance,
     health,
     mailbox,
+    oidc,
     outbox,
     packages,
     reports,
@@ -32,12 +33,20 @@ from gatekeeper.web.limits import limiter
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "form-action 'self'{form_targets}; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
 )
+# Origins besides this one that a form may lead to: browsers apply form-action to the
+# redirects after a submission too, and "Sign in with …" is a POST answered by a redirect to
+# the identity provider (web/oidc.py sets it).
+FORM_TARGETS = "gatekeeper.form_targets"
 
 
 def security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    targets = "".join(f" {origin}" for origin in current_app.extensions.get(FORM_TARGETS, ()))
+    response.headers.setdefault(
+        "Content-Security-Policy", CONTENT_SECURITY_POLICY.format(form_targets=targets)
+    )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -59,6 +68,7 @@ def register_web(app: Flask) -> None:
     # Browsers ask every site for /favicon.ico; it is a static file, public like the others.
     app.add_url_rule("/favicon.ico", endpoint="static", defaults={"filename": "favicon.ico"})
     app.register_blueprint(auth.bp)
+    app.extensions[FORM_TARGETS] = oidc.register(app)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)

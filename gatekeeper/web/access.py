@@ -19,10 +19,12 @@ from gatekeeper.services import users
 
 ROLES = users.ROLES
 ADMIN, RELEASE_MANAGER, GOVERNANCE_REVIEWER = ROLES
-ROLE_LABELS = {
+ROLE_LABELS: dict[str | None, str] = {
     ADMIN: "Admin",
     RELEASE_MANAGER: "Release manager",
     GOVERNANCE_REVIEWER: "Governance reviewer",
+    # Single sign-on mapped none of the person's groups to a role: no access.
+    None: "No role",
 }
 
 STAFF = frozenset(ROLES)
@@ -31,10 +33,10 @@ ADMINS = frozenset({ADMIN})
 GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 
 # Reachable without a staff session: emailed sign-off, governance-review (and finding triage)
-# and problem-report links, sign-in itself, badges, the health check, static files, the demo
-# mailbox, and the JSON API (which has its own bearer tokens).
+# and problem-report links, sign-in itself (by link and by single sign-on), badges, the health
+# check, static files, the demo mailbox, and the JSON API (which has its own bearer tokens).
 PUBLIC_BLUEPRINTS = frozenset(
-    {"auth", "signoffs", "reviews", "reports", "badges", "health", "mailbox", "api"}
+    {"auth", "oidc", "signoffs", "reviews", "reports", "badges", "health", "mailbox", "api"}
 )
 PUBLIC_ENDPOINTS = frozenset({"static"})
 
@@ -110,7 +112,7 @@ def load_user(user_id: str) -> StaffUser | None:
     if not (raw_id.isdigit() and raw_version.isdigit()):
         return None
     found = users.session_user(db.session, int(raw_id), int(raw_version))
-    if found is None:
+    if found is None or found.role is None:
         return None
     return StaffUser(found.id, found.email, found.name, found.role, found.session_version)
 

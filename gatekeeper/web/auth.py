@@ -1,4 +1,8 @@
-"""Staff sign-in by emailed one-time link, and sign-out. GET shows; only a POST signs in."""
+"""Staff sign-in by emailed one-time link, and sign-out. GET shows; only a POST signs in.
+
+With single sign-on on (web/oidc.py), the sign-in page offers it first, and emailed links
+remain for whom GATEKEEPER_OIDC_MAGIC_LINK_FALLBACK allows.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from wtforms.validators import DataRequired, Email, Length
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid
+from gatekeeper.domain.sso import roles_signing_in_by_link
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
 from gatekeeper.services import sign_ins, users
@@ -44,7 +49,28 @@ class ConfirmForm(FlaskForm):
 
 def sign_in_settings() -> sign_ins.SignInSettings:
     settings = runtime(current_app).settings
-    return sign_ins.SignInSettings(base_url=settings.base_url, secret_keys=settings.secret_keys)
+    return sign_ins.SignInSettings(
+        base_url=settings.base_url,
+        secret_keys=settings.secret_keys,
+        roles=roles_signing_in_by_link(settings.sso_enabled, settings.oidc_magic_link_fallback),
+    )
+
+
+def links_offered() -> str:
+    """Who the sign-in page offers an emailed link to: "all", "admins" or "off"."""
+    settings = runtime(current_app).settings
+    return settings.oidc_magic_link_fallback if settings.sso_enabled else "all"
+
+
+def start_staff_session(user: StaffUser) -> ResponseReturnValue:
+    """Sign `user` in and go where they were headed before signing in."""
+    wanted = safe_next(cookie_session.get(NEXT_KEY))
+    # A fresh session: nothing from before sign-in (CSRF token included) carries over.
+    cookie_session.clear()
+    login_user(user)
+    cookie_session.permanent = True
+    flash(f"Signed in as {user.name}.", "ok")
+    return redirect(wanted or url_for("dashboard.index"))
 
 
 token_pages.protect(bp)
@@ -57,7 +83,7 @@ def login() -> ResponseReturnValue:
     if current_user.is_authenticated and request.method == "GET":
         return redirect(wanted or url_for("dashboard.index"))
     form = SignInForm()
-    if form.validate_on_submit():
+    if links_offered() != "off" and form.validate_on_submit():
         with unit_of_work(db.session, origin=request_origin()) as session:
             sign_ins.request_sign_in(
                 session,
@@ -67,9 +93,16 @@ def login() -> ResponseReturnValue:
             )
         cookie_session[NEXT_KEY] = wanted
         # The same page whether or not the address has an account.
-        return render_template("auth/sent.html", email=form.email.data)
+        return render_template("auth/sent.html", email=form.email.data, links=links_offered())
     status = 422 if request.method == "POST" else 200
-    return render_template("auth/login.html", form=form, next=wanted), status
+    page = render_template(
+        "auth/login.html",
+        form=form,
+        next=wanted,
+        sso=runtime(current_app).settings.sso_enabled,
+        links=links_offered(),
+    )
+    return page, status
 
 
 @bp.get("/login/<token>")
@@ -97,13 +130,9 @@ def sign_in(token: str) -> ResponseReturnValue:
             )
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("auth/unusable.html", error)
-    wanted = safe_next(cookie_session.get(NEXT_KEY))
-    # A fresh session: nothing from before sign-in (CSRF token included) carries over.
-    cookie_session.clear()
-    login_user(StaffUser(view.user_id, view.email, view.name, view.role, view.session_version))
-    cookie_session.permanent = True
-    flash(f"Signed in as {view.name}.", "ok")
-    return redirect(wanted or url_for("dashboard.index"))
+    return start_staff_session(
+        StaffUser(view.user_id, view.email, view.name, view.role, view.session_version)
+    )
 
 
 @bp.post("/logout")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import (
-    CHROMIUM,
+    BROWSER_TESTS,
     CONSOLE_SCRIPT,
     chromium,
     mail_links,
@@ -24,9 +24,6 @@ from tests.support.browser import (
 )
 from tests.support.mail import free_port
 
-# CI sets E2E_REQUIRED: there a missing browser is a failure, not a skip.
-if os.environ.get("E2E_REQUIRED") and not Path(CHROMIUM).exists():
-    raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
 pytest.importorskip("playwright.sync_api")
 KEY = "2026.12-e2e"
 KEY_USER = "settlement-lead@example.com"
@@ -35,10 +32,7 @@ PROBLEM = "The end-of-day report shows yesterday's refunds twice"
 # test writes them to a temporary folder otherwise, so a test run changes no tracked file.
 SCREENSHOTS = "GATEKEEPER_SCREENSHOTS"
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture(scope="module")

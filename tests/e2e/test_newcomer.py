@@ -6,21 +6,19 @@ working directory with no GATEKEEPER_* variables, so its defaults are the ones u
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import SAMPLES
 from tests.support.browser import (
-    CHROMIUM,
+    BROWSER_TESTS,
     MANAGER,
     Demo,
     Mail,
@@ -32,14 +30,9 @@ from tests.support.browser import (
 )
 from tests.support.mail import free_port
 
-if os.environ.get("E2E_REQUIRED") and not Path(CHROMIUM).exists():
-    raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
 pytest.importorskip("playwright.sync_api")
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = BROWSER_TESTS
 DEFAULT_PORTS = (5000, 8025)
 # Pages reached through an emailed token: anyone holding the link may open them.
 TOKEN_PATHS = ("/s/", "/review/", "/report/", "/login/")

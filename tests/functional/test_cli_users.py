@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import re
 
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from gatekeeper.cli import cli
+from gatekeeper.db.base import db
+from gatekeeper.db.models import User
+from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import demo
 from gatekeeper.web import mailbox
@@ -90,3 +94,14 @@ def test_the_demo_release_manager_signs_in_through_the_mailbox(
     assert f'data-key="{demo.DEMO_PACKAGE}"' in dashboard.text
     board = browser.get(f"/packages/{demo.DEMO_PACKAGE}")
     assert 'data-testid="remind-now"' in board.text
+
+
+def test_an_account_single_sign_on_gave_no_role_lists_as_such(runner: FlaskCliRunner) -> None:
+    added = run(runner, "users", "add", "ana@example.com", "--name", "Ana", "--role", "admin")
+    assert added[0] == 0
+    with unit_of_work(db.session) as session:
+        session.execute(sa.update(User).values(role=None))
+    code, out, err = run(runner, "users", "list")
+    assert code == 0, err
+    assert out.split() == ["ana@example.com", "no-role", "active", "Ana"]
+    assert json.loads(run(runner, "users", "list", "--json")[1])[0]["role"] is None

@@ -6,7 +6,6 @@ the security suite: tests/security/test_authorization.py."""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.web.errors import error_envelope
 from tests.functional.web_helpers import ADMIN, client, sign_in
 from tests.support.access import DRAFT, KEY, build_world, known, methods, staff_rules, url
+from tests.support.html_checks import assert_well_formed_page
 
 
 @pytest.fixture
@@ -39,35 +39,6 @@ def test_security_headers_on_staff_pages(app: Flask, world: dict[str, Any]) -> N
     assert cookie.same_site == "Lax"
 
 
-class _Page(HTMLParser):
-    """Collects what the accessibility checks need from a page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: list[str] = []
-        self.labelled: set[str] = set()
-        self.controls: list[dict[str, str | None]] = []
-        self.tags: list[str] = []
-        self.inline: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        self.tags.append(tag)
-        if found.get("id"):
-            self.ids.append(found["id"] or "")
-        if tag == "label" and found.get("for"):
-            self.labelled.add(found["for"] or "")
-        if tag in ("input", "select", "textarea") and found.get("type") not in (
-            "hidden",
-            "submit",
-        ):
-            self.controls.append(found)
-        if "style" in found or any(name.startswith("on") for name in found):
-            self.inline.append(tag)
-        if tag == "script" and not found.get("src"):
-            self.inline.append("script")
-
-
 def test_pages_have_landmarks_labels_and_no_inline_code(app: Flask, world: dict[str, Any]) -> None:
     staff = sign_in(app, ADMIN)
     anonymous = client(app)
@@ -82,17 +53,7 @@ def test_pages_have_landmarks_labels_and_no_inline_code(app: Flask, world: dict[
         assert response.status_code == 200, path
         if response.mimetype != "text/html" or response.headers.get("Content-Disposition"):
             continue  # downloads (CSV, the standalone evidence pack) are not app pages
-        page = _Page()
-        page.feed(response.text)
-        assert page.tags.count("main") == 1, path
-        assert page.tags.count("h1") == 1, path
-        assert len(page.ids) == len(set(page.ids)), f"duplicate ids on {path}"
-        assert page.inline == [], f"inline style or script on {path}"
-        for control in page.controls:
-            assert control.get("id") in page.labelled or control.get("aria-label"), (
-                path,
-                control,
-            )
+        assert_well_formed_page(path, response.text)
     error = staff.get("/packages/nope")
     assert error.status_code == 404
     assert "<main" in error.text

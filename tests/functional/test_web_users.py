@@ -9,18 +9,11 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import AuditEvent, User
+from gatekeeper.db.models import AuditEvent
 from gatekeeper.domain.clock import FixedClock
-from tests.functional.web_helpers import ADMIN, MANAGER, add_staff, post, sign_in
+from tests.functional.web_helpers import ADMIN, MANAGER, account, add_staff, post, sign_in
 
 NEWCOMER = "sam.rivera@example.com"
-
-
-def account(email: str) -> User | None:
-    db.session.remove()
-    found = db.session.scalar(sa.select(User).where(User.email == email))
-    db.session.remove()
-    return found
 
 
 def events(action: str) -> list[tuple[str, str, str | None]]:

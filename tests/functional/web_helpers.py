@@ -6,11 +6,13 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from gatekeeper.db.base import db
+from gatekeeper.db.models import User
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
@@ -54,6 +56,14 @@ def add_user(clock: FixedClock, email: str, role: str, name: str | None = None) 
         users.add_user(
             session, email=email, name=name or email.split("@")[0].title(), role=role, clock=clock
         )
+
+
+def account(email: str) -> User | None:
+    """The account as committed (a fresh session, detached when returned)."""
+    db.session.remove()
+    found = db.session.scalar(sa.select(User).where(User.email == email))
+    db.session.remove()
+    return found
 
 
 def add_staff(clock: FixedClock) -> None:

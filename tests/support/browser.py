@@ -15,7 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from tests.support.mail import free_port
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CI sets E2E_REQUIRED: there a missing browser is a failure, not a skip.
+if os.environ.get("E2E_REQUIRED") and not Path(CHROMIUM).exists():
+    raise RuntimeError(f"E2E_REQUIRED is set but {CHROMIUM} is missing")
+BROWSER_TESTS = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # The README installs into .venv and runs `.venv/bin/gatekeeper`: the script next to Python.
 CONSOLE_SCRIPT = Path(sys.executable).parent / "gatekeeper"
@@ -77,6 +88,21 @@ def running_demo(workdir: Path, env: dict[str, str], port: int, smtp_port: int) 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@contextmanager
+def demo_server(workdir: Path, **settings: str) -> Iterator[dict[str, str]]:
+    """`gatekeeper demo` on free ports with its own SQLite file and `settings`; yields the base
+    URL (`base`), the console script (`gatekeeper`) and the GATEKEEPER_* environment."""
+    port = free_port()
+    env = outside_environment(
+        GATEKEEPER_DATABASE_URL=f"sqlite:///{workdir / 'e2e.sqlite'}",
+        GATEKEEPER_SECRET_KEYS="e" * 40,
+        GATEKEEPER_BASE_URL=f"http://127.0.0.1:{port}",
+        **settings,
+    )
+    with running_demo(workdir, env, port, free_port()) as demo:
+        yield {"base": demo.base, "gatekeeper": str(CONSOLE_SCRIPT), **env}
 
 
 @contextmanager

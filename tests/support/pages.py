@@ -152,6 +152,8 @@ def _sign_in_pages(app: Flask, clock: FixedClock, pages: Pages) -> None:
         )
     pages.public["sign-in used"] = used
     pages.public["sign-in superseded"] = sign_in_link(app, "newer-link@example.com")
+    # A newer link is sent only once the first is a few minutes old (inbox-flooding limit).
+    clock.advance(timedelta(minutes=3))
     sign_in_link(app, "newer-link@example.com")
     pages.public["sign-in revoked"] = sign_in_link(app, "left@example.com")
     with unit_of_work(db.session) as session:

@@ -53,7 +53,8 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"domain", "services", "settings"},
     "origin": {"db"},
     "wsgi": {"app"},
-    "settings": set(),
+    # Settings validate role names (GATEKEEPER_OIDC_ROLE_MAP) with the domain's rules.
+    "settings": {"domain"},
     "__init__": set(),
 }
 # third-party packages a layer must never touch

@@ -9,6 +9,14 @@ import pytest
 from gatekeeper.settings import SettingsError, load_settings
 
 GOOD_KEY = "x" * 40
+PRODUCTION = {
+    "GATEKEEPER_ENV": "production",
+    "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
+    "GATEKEEPER_BASE_URL": "https://gate.example.com",
+    "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
+    "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
+    "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
+}
 
 
 def test_development_defaults_fill_in_a_local_database_and_a_stable_key(tmp_path: Path) -> None:
@@ -152,3 +160,99 @@ def test_governance_clocks_are_validated(
 def test_a_typo_in_a_governance_setting_is_caught(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="did you mean GATEKEEPER_REVIEW_LEAD_DAYS"):
         load_settings({"GATEKEEPER_REVIEW_LEAD_DAY": "7"}, tmp_path)
+
+
+SSO = {
+    "GATEKEEPER_OIDC_ISSUER": "https://login.example.com/realms/staff/",
+    "GATEKEEPER_OIDC_CLIENT_ID": "gatekeeper",
+    "GATEKEEPER_OIDC_ROLE_MAP": "release-managers=release_manager,gk-admins=admin",
+}
+
+
+def test_single_sign_on_is_off_by_default_and_parses_when_on(tmp_path: Path) -> None:
+    off = load_settings({}, tmp_path)
+    assert (off.sso_enabled, off.oidc_issuer, off.oidc_role_claim) == (False, None, "groups")
+    on = load_settings(
+        {
+            **SSO,
+            "GATEKEEPER_OIDC_SCOPES": "openid  email profile groups",
+            "GATEKEEPER_OIDC_ROLE_CLAIM": "realm_access.roles",
+            "GATEKEEPER_OIDC_MAGIC_LINK_FALLBACK": "off",
+            "GATEKEEPER_OIDC_REQUIRE_VERIFIED_EMAIL": "false",
+        },
+        tmp_path,
+    )
+    assert on.sso_enabled
+    assert on.oidc_issuer == "https://login.example.com/realms/staff/", "kept exactly"
+    assert on.oidc_role_map == {"release-managers": "release_manager", "gk-admins": "admin"}
+    assert on.oidc_scopes == "openid email profile groups"
+    assert on.oidc_role_claim == "realm_access.roles"
+    assert (on.oidc_magic_link_fallback, on.oidc_require_verified_email) == ("off", False)
+    assert on.oidc_client_secret is None, "a public client (PKCE only) outside production"
+    assert load_settings(SSO, tmp_path).oidc_magic_link_fallback == "admins"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"GATEKEEPER_OIDC_ROLE_MAP": "gk-admins=superuser"},
+            "GATEKEEPER_OIDC_ROLE_MAP: 'superuser' is not a role",
+        ),
+        (
+            {"GATEKEEPER_OIDC_ROLE_MAP": "gk-admins=admn"},
+            "did you mean admin",
+        ),
+        ({"GATEKEEPER_OIDC_ROLE_MAP": ""}, "map at least one group"),
+        ({"GATEKEEPER_OIDC_ISSUER": "login.example.com"}, "must be an absolute http"),
+        ({"GATEKEEPER_OIDC_ISSUER": "https://x.example/?tenant=1"}, "no query or fragment"),
+        ({"GATEKEEPER_OIDC_SCOPES": "email profile"}, "must include openid"),
+        ({"GATEKEEPER_OIDC_CLIENT_ID": " "}, "GATEKEEPER_OIDC_CLIENT_ID is empty"),
+        ({"GATEKEEPER_OIDC_MAGIC_LINK_FALLBACK": "some"}, "must be one of: admins, all, off"),
+        ({"GATEKEEPER_OIDC_REQUIRE_VERIFIED_EMAIL": "maybe"}, "is not a boolean"),
+    ],
+)
+def test_bad_single_sign_on_settings_fail_at_start(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({**SSO, **overrides}, tmp_path)
+
+
+def test_single_sign_on_needs_a_client_and_a_role_map(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"needs these settings: GATEKEEPER_OIDC_CLIENT_ID, GATEKEEPER_OIDC_ROLE_MAP$",
+    ):
+        load_settings({"GATEKEEPER_OIDC_ISSUER": SSO["GATEKEEPER_OIDC_ISSUER"]}, tmp_path)
+
+
+def test_single_sign_on_settings_without_an_issuer_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match="GATEKEEPER_OIDC_CLIENT_ID, GATEKEEPER_OIDC_ROLE_MAP set"
+    ):
+        load_settings({k: v for k, v in SSO.items() if k != "GATEKEEPER_OIDC_ISSUER"}, tmp_path)
+
+
+def test_production_single_sign_on_needs_the_secret_and_https(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="needs these settings: GATEKEEPER_OIDC_CLIENT_SECRET"):
+        load_settings({**PRODUCTION, **SSO}, tmp_path)
+    with pytest.raises(SettingsError, match="must be an https URL in production"):
+        load_settings(
+            {
+                **PRODUCTION,
+                **SSO,
+                "GATEKEEPER_OIDC_ISSUER": "http://login.example.com",
+                "GATEKEEPER_OIDC_CLIENT_SECRET": "s3cret",
+            },
+            tmp_path,
+        )
+    started = load_settings(
+        {**PRODUCTION, **SSO, "GATEKEEPER_OIDC_CLIENT_SECRET": "s3cret"}, tmp_path
+    )
+    assert started.oidc_client_secret == "s3cret"
+
+
+def test_a_typo_in_a_single_sign_on_setting_is_caught(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="did you mean GATEKEEPER_OIDC_ROLE_MAP"):
+        load_settings({**SSO, "GATEKEEPER_OIDC_ROLEMAP": "x=admin"}, tmp_path)
