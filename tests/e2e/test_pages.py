@@ -24,9 +24,9 @@ from werkzeug.serving import make_server
 from gatekeeper.db.base import db
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
-from gatekeeper.web.limits import limiter
 from gatekeeper.web.serving import RedactingRequestHandler
 from tests.conftest import START, dispose, make_app
+from tests.support.limits import no_rate_limits
 from tests.support.pages import ADMIN, Pages, seed, sign_in_link
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -110,13 +110,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pages,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    # One browser opens every link page many times a minute from one address: the per-client
-    # limit on link pages (tested in tests/security/test_link_flooding.py) would answer 429.
-    limiter.enabled = False
     try:
-        yield f"http://127.0.0.1:{server.server_port}", pages, app
+        # One browser opens every link page many times a minute from one address: the limits
+        # on link pages (tests/security/test_link_flooding.py) would answer 429.
+        with no_rate_limits():
+            yield f"http://127.0.0.1:{server.server_port}", pages, app
     finally:
-        limiter.enabled = True
         server.shutdown()
         thread.join(10)
         dispose(app)

@@ -247,7 +247,7 @@ def test_a_revoked_or_ownerless_token_names_nobody(
 ) -> None:
     runner = strict_app.test_cli_runner()
     commit(repo, "storefront v12", by=ANA)
-    ownerless = create_token(clock, "ownerless", owner=None)
+    ownerless = create_token(clock, "ownerless", scopes=["gate:read"], owner=None)
     code, output = sync(runner, repo / "checklists", "--token", ownerless)
     assert (code, "has no owner" in output) == (1, True), output
     code, output = sync(runner, repo / "checklists", "--token", "gk_made_up")

@@ -52,7 +52,12 @@ def test_an_application_of_that_name_synced_before_the_demo_is_left_alone(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
     own = write_version(tmp_path, 1).parent
-    assert runner.invoke(cli, ["checklists", "sync", str(own)]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli, ["checklists", "sync", str(own), "--author", "ops@example.com"]
+        ).exit_code
+        == 0
+    )
     out = demo(runner)
     assert f"governance story skipped: {APPLICATION} exists without 2026.10-demo" in out
     assert "finding" not in out

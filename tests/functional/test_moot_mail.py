@@ -102,6 +102,7 @@ def test_a_sign_off_link_replaced_before_delivery_sends_only_the_new_one(
     app: Flask, smtp: MailCatcher, clock: FixedClock, tmp_path: Path
 ) -> None:
     submitted(app, clock, tmp_path)
+    clock.advance(timedelta(minutes=11))  # a resend never replaces a link younger than that
     with unit_of_work(db.session) as session:
         signoffs.resend_link(
             session,
@@ -134,12 +135,14 @@ def test_a_sign_in_link_replaced_or_expired_before_delivery_is_not_sent(
 ) -> None:
     add_user(clock, MANAGER, "release_manager")
     sign_in_url(app, MANAGER)
+    clock.advance(timedelta(minutes=3))  # a new sign-in link only once the last is 2 minutes old
     newest = sign_in_url(app, MANAGER)
     run_worker(app)
     (mail,) = messages_to(smtp, MANAGER)
     assert newest in mail.text
     (why,) = moot_rows()
     assert why.startswith("superseded: A newer sign-in link was sent")
+    clock.advance(timedelta(minutes=3))
     sign_in_url(app, MANAGER)
     clock.advance(timedelta(minutes=16))  # the worker was down longer than the link lives
     run_worker(app)

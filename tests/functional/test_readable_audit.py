@@ -91,7 +91,7 @@ def released_after_a_change(app: Flask, clock: FixedClock) -> None:
             reporter="refunds-desk@example.com",
             report=PROBLEM,
             settings=runtime(app).governance_settings(),
-            now=clock.now(),
+            clock=clock,
         )
         findings.triage(session, filed.id, action="accept", actor=BOARD, clock=clock)
 
