@@ -36,6 +36,8 @@ ACTIONS: Mapping[str, str] = {
     "user.activated": "Staff account activated",
     "user.deactivated": "Staff account deactivated",
     "user.signed_in": "Signed in",
+    "user.role_changed": "Staff role changed by single sign-on groups",
+    "user.sign_in_refused": "Single sign-on refused",
     "user.signed_out": "Signed out (every session of the account ended)",
     "token.created": "API token created",
     "token.revoked": "API token revoked",
