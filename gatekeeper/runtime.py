@@ -14,6 +14,7 @@ from gatekeeper.services.gate_cache import GateCache
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.services.tokens import CallerCache
+from gatekeeper.services.webhooks import WebhookSettings
 from gatekeeper.settings import Settings
 
 
@@ -45,6 +46,14 @@ class Runtime:
             reminder_after=timedelta(hours=s.reminder_after_hours),
             escalate_after=timedelta(hours=s.escalate_after_hours),
             overdue_policy=s.overdue_review_policy,
+        )
+
+    def webhook_settings(self) -> WebhookSettings:
+        s = self.settings
+        return WebhookSettings(
+            secret_keys=s.secret_keys,
+            allow_private=s.webhook_allow_private,
+            timeout=s.webhook_timeout,
         )
 
     def governance_settings(self) -> GovernanceSettings:

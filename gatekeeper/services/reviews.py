@@ -30,7 +30,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, checklists, findings
+from gatekeeper.services import audit, checklists, findings, webhooks
 from gatekeeper.services.governance import APPROVING_OUTCOMES, GovernanceSettings
 from gatekeeper.services.links import (
     SUPERSEDED,
@@ -331,6 +331,18 @@ def send_review_reminders(
                 "kind": kind,
                 "reviewers": list(checklist.governance.reviewers),
             },
+        )
+        webhooks.emit(
+            session,
+            webhooks.REVIEW_DUE,
+            {
+                "application": checklist.application,
+                "version": version.version,
+                "due_at": due.isoformat().replace("+00:00", "Z"),
+                "overdue": overdue,
+                "reviewers": list(checklist.governance.reviewers),
+            },
+            now=now,
         )
         counts["reviews_overdue" if overdue else "reviews_due_soon"] += 1
     return counts
