@@ -91,12 +91,12 @@ def address_allowed(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool
 ) -> bool:
     """Public addresses always; private and loopback ones only when allowed; link-local,
-    metadata, multicast, unspecified and reserved ones never."""
+    metadata, multicast and unspecified ones never (nor anything else that is not global)."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address in METADATA_ADDRESSES or address.is_link_local or address.is_multicast:
         return False
-    if address.is_unspecified or address.is_reserved:
+    if address.is_unspecified:
         return False
     if address.is_global:
         return True
