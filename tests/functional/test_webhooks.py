@@ -519,3 +519,32 @@ def test_the_admin_page_adds_rotates_shows_deliveries_and_removes(
     gone = browser.post(f"/webhooks/{sub.id}/remove", data={"csrf_token": fresh_csrf(browser)})
     assert gone.status_code == 302
     assert browser.get(f"/webhooks/{sub.id}/").status_code == 404
+
+
+def test_a_review_that_lifts_an_overdue_block_is_a_gate_change(
+    app: Flask, now_clock: FixedClock
+) -> None:
+    subscribe(app, "http://127.0.0.1:9/never", "gate.changed")
+    prepare(app, now_clock)
+    assert events_queued() == [], "submitted, the gate was pending and stays pending"
+    now_clock.advance(timedelta(days=91))  # payments-api's review (every 90 days) is overdue
+    with unit_of_work(db.session) as session:
+        gate = packages.evaluate_gate(session, KEY, clock=now_clock, overdue_policy="block")
+        assert gate.status == "blocked"
+        reviews.record_review(
+            session,
+            application="payments-api",
+            version=7,
+            action="approve",
+            reviewer="release-board@example.com",
+            consulted="the key users",
+            clock=now_clock,
+            overdue_policy="block",
+        )
+    ((event, data),) = events_queued()
+    assert (event, data["package"], data["old_status"], data["new_status"]) == (
+        "gate.changed",
+        KEY,
+        "blocked",
+        "pending",
+    )
