@@ -30,7 +30,7 @@ from gatekeeper.notify import webhooks as delivery
 from gatekeeper.notify.worker import DeliveryReport
 from gatekeeper.runtime import runtime
 from gatekeeper.services import findings, packages, reviews, signoffs, webhooks
-from tests.conftest import dispose, make_app
+from tests.conftest import REPO, dispose, make_app
 from tests.functional.web_helpers import ADMIN, add_staff, fresh_csrf, sign_in
 from tests.support.flows import KEY, MANAGER, decisions_for, prepare, submit
 
@@ -548,3 +548,26 @@ def test_a_review_that_lifts_an_overdue_block_is_a_gate_change(
         "blocked",
         "pending",
     )
+
+
+def test_the_documented_receiver_verifies_a_real_post_and_drops_a_duplicate(
+    app: Flask, now_clock: FixedClock, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("", status=204)
+    _, secret = subscribe(app, loopback(httpserver), "package.submitted")
+    prepare(app, now_clock)
+    deliver(app)
+    ((request, _),) = httpserver.log
+    doc = (REPO / "docs" / "webhooks.md").read_text()
+    example = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "docs_receiver"}
+    exec(example.replace('"whsec_…"', repr(secret)), namespace)  # noqa: S102  # our own docs
+    receiver = namespace["app"].test_client()
+    body, headers = request.get_data(), dict(request.headers)
+    headers.pop("Content-Length", None)
+    assert receiver.post("/gatekeeper", data=body, headers=headers).status_code == 204
+    assert namespace["seen"] == {request.headers["webhook-id"]}
+    assert receiver.post("/gatekeeper", data=body, headers=headers).status_code == 204
+    assert len(namespace["seen"]) == 1
+    forged = receiver.post("/gatekeeper", data=body + b" ", headers=headers)
+    assert forged.status_code == 400
