@@ -170,6 +170,8 @@ class Attempt(NamedTuple):
     status_code: int | None
     error: str
     duration_ms: int
+    # Retrying cannot help: the guard refuses the address, or the secret cannot be read.
+    permanent: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -288,17 +290,19 @@ def deliver(
     return report
 
 
-def _attempt(row: _Row, *, clock: Clock, settings: WebhookSettings) -> Attempt | RefusedTarget:
+def _attempt(row: _Row, *, clock: Clock, settings: WebhookSettings) -> Attempt:
     try:
         target = resolve(row.url, allow_private=settings.allow_private)
     except RefusedTarget as refused:
-        return refused
+        return Attempt(None, f"refused: {refused}", 0, permanent=True)
     except LookupError as exc:
         return Attempt(None, str(exc), 0)
     try:
         secret = unseal(row.secret_sealed, settings.secret_keys)
     except InvalidToken:
-        return RefusedTarget("the signing secret cannot be read: was the secret key removed?")
+        return Attempt(
+            None, "the signing secret cannot be read: was its secret key removed?", 0, True
+        )
     headers = signed_headers(secret, row.webhook_id, clock.now(), row.body_text)
     return post(target, row.body_text, headers, timeout=settings.timeout)
 
@@ -324,7 +328,7 @@ def _record(
     session: Session | scoped_session[Session],
     taken: Claim,
     row: _Row,
-    attempt: Attempt | RefusedTarget,
+    attempt: Attempt,
     *,
     clock: Clock,
     report: DeliveryReport,
@@ -332,10 +336,6 @@ def _record(
     """The attempt in the subscription's log and the row's new state, in one transaction, if
     this worker still holds the row."""
     now = clock.now()
-    refused = isinstance(attempt, RefusedTarget)
-    logged = (
-        Attempt(None, f"refused: {attempt}", 0) if isinstance(attempt, RefusedTarget) else attempt
-    )
     with unit_of_work(session) as tx:
         message = tx.scalar(
             sa.select(OutboxMessage).where(OutboxMessage.id == row.id, *taken.holds())
@@ -352,30 +352,30 @@ def _record(
                 webhook_id=row.webhook_id,
                 event=row.template,
                 attempted_at=now,
-                status_code=logged.status_code,
-                error=logged.error[:2000],
-                duration_ms=logged.duration_ms,
+                status_code=attempt.status_code,
+                error=attempt.error[:2000],
+                duration_ms=attempt.duration_ms,
             )
         )
         message.attempts = row.attempts + 1
         message.claimed_by = message.claimed_at = None
-        if logged.delivered:
+        if attempt.delivered:
             message.state, message.sent_at, message.last_error = "sent", now, ""
             report.sent += 1
             return
-        message.last_error = logged.error[:2000]
-        report.errors.append(f"webhook {row.id} to {row.url}: {logged.error}")
+        message.last_error = attempt.error[:2000]
+        report.errors.append(f"webhook {row.id} to {row.url}: {attempt.error}")
         deadline = row.created_at + RETRY_BUDGET
-        if refused or now >= deadline:
+        if attempt.permanent or now >= deadline:
             message.state = "dead"
             report.dead += 1
-            log.error("webhook %s dead-lettered: %s", row.id, logged.error)
+            log.error("webhook %s dead-lettered: %s", row.id, attempt.error)
             return
         message.state = "queued"
         jitter = random.random()  # noqa: S311  # spreads retries out; nothing secret
         message.next_attempt_at = min(now + backoff(message.attempts, jitter=jitter), deadline)
         report.retried += 1
-        log.warning("webhook %s will be retried: %s", row.id, logged.error)
+        log.warning("webhook %s will be retried: %s", row.id, attempt.error)
 
 
 def body(event: str, data: dict[str, object], *, at: datetime) -> str:
