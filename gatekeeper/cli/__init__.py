@@ -93,7 +93,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     ),
     "worker": (
         "gatekeeper.cli.worker:command",
-        "Deliver queued email (with retries), send reminders and escalations, warn of expiry.",
+        "Deliver queued email and webhooks (with retries), send reminders, warn of expiry.",
         True,
     ),
 }

@@ -1,4 +1,5 @@
-"""`gatekeeper worker`: the one process that talks SMTP — outbox delivery, reminders, expiry."""
+"""`gatekeeper worker`: the one process that talks to the outside — outbox email over SMTP,
+webhooks over HTTP, reminders, expiry."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
 )
 @click.pass_context
 def command(ctx: click.Context, once: bool, interval: float) -> None:
-    """Deliver queued email (with retries), send reminders and escalations, warn of expiry."""
+    """Deliver queued email and webhooks (with retries), send reminders and escalations, warn
+    of expiry."""
     one_of(ctx, "once", "interval")  # --interval is the pause between passes; --once makes one
     app = load_app(ctx)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"

@@ -1,5 +1,5 @@
-"""One pass of the mail worker: remind, warn and escalate, then deliver what is due, except
-what is moot."""
+"""One pass of the worker: remind, warn and escalate, deliver the email that is due (except what
+is moot), then post the webhooks that are due."""
 
 from __future__ import annotations
 

@@ -571,3 +571,17 @@ def test_the_documented_receiver_verifies_a_real_post_and_drops_a_duplicate(
     assert len(namespace["seen"]) == 1
     forged = receiver.post("/gatekeeper", data=body + b" ", headers=headers)
     assert forged.status_code == 400
+
+
+def test_gatekeeper_worker_posts_the_webhooks_that_are_due(
+    app: Flask, now_clock: FixedClock, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("", status=204)
+    subscribe(app, loopback(httpserver), "package.submitted")
+    prepare(app, now_clock)
+    db.session.remove()
+    result = app.test_cli_runner().invoke(cli, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "webhooks delivered 1, retrying 0, dead 0" in result.stdout
+    assert len(httpserver.log) == 1
+    assert [r.state for r in hook_rows()] == ["sent"]
