@@ -585,3 +585,34 @@ def test_gatekeeper_worker_posts_the_webhooks_that_are_due(
     assert "webhooks delivered 1, retrying 0, dead 0" in result.stdout
     assert len(httpserver.log) == 1
     assert [r.state for r in hook_rows()] == ["sent"]
+
+
+def test_the_post_goes_to_the_checked_address_whatever_the_name_resolves_to_next(
+    app: Flask, now_clock: FixedClock, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that answers loopback when checked and something else after."""
+    httpserver.expect_request("/hook").respond_with_data("", status=204)
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "10.255.255.1"])
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.test":
+            return real(next(answers, "10.255.255.1"), port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = f"http://rebind.test:{httpserver.port}/hook"
+    with unit_of_work(db.session) as session:
+        sub = WebhookSubscription(
+            url=url,
+            events=["package.submitted"],
+            secret_sealed=delivery.seal(delivery.new_secret(), runtime(app).settings.secret_keys),
+            created_by=ADMIN,
+            created_at=now_clock.now(),
+        )
+        session.add(sub)
+    prepare(app, now_clock)
+    assert deliver(app, timeout=2.0).sent == 1
+    ((request, _),) = httpserver.log
+    assert request.headers["Host"] == f"rebind.test:{httpserver.port}"
+    assert next(answers, None) == "10.255.255.1", "the name was resolved once, when checked"
