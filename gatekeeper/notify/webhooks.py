@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -11,6 +12,7 @@ import random
 import secrets
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +45,8 @@ BACKOFF_MAX = timedelta(hours=2)
 SENDING_TIME = LEASE / 2
 # What is kept of a receiver's answer: enough to show why it refused.
 RESPONSE_KEPT = 500
+# A whole post (connect, send, answer) may take this many timeouts at most.
+TOTAL_TIMEOUTS = 3
 USER_AGENT = "Gatekeeper-Webhooks/1"
 _SEAL_SALT = b"gatekeeper.webhook-secret"
 # Cloud metadata services: refused whatever the settings say.
@@ -187,11 +191,27 @@ def signed_headers(secret: str, webhook_id: str, at: datetime, body: str) -> dic
     }
 
 
+def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """End a post from the watchdog thread: a shut socket wakes the worker's blocked read."""
+    cut.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: the post ended by itself
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def post(target: Target, body: str, headers: dict[str, str], *, timeout: float) -> Attempt:
-    """One POST, no redirect followed (http.client never follows one): a 3xx is a failure."""
+    """One POST, no redirect followed (http.client never follows one): a 3xx is a failure.
+
+    `timeout` bounds each socket operation, and TOTAL_TIMEOUTS of it the whole post: a receiver
+    trickling its answer a byte at a time cannot hold the worker past its lease."""
     connection_class = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
     connection = connection_class(target, timeout)
     started = time.monotonic()
+    cut = threading.Event()
+    watchdog = threading.Timer(timeout * TOTAL_TIMEOUTS, _cut, args=(connection, cut))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request(
             "POST",
@@ -206,8 +226,11 @@ def post(target: Target, body: str, headers: dict[str, str], *, timeout: float) 
         elapsed = int((time.monotonic() - started) * 1000)
         if isinstance(exc, TimeoutError | socket.timeout):
             return Attempt(None, f"timed out after {timeout:g} s", elapsed)
+        if cut.is_set():
+            return Attempt(None, f"took longer than {timeout * TOTAL_TIMEOUTS:g} s", elapsed)
         return Attempt(None, f"{type(exc).__name__}: {exc}", elapsed)
     finally:
+        watchdog.cancel()
         connection.close()
     elapsed = int((time.monotonic() - started) * 1000)
     if 200 <= status < 300:

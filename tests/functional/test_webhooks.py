@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -616,3 +618,33 @@ def test_the_post_goes_to_the_checked_address_whatever_the_name_resolves_to_next
     ((request, _),) = httpserver.log
     assert request.headers["Host"] == f"rebind.test:{httpserver.port}"
     assert next(answers, None) == "10.255.255.1", "the name was resolved once, when checked"
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off(app: Flask, now_clock: FixedClock) -> None:
+    """Each byte comes within the timeout; the whole answer would not."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.25):
+                    return
+                conn.sendall(bytes([byte]))
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    subscribe(app, f"http://127.0.0.1:{listener.getsockname()[1]}/hook", "package.submitted")
+    prepare(app, now_clock)
+    started = time.monotonic()
+    try:
+        report = deliver(app, timeout=0.5)
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+    assert time.monotonic() - started < 3, "cut off after 3 timeouts, not the 10 s of bytes"
+    assert report.retried == 1
+    assert "took longer than 1.5 s" in report.errors[0]
