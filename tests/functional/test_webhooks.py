@@ -648,3 +648,38 @@ def test_a_receiver_trickling_its_answer_is_cut_off(app: Flask, now_clock: Fixed
     assert time.monotonic() - started < 3, "cut off after 3 timeouts, not the 10 s of bytes"
     assert report.retried == 1
     assert "took longer than 1.5 s" in report.errors[0]
+
+
+def test_an_edit_that_reopens_sign_off_is_one_gate_change_and_a_title_edit_none(
+    app: Flask, now_clock: FixedClock
+) -> None:
+    tokens = prepare(app, now_clock)
+    sign_everything(app, tokens, now_clock)
+    subscribe(app, "http://127.0.0.1:9/never", "gate.changed")
+    links = runtime(app).link_settings()
+    with unit_of_work(db.session) as session:
+        signoffs.edit_and_reissue(
+            session,
+            KEY,
+            packages.PackageChanges(title="Renamed"),
+            actor=MANAGER,
+            clock=now_clock,
+            links=links,
+        )
+    assert events_queued() == [], "the title is not signed: the gate stays open"
+    with unit_of_work(db.session) as session:
+        signoffs.edit_and_reissue(
+            session,
+            KEY,
+            packages.PackageChanges(applications=(packages.ApplicationSpec("payments-api", "2"),)),
+            actor=MANAGER,
+            clock=now_clock,
+            links=links,
+        )
+    ((event, data),) = events_queued()
+    assert (event, data["old_status"], data["new_status"], data["revision"]) == (
+        "gate.changed",
+        "open",
+        "pending",
+        2,
+    )
