@@ -14,6 +14,7 @@ from gatekeeper.services.gate_cache import GateCache
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.services.tokens import CallerCache
+from gatekeeper.services.webhooks import WebhookSettings
 from gatekeeper.settings import Settings
 
 
@@ -47,6 +48,14 @@ class Runtime:
             overdue_policy=s.overdue_review_policy,
         )
 
+    def webhook_settings(self) -> WebhookSettings:
+        s = self.settings
+        return WebhookSettings(
+            secret_keys=s.secret_keys,
+            allow_private=s.webhook_allow_private,
+            timeout=s.webhook_timeout,
+        )
+
     def governance_settings(self) -> GovernanceSettings:
         s = self.settings
         return GovernanceSettings(
@@ -54,6 +63,7 @@ class Runtime:
             secret_keys=s.secret_keys,
             review_lead=timedelta(days=s.review_lead_days),
             finding_warn_after=timedelta(days=s.finding_warn_days),
+            overdue_policy=s.overdue_review_policy,
         )
 
 

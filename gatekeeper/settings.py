@@ -56,6 +56,10 @@ class Settings:
     oidc_role_map: Mapping[str, str] = field(default_factory=dict)
     oidc_magic_link_fallback: str = FALLBACK_ADMINS
     oidc_require_verified_email: bool = True
+    # Outbound webhooks: private, loopback and link-local receivers are refused unless allowed
+    # (a receiver inside the network is a deliberate choice; tests need loopback).
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The GATEKEEPER_* variables that were set: everything else is a default, which a command
     # may fill in better (the demo points links at the port it serves on).
@@ -215,6 +219,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
         lambda n, v: _choice(n, v, FALLBACKS),
     ),
     "GATEKEEPER_OIDC_REQUIRE_VERIFIED_EMAIL": ("oidc_require_verified_email", _bool),
+    "GATEKEEPER_WEBHOOK_ALLOW_PRIVATE": ("webhook_allow_private", _bool),
+    "GATEKEEPER_WEBHOOK_TIMEOUT": ("webhook_timeout", _float),
 }
 _OIDC_REQUIRED = ("GATEKEEPER_OIDC_CLIENT_ID", "GATEKEEPER_OIDC_ROLE_MAP")
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.

@@ -146,8 +146,13 @@ def submit_package(key: str) -> ResponseReturnValue:
 def cancel_package(key: str) -> ResponseReturnValue:
     with unit_of_work(db.session, origin=request_origin()) as session:
         _in_reach(session, key)
+        rt = runtime(current_app)
         package = signoffs.cancel_and_revoke(
-            session, key, actor=g.caller.name, clock=runtime(current_app).clock
+            session,
+            key,
+            actor=g.caller.name,
+            clock=rt.clock,
+            overdue_policy=rt.settings.overdue_review_policy,
         )
         return package_json(package)
 

@@ -64,7 +64,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     # The gate group loads the app itself, and only for a local check: `gate check --url`
     # talks HTTP and never imports Flask or SQLAlchemy.
     "gate": ("gatekeeper.cli.gate:group", "Ask whether a package may be released.", False),
-    "outbox": ("gatekeeper.cli.outbox:group", "Inspect queued and dead-lettered email.", True),
+    "outbox": (
+        "gatekeeper.cli.outbox:group",
+        "Inspect queued and dead-lettered email and webhooks.",
+        True,
+    ),
     "routes": ("flask.cli:routes_command", "Show the web app's routes.", True),
     "serve": (
         "gatekeeper.cli.serve:command",
@@ -82,9 +86,14 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "Staff accounts for the web UI: release managers, governance reviewers, admins.",
         True,
     ),
+    "webhooks": (
+        "gatekeeper.cli.webhooks:group",
+        "Webhook subscriptions: signed posts of gate and package events.",
+        True,
+    ),
     "worker": (
         "gatekeeper.cli.worker:command",
-        "Deliver queued email (with retries), send reminders and escalations, warn of expiry.",
+        "Deliver queued email and webhooks (with retries), send reminders, warn of expiry.",
         True,
     ),
 }

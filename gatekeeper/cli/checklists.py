@@ -170,8 +170,9 @@ def review_command(
     """Record a governance review of one checklist version."""
     chosen = one_of(ctx, "approve", "request_changes", required=True)
     action = governance.APPROVE if chosen == "approve" else governance.REQUEST_CHANGES
+    rt = runtime(current_app)
     with unit_of_work(db.session) as session:
-        review = checklists.review_version(
+        review = reviews.record_review(
             session,
             application=application,
             version=version,
@@ -179,7 +180,8 @@ def review_command(
             reviewer=reviewer,
             consulted=consulted,
             notes=notes,
-            clock=runtime(current_app).clock,
+            clock=rt.clock,
+            overdue_policy=rt.settings.overdue_review_policy,
         )
         outcome = review.outcome
     click.echo(f"{application} version {version}: {outcome.replace('_', ' ')} by {reviewer}")

@@ -19,7 +19,7 @@ from gatekeeper.runtime import runtime
 
 @click.group("outbox", cls=AppGroup)
 def group() -> None:
-    """Inspect queued and dead-lettered email."""
+    """Inspect queued and dead-lettered email and webhooks."""
 
 
 @group.command("status")
@@ -38,6 +38,7 @@ def outbox_status(as_json: bool) -> None:
                     "dead": [
                         {
                             "id": m.id,
+                            "kind": m.kind,
                             "to": m.to_address,
                             "subject": m.subject,
                             "error": m.last_error,

@@ -1,4 +1,5 @@
-"""`gatekeeper worker`: the one process that talks SMTP — outbox delivery, reminders, expiry."""
+"""`gatekeeper worker`: the one process that talks to the outside — outbox email over SMTP,
+webhooks over HTTP, reminders, expiry."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
                 sender=rt.settings.mail_sender,
                 links=rt.link_settings(),
                 governance=rt.governance_settings(),
+                hooks=rt.webhook_settings(),
             )
         finally:
             db.session.remove()
@@ -45,7 +47,8 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
 )
 @click.pass_context
 def command(ctx: click.Context, once: bool, interval: float) -> None:
-    """Deliver queued email (with retries), send reminders and escalations, warn of expiry."""
+    """Deliver queued email and webhooks (with retries), send reminders and escalations, warn
+    of expiry."""
     one_of(ctx, "once", "interval")  # --interval is the pause between passes; --once makes one
     app = load_app(ctx)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -57,19 +60,26 @@ def command(ctx: click.Context, once: bool, interval: float) -> None:
         except sa.exc.OperationalError as exc:
             click.echo(f"database unavailable, will retry: {exc.orig}", err=True)
         else:
-            delivery = report.delivery
+            delivery, posted = report.delivery, report.webhooks
             if (
                 once
                 or delivery.sent
                 or delivery.retried
                 or delivery.dead
+                or posted.handled
                 or any(report.reminders.values())
             ):
                 click.echo(
                     f"sent {delivery.sent}, retrying {delivery.retried}, dead {delivery.dead}; "
                     + ", ".join(f"{k} {v}" for k, v in report.reminders.items())
+                    + (
+                        f"; webhooks delivered {posted.sent}, retrying {posted.retried}, "
+                        f"dead {posted.dead}"
+                        if posted.handled
+                        else ""
+                    )
                 )
-            for error in delivery.errors:
+            for error in [*delivery.errors, *posted.errors]:
                 click.echo(f"  {error}", err=True)
         if once or stop.wait(interval):
             return

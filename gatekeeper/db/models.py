@@ -258,6 +258,9 @@ class ApiToken(Base):
 OUTBOX_STATES = ("queued", "sending", "sent", "dead", "moot")
 # The emailed link an outbox row carries: a row whose link can no longer be used is moot.
 OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage")
+# What an outbox row carries: an email for the SMTP worker, or one webhook event for one
+# subscription, posted by the webhook deliverer.
+OUTBOX_KINDS = ("email", "webhook")
 LINK_STATES = ("active", "used", "superseded", "revoked")
 
 
@@ -284,6 +287,51 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     link_kind: Mapped[str | None] = mapped_column(str_enum("outbox_link_kind", *OUTBOX_LINK_KINDS))
     link_id: Mapped[int | None]
+    # A webhook row keeps the mail columns readable in the outbox views: template is the event
+    # type, to_address the subscription's URL (shortened), subject a one-line summary and
+    # body_text the exact JSON body that is signed and posted.
+    kind: Mapped[str] = mapped_column(
+        str_enum("outbox_kind", *OUTBOX_KINDS), default="email", server_default="email"
+    )
+    subscription_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    # The Standard Webhooks `webhook-id`: one per event and subscription, the same on every
+    # retry, so a receiver can drop a duplicate.
+    webhook_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class WebhookSubscription(Base):
+    """Where to post which events. The signing secret is stored encrypted (see notify/webhooks)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    events: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    secret_sealed: Mapped[str] = mapped_column(sa.Text)
+    created_by: Mapped[str] = mapped_column(EMAIL)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """One attempt to post one webhook: the subscription's delivery log."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_subscription_at", "subscription_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    outbox_id: Mapped[int]
+    webhook_id: Mapped[str] = mapped_column(sa.String(64))
+    event: Mapped[str] = mapped_column(sa.String(64))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None]
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    duration_ms: Mapped[int]
 
 
 class SignoffLink(Base):

@@ -197,20 +197,34 @@ class Claim(NamedTuple):
 
 
 def claim(
-    session: Session | scoped_session[Session], *, worker: str, clock: Clock, limit: int
+    session: Session | scoped_session[Session],
+    *,
+    worker: str,
+    clock: Clock,
+    limit: int,
+    kind: str = "email",
 ) -> Claim:
-    """Atomically take due rows: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite."""
+    """Atomically take due rows of one kind: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on
+    SQLite. Each kind has its own deliverer (SMTP here, HTTP in notify/webhooks)."""
     now = clock.now()
     with unit_of_work(session) as tx:
         tx.execute(
             sa.update(OutboxMessage)
-            .where(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE)
+            .where(
+                OutboxMessage.kind == kind,
+                OutboxMessage.state == "sending",
+                OutboxMessage.claimed_at < now - LEASE,
+            )
             .values(state="queued", claimed_by=None, claimed_at=None)
         )
         ids = list(
             tx.scalars(
                 sa.select(OutboxMessage.id)
-                .where(OutboxMessage.state == "queued", OutboxMessage.next_attempt_at <= now)
+                .where(
+                    OutboxMessage.kind == kind,
+                    OutboxMessage.state == "queued",
+                    OutboxMessage.next_attempt_at <= now,
+                )
                 .order_by(OutboxMessage.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -480,6 +494,10 @@ def requeue(session: Session, message_id: int, *, clock: Clock) -> OutboxMessage
         return None
     row.state, row.attempts, row.next_attempt_at = "queued", 0, clock.now()
     row.claimed_by = row.claimed_at = None
+    if row.kind == "webhook":
+        # A webhook is retried for a day from its row's creation: queued again, it gets a
+        # new day (its body still carries the event's own time).
+        row.created_at = clock.now()
     return row
 
 

@@ -36,7 +36,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit
+from gatekeeper.services import audit, webhooks
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.links import (
     SUPERSEDED,
@@ -251,6 +251,18 @@ def record_report(
         },
     )
     issue_triage_links(session, filed, settings=settings, clock=clock)
+    webhooks.emit(
+        session,
+        webhooks.FINDING_REPORTED,
+        {
+            "finding": filed.ref,
+            "package": package.key,
+            "application": application,
+            "what_happened": cleaned.what_happened,
+            "impact": cleaned.impact,
+        },
+        now=now,
+    )
     return filed
 
 

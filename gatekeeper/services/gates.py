@@ -19,7 +19,8 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
-from gatekeeper.services import findings
+from gatekeeper.domain import package as lifecycle
+from gatekeeper.services import findings, webhooks
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -191,3 +192,47 @@ def gate_inputs(
         )
         for package_id in material.packages
     }
+
+
+def _results(
+    session: Session, package_ids: Sequence[int], *, now: datetime, overdue_policy: str
+) -> dict[int, gate_rules.GateResult]:
+    inputs = gate_inputs(session, package_ids, now=now, overdue_policy=overdue_policy)
+    return {package_id: gate_rules.evaluate(given) for package_id, given in inputs.items()}
+
+
+def watch_application(
+    session: Session, application: str, *, now: datetime, overdue_policy: str
+) -> dict[int, gate_rules.GateResult] | None:
+    """The gates of the packages in review that ship `application`, before a change to its
+    checklist's governance; None (nothing evaluated) while nobody subscribes to gate.changed."""
+    if not webhooks.listening(session, webhooks.GATE_CHANGED):
+        return None
+    ids = session.scalars(
+        sa.select(Package.id)
+        .join(PackageApplication, PackageApplication.package_id == Package.id)
+        .join(Application, Application.id == PackageApplication.application_id)
+        .where(
+            Application.slug == application,
+            Package.state == lifecycle.IN_REVIEW,
+            PackageApplication.removed_in_revision.is_(None),
+        )
+        .order_by(Package.id)
+    ).all()
+    return _results(session, ids, now=now, overdue_policy=overdue_policy)
+
+
+def report_changes(
+    session: Session,
+    before: dict[int, gate_rules.GateResult] | None,
+    *,
+    now: datetime,
+    overdue_policy: str,
+) -> None:
+    """gate.changed for each watched package whose gate status the change moved."""
+    if not before:
+        return
+    session.flush()
+    after = _results(session, list(before), now=now, overdue_policy=overdue_policy)
+    for package_id, result in after.items():
+        webhooks.gate_changed(session, before[package_id], result, now=now)

@@ -47,6 +47,8 @@ class GovernanceSettings:
     triage_ttl: timedelta = timedelta(days=30)
     review_lead: timedelta = timedelta(days=14)
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER
+    # How gates read an overdue review: a review decision is checked against the gates it moves.
+    overdue_policy: str = "block"
 
     def review_tokens(self, clock: Clock) -> TokenService:
         return TokenService(

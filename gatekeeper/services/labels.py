@@ -41,6 +41,9 @@ ACTIONS: Mapping[str, str] = {
     "user.signed_out": "Signed out (every session of the account ended)",
     "token.created": "API token created",
     "token.revoked": "API token revoked",
+    "webhook.added": "Webhook subscription added",
+    "webhook.removed": "Webhook subscription removed",
+    "webhook.secret_rotated": "Webhook signing secret rotated",
 }
 
 

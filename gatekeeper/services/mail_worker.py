@@ -1,5 +1,5 @@
-"""One pass of the mail worker: remind, warn and escalate, then deliver what is due, except
-what is moot."""
+"""One pass of the worker: remind, warn and escalate, deliver the email that is due (except what
+is moot), then post the webhooks that are due."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
-from gatekeeper.notify import worker
+from gatekeeper.notify import webhooks, worker
 from gatekeeper.services import findings, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
@@ -54,6 +54,7 @@ def moot_messages(
 @dataclass
 class PassReport:
     delivery: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
+    webhooks: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
     reminders: dict[str, int] = field(default_factory=dict)
 
 
@@ -67,6 +68,7 @@ def worker_pass(
     sender: str,
     links: LinkSettings,
     governance: GovernanceSettings,
+    hooks: webhooks.WebhookSettings,
 ) -> PassReport:
     report = PassReport()
     with unit_of_work(session) as tx:
@@ -86,5 +88,10 @@ def worker_pass(
         )
         report.delivery.add(batch)
         if batch.handled == 0 or batch.retried:
+            break
+    for _ in range(MAX_BATCHES_PER_PASS):
+        posted = webhooks.deliver(session, worker=worker_id, clock=clock, settings=hooks)
+        report.webhooks.add(posted)
+        if posted.handled == 0 or posted.retried:
             break
     return report

@@ -29,7 +29,7 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, findings, gates
+from gatekeeper.services import audit, findings, gates, webhooks
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
@@ -322,6 +322,9 @@ def submit_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
     )
     session.flush()
     _package_event(session, package, "package.submitted", actor=actor, now=now)
+    webhooks.emit(
+        session, webhooks.PACKAGE_SUBMITTED, webhooks.package_data(package) | {"by": actor}, now=now
+    )
     return package
 
 
@@ -533,6 +536,9 @@ def cancel_package(session: Session, key: str, *, actor: str, clock: Clock) -> P
     )
     session.flush()
     _package_event(session, package, "package.cancelled", actor=actor, now=now)
+    webhooks.emit(
+        session, webhooks.PACKAGE_CANCELLED, webhooks.package_data(package) | {"by": actor}, now=now
+    )
     return package
 
 
@@ -676,6 +682,36 @@ def evaluate_gate(
     )
 
 
+def watch_gate(
+    session: Session, key: str, *, now: datetime, overdue_policy: str
+) -> gate_rules.GateResult | None:
+    """The gate before a change, for `report_gate_change`; evaluated only while someone
+    subscribes to gate.changed, so writes pay nothing for webhooks nobody wants."""
+    if not webhooks.listening(session, webhooks.GATE_CHANGED):
+        return None
+    return gate_rules.evaluate(gate_input(session, key, now=now, overdue_policy=overdue_policy))
+
+
+def report_gate_change(
+    session: Session,
+    before: gate_rules.GateResult | None,
+    key: str,
+    *,
+    now: datetime,
+    overdue_policy: str,
+    after: gate_rules.GateResult | None = None,
+) -> None:
+    """Queue gate.changed if the change moved the gate's status (`after`: already evaluated)."""
+    if before is None:
+        return
+    session.flush()
+    if after is None:
+        after = gate_rules.evaluate(
+            gate_input(session, key, now=now, overdue_policy=overdue_policy)
+        )
+    webhooks.gate_changed(session, before, after, now=now)
+
+
 def release_package(
     session: Session,
     key: str,
@@ -726,6 +762,19 @@ def release_package(
         actor=actor,
         now=now,
         details={"digest": digest, "notes": package.release_notes},
+    )
+    webhooks.emit(
+        session,
+        webhooks.PACKAGE_RELEASED,
+        webhooks.package_data(package) | {"by": actor, "digest": digest},
+        now=now,
+    )
+    report_gate_change(
+        session,
+        result if webhooks.listening(session, webhooks.GATE_CHANGED) else None,
+        key,
+        now=now,
+        overdue_policy=overdue_policy,
     )
     _announce_release(session, package, reports=reports, clock=clock)
     return package, result

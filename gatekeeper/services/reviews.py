@@ -30,7 +30,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, checklists, findings
+from gatekeeper.services import audit, checklists, findings, gates, webhooks
 from gatekeeper.services.governance import APPROVING_OUTCOMES, GovernanceSettings
 from gatekeeper.services.links import (
     SUPERSEDED,
@@ -332,6 +332,18 @@ def send_review_reminders(
                 "reviewers": list(checklist.governance.reviewers),
             },
         )
+        webhooks.emit(
+            session,
+            webhooks.REVIEW_DUE,
+            {
+                "application": checklist.application,
+                "version": version.version,
+                "due_at": due.isoformat().replace("+00:00", "Z"),
+                "overdue": overdue,
+                "reviewers": list(checklist.governance.reviewers),
+            },
+            now=now,
+        )
         counts["reviews_overdue" if overdue else "reviews_due_soon"] += 1
     return counts
 
@@ -566,7 +578,7 @@ def submit_review(
     now = clock.now()
     use_link(session, ReviewLink, view.link.id, now=now, used="You already reviewed this version.")
     chosen = {f.ref for f in view.findings}
-    review = checklists.review_version(
+    review = record_review(
         session,
         application=view.checklist.application,
         version=view.version.version,
@@ -576,8 +588,41 @@ def submit_review(
         notes=decision.notes,
         addresses=() if view.reaffirm else tuple(r for r in decision.addresses if r in chosen),
         clock=clock,
+        overdue_policy=settings.overdue_policy,
     )
     _tell_owner(session, view, review, now)
+    return review
+
+
+def record_review(
+    session: Session,
+    *,
+    application: str,
+    version: int,
+    action: str,
+    reviewer: str,
+    consulted: str = "",
+    notes: str = "",
+    addresses: Sequence[str] = (),
+    clock: Clock,
+    overdue_policy: str,
+) -> GovernanceReview:
+    """`checklists.review_version`, and gate.changed for each package in review whose gate the
+    decision moved (an approved version unblocks, a reaffirmed review ends an overdue block)."""
+    now = clock.now()
+    before = gates.watch_application(session, application, now=now, overdue_policy=overdue_policy)
+    review = checklists.review_version(
+        session,
+        application=application,
+        version=version,
+        action=action,
+        reviewer=reviewer,
+        consulted=consulted,
+        notes=notes,
+        addresses=addresses,
+        clock=clock,
+    )
+    gates.report_changes(session, before, now=now, overdue_policy=overdue_policy)
     return review
 
 

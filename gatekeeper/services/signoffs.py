@@ -199,8 +199,11 @@ def submit_for_signoff(
     session: Session, key: str, *, actor: str, clock: Clock, links: LinkSettings
 ) -> Package:
     """Submit the package and email every signer their link."""
+    now = clock.now()
+    before = packages.watch_gate(session, key, now=now, overdue_policy=links.overdue_policy)
     package = packages.submit_package(session, key, actor=actor, clock=clock)
     issue_links(session, package, settings=links, clock=clock)
+    packages.report_gate_change(session, before, key, now=now, overdue_policy=links.overdue_policy)
     return package
 
 
@@ -216,16 +219,24 @@ def edit_and_reissue(
     """Edit the package; when that makes a new revision, every earlier link dies and each person
     who still has something to sign gets a new one for the new revision."""
     before = packages.get_package(session, key, for_update=True).revision
+    now = clock.now()
+    gate = packages.watch_gate(session, key, now=now, overdue_policy=links.overdue_policy)
     package = packages.edit_package(session, key, changes, actor=actor, clock=clock)
     if package.revision != before:
         supersede_links(session, package)
         issue_links(session, package, settings=links, clock=clock)
+    packages.report_gate_change(session, gate, key, now=now, overdue_policy=links.overdue_policy)
     return package
 
 
-def cancel_and_revoke(session: Session, key: str, *, actor: str, clock: Clock) -> Package:
+def cancel_and_revoke(
+    session: Session, key: str, *, actor: str, clock: Clock, overdue_policy: str
+) -> Package:
+    now = clock.now()
+    before = packages.watch_gate(session, key, now=now, overdue_policy=overdue_policy)
     package = packages.cancel_package(session, key, actor=actor, clock=clock)
     retire_links(session, SignoffLink, SignoffLink.package_id == package.id, state=REVOKED)
+    packages.report_gate_change(session, before, key, now=now, overdue_policy=overdue_policy)
     return package
 
 
@@ -392,6 +403,9 @@ def submit_link(
     packages.lock_package(session, link.package_id)
     session.refresh(link)
     view = open_link(session, token, settings=settings, clock=clock)
+    before = packages.watch_gate(
+        session, view.package.key, now=now, overdue_policy=settings.overdue_policy
+    )
     missing = [v.label for v in view.requests if v.request.id not in decisions]
     if missing:
         raise ValidationFailed("decide every item before sending", details={"missing": missing})
@@ -406,7 +420,17 @@ def submit_link(
         packages.record_signoff(session, v.request.id, decisions[v.request.id], clock=clock)
         for v in view.requests
     ]
-    _after_decisions(session, view.package, link.signer, recorded, settings=settings, now=now)
+    after = _after_decisions(
+        session, view.package, link.signer, recorded, settings=settings, now=now
+    )
+    packages.report_gate_change(
+        session,
+        before,
+        view.package.key,
+        now=now,
+        overdue_policy=settings.overdue_policy,
+        after=after,
+    )
     return recorded
 
 
@@ -427,8 +451,9 @@ def _after_decisions(
     *,
     settings: LinkSettings,
     now: datetime,
-) -> None:
-    """Confirm to the signer; tell the release manager about failures and an opening gate."""
+) -> gate_rules.GateResult:
+    """Confirm to the signer; tell the release manager about failures and an opening gate.
+    The gate after the decisions."""
     queue_email(
         session,
         to=signer,
@@ -460,6 +485,7 @@ def _after_decisions(
         _tell_manager(
             session, package, "the gate is open", ["Every sign-off is in."], result, settings, now
         )
+    return result
 
 
 def announce_open(session: Session, package: Package) -> bool:

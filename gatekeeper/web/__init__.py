@@ -26,6 +26,7 @@ from gatekeeper.web import (
     reviews,
     signoffs,
     users,
+    webhooks,
 )
 from gatekeeper.web.form_errors import form_problems
 from gatekeeper.web.inputs import reject_unstorable_text
@@ -74,6 +75,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(checklists.bp)
     app.register_blueprint(outbox.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(badges.bp)
     app.register_blueprint(signoffs.bp)
     app.register_blueprint(governance.bp)

@@ -68,6 +68,11 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "users.deactivate": ADMINS,
     "users.activate": ADMINS,
     "outbox.retry": ADMINS,
+    "webhooks.index": ADMINS,
+    "webhooks.create": ADMINS,
+    "webhooks.rotate": ADMINS,
+    "webhooks.remove": ADMINS,
+    "webhooks.deliveries": ADMINS,
 }
 
 # Roles that see (and, with a managing role, act on) every package; anyone else only reaches

@@ -263,7 +263,13 @@ def cancel(key: str) -> ResponseReturnValue:
     user, rt = signed_in(), _rt()
     with unit_of_work(db.session, origin=request_origin()) as session:
         _in_reach(session, key)
-        signoffs.cancel_and_revoke(session, key, actor=user.email, clock=rt.clock)
+        signoffs.cancel_and_revoke(
+            session,
+            key,
+            actor=user.email,
+            clock=rt.clock,
+            overdue_policy=rt.settings.overdue_review_policy,
+        )
     flash(f"Package {key} cancelled; its open sign-off links no longer work.", "ok")
     return redirect(url_for("packages.show", key=key))
 

@@ -202,7 +202,7 @@ def test_a_link_of_a_cancelled_release_says_so_and_when(
 ) -> None:
     clock.advance(timedelta(hours=1))
     with unit_of_work(db.session) as session:
-        signoffs.cancel_and_revoke(session, KEY, actor=MANAGER, clock=clock)
+        signoffs.cancel_and_revoke(session, KEY, actor=MANAGER, clock=clock, overdue_policy="block")
     page = client(app).get(submitted[SECURITY])
     assert page.status_code == 410
     text = words(page.text)

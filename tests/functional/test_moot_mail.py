@@ -122,7 +122,7 @@ def test_sign_off_emails_of_a_cancelled_package_are_not_sent(
 ) -> None:
     submitted(app, clock, tmp_path)
     with unit_of_work(db.session) as session:
-        signoffs.cancel_and_revoke(session, KEY, actor=MANAGER, clock=clock)
+        signoffs.cancel_and_revoke(session, KEY, actor=MANAGER, clock=clock, overdue_policy="block")
     run_worker(app)
     assert not [m for m in smtp.messages() if KEY in m.subject]
     moot = moot_rows("signoff_request")

@@ -271,7 +271,7 @@ def test_removed_application_revokes_its_links(
 ) -> None:
     path = engineer_link(smtp)
     with unit_of_work(db.session) as session:
-        signoffs.cancel_and_revoke(session, KEY, actor=MANAGER, clock=clock)
+        signoffs.cancel_and_revoke(session, KEY, actor=MANAGER, clock=clock, overdue_policy="block")
     response = app.test_client().get(path)
     assert response.status_code == 410
     assert "no longer needs this sign-off" in response.text

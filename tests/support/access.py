@@ -24,6 +24,7 @@ from gatekeeper.db.models import (
     Signoff,
     SignoffLink,
     User,
+    WebhookSubscription,
 )
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
@@ -59,14 +60,23 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
             rationale="",
         )
         session.add(finding)
+        hook = WebhookSubscription(
+            url="https://hooks.example/gatekeeper",
+            events=["gate.changed"],
+            secret_sealed="sealed",
+            created_by="admin@example.com",
+            created_at=clock.now(),
+        )
+        session.add(hook)
         session.flush()
-        message_id, finding_id = dead.id, finding.id
+        message_id, finding_id, subscription_id = dead.id, finding.id, hook.id
     return {
         "key": KEY,
         "application": "payments-api",
         "version": 7,
         "message_id": message_id,
         "finding_id": finding_id,
+        "subscription_id": subscription_id,
         "token": "not-a-token",
     }
 
@@ -127,6 +137,11 @@ def snapshot() -> dict[str, object]:
         ).all(),
         "users": db.session.execute(
             sa.select(User.email, User.active, User.session_version).order_by(User.email)
+        ).all(),
+        "webhooks": db.session.execute(
+            sa.select(WebhookSubscription.id, WebhookSubscription.secret_sealed).order_by(
+                WebhookSubscription.id
+            )
         ).all(),
     }
     db.session.remove()

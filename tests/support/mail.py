@@ -88,6 +88,7 @@ def run_worker(app: Flask, *, timeout: float = 5.0, worker_id: str = "test") -> 
         sender=rt.settings.mail_sender,
         links=rt.link_settings(),
         governance=rt.governance_settings(),
+        hooks=rt.webhook_settings(),
     )
 
 

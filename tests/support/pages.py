@@ -254,7 +254,9 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
     _submit(app, clock, CANCELLED)
     revoked = _sign_links(f"{CANCELLED} (revision 1)")[ENGINEER]
     with unit_of_work(db.session) as session:
-        signoffs.cancel_and_revoke(session, CANCELLED, actor=MANAGER, clock=clock)
+        signoffs.cancel_and_revoke(
+            session, CANCELLED, actor=MANAGER, clock=clock, overdue_policy="block"
+        )
     _package(
         clock,
         IN_REVIEW,
