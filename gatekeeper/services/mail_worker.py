@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, scoped_session
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import worker
-from gatekeeper.services import findings, reviews, sign_ins, signoffs
+from gatekeeper.services import findings, heartbeats, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
@@ -67,9 +67,14 @@ def worker_pass(
     sender: str,
     links: LinkSettings,
     governance: GovernanceSettings,
+    heartbeat: heartbeats.Heartbeat | None = None,
 ) -> PassReport:
+    """With `heartbeat`, the worker is recorded alive as the pass starts and after every batch
+    it delivers: its heartbeat is never older than one batch (at most SENDING_TIME)."""
     report = PassReport()
     with unit_of_work(session) as tx:
+        if heartbeat is not None:
+            heartbeats.beat(tx, heartbeat, clock.now())
         report.reminders = send_reminders(tx, settings=links, clock=clock)
     # Its own transaction: the sign-off reminders above stay committed whatever happens here.
     with unit_of_work(session) as tx:
@@ -87,4 +92,7 @@ def worker_pass(
         report.delivery.add(batch)
         if batch.handled == 0 or batch.retried:
             break
+        if heartbeat is not None:
+            with unit_of_work(session) as tx:
+                heartbeats.beat(tx, heartbeat, clock.now())
     return report
