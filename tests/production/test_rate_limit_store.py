@@ -1,5 +1,5 @@
 """The shipped gunicorn config refuses per-process rate limits with several workers in
-production: each worker would count alone. Sharing them through Redis: tests/production/test_runbook."""
+production: each worker would count alone. Redis shared by hosts: tests/production/test_runbook."""
 
 from __future__ import annotations
 
