@@ -13,6 +13,7 @@ turns the skip into a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -170,6 +171,8 @@ def test_a_release_through_two_hosts_and_two_workers(tmp_path: Path) -> None:
             metrics_dir = tmp_path / f"metrics-{name}"
             metrics_dir.mkdir()
             host_env = {**environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+            if name == "b":  # host B logs for a log pipeline; host A in text
+                host_env["GATEKEEPER_LOG_FORMAT"] = "json"
             stack.enter_context(
                 process(
                     [
@@ -286,6 +289,15 @@ def test_a_release_through_two_hosts_and_two_workers(tmp_path: Path) -> None:
         depth = ("gatekeeper_outbox_depth", frozenset({("kind", "signoff_request")}))
         assert after.get(depth, 0.0) == 0, "everything was delivered"
         assert after[("gatekeeper_audit_chain_length", frozenset())] > 0
+
+        # Host B's log: JSON lines only, the probe's path masked, request ids on access lines.
+        entries = [
+            json.loads(line) for line in (tmp_path / "gunicorn-b.log").read_text().splitlines()
+        ]
+        probes = [e for e in entries if e.get("route") == "/s/<token>"]
+        assert probes, entries
+        assert all(e["path"] == "/s/[token]" and e["request_id"] for e in probes)
+        assert "not-a-real-link" not in (tmp_path / "gunicorn-b.log").read_text()
 
         health = subprocess.run(
             [BIN / "gatekeeper", "worker", "--healthcheck"],
