@@ -6,6 +6,7 @@ import difflib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ ENVIRONMENTS = ("development", "testing", "production")
 # Written by `gatekeeper demo` into the instance folder: the URL it serves on.
 DEMO_BASE_URL_FILE = "demo-base-url"
 REVIEW_POLICIES = ("block", "warn")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(Exception):
@@ -60,6 +62,11 @@ class Settings:
     # (a receiver inside the network is a deliberate choice; tests need loopback).
     webhook_allow_private: bool = False
     webhook_timeout: float = 10.0
+    # Operators: log lines as text or one JSON object a line; who may scrape /metrics (a bearer
+    # token, or client addresses; closed while neither is set). See docs/production.md.
+    log_format: str = "text"
+    metrics_token: str | None = None
+    metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The GATEKEEPER_* variables that were set: everything else is a default, which a command
     # may fill in better (the demo points links at the port it serves on).
@@ -168,6 +175,29 @@ def _keys(name: str, raw: str) -> tuple[str, ...]:
     return keys
 
 
+def _metrics_token(name: str, raw: str) -> str:
+    token = raw.strip()
+    if len(token) < 32:
+        raise SettingsError(f"{name} needs at least 32 characters (a random token)")
+    return token
+
+
+def _networks(name: str, raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {part!r} is not an address or a network (10.0.0.0/8, ::1)"
+            ) from None
+    if not found:
+        raise SettingsError(f"{name} is empty; give addresses or networks, comma-separated")
+    return tuple(found)
+
+
 _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_ENV": ("env", lambda n, v: _choice(n, v, ENVIRONMENTS)),
     "GATEKEEPER_DATABASE_URL": ("database_url", _database_url),
@@ -221,6 +251,9 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_OIDC_REQUIRE_VERIFIED_EMAIL": ("oidc_require_verified_email", _bool),
     "GATEKEEPER_WEBHOOK_ALLOW_PRIVATE": ("webhook_allow_private", _bool),
     "GATEKEEPER_WEBHOOK_TIMEOUT": ("webhook_timeout", _float),
+    "GATEKEEPER_LOG_FORMAT": ("log_format", lambda n, v: _choice(n, v, LOG_FORMATS)),
+    "GATEKEEPER_METRICS_TOKEN": ("metrics_token", _metrics_token),
+    "GATEKEEPER_METRICS_ALLOW": ("metrics_allow", _networks),
 }
 _OIDC_REQUIRED = ("GATEKEEPER_OIDC_CLIENT_ID", "GATEKEEPER_OIDC_ROLE_MAP")
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
+from datetime import timedelta
 
 import click
 import sqlalchemy as sa
@@ -16,10 +18,16 @@ from gatekeeper.cli.app_loading import load_app
 from gatekeeper.cli.options import one_of
 from gatekeeper.db.base import db
 from gatekeeper.runtime import runtime
-from gatekeeper.services import mail_worker
+from gatekeeper.services import heartbeats, mail_worker
+
+# --healthcheck: a worker idles `--interval` (5 s) between passes and beats after every batch,
+# which takes at most SENDING_TIME; a minute without a beat means it is stuck or gone.
+DEFAULT_MAX_AGE = 60.0
 
 
-def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
+def worker_pass(
+    app: Flask, worker_id: str, heartbeat: heartbeats.Heartbeat | None = None
+) -> mail_worker.PassReport:
     rt = runtime(app)
     with app.app_context():
         try:
@@ -33,6 +41,7 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
                 links=rt.link_settings(),
                 governance=rt.governance_settings(),
                 hooks=rt.webhook_settings(),
+                heartbeat=heartbeat,
             )
         finally:
             db.session.remove()
@@ -45,18 +54,49 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
 @click.option(
     "--interval", type=float, default=5.0, show_default=True, help="seconds between passes"
 )
+@click.option(
+    "--healthcheck",
+    is_flag=True,
+    help="for process supervisors: exit 0 if a worker on this host made progress within "
+    "--max-age, else 1 with the reason; runs no pass",
+)
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_MAX_AGE,
+    show_default=True,
+    help="with --healthcheck: seconds a heartbeat stays fresh",
+)
 @click.pass_context
-def command(ctx: click.Context, once: bool, interval: float) -> None:
+def command(
+    ctx: click.Context, once: bool, interval: float, healthcheck: bool, max_age: float
+) -> None:
     """Deliver queued email and webhooks (with retries), send reminders and escalations, warn
     of expiry."""
     one_of(ctx, "once", "interval")  # --interval is the pause between passes; --once makes one
+    one_of(ctx, "healthcheck", "once")
+    one_of(ctx, "healthcheck", "interval")
+    if (
+        ctx.get_parameter_source("max_age")
+        in (
+            click.core.ParameterSource.COMMANDLINE,
+            click.core.ParameterSource.ENVIRONMENT,
+        )
+        and not healthcheck
+    ):
+        raise click.UsageError("--max-age goes with --healthcheck", ctx)
     app = load_app(ctx)
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    host = socket.gethostname()
+    if healthcheck:
+        _healthcheck(app, host, timedelta(seconds=max_age))
+        return
+    worker_id = f"{host}:{os.getpid()}"
+    heartbeat = heartbeats.Heartbeat(worker_id, host, runtime(app).clock.now())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while True:
         try:
-            report = worker_pass(app, worker_id)
+            report = worker_pass(app, worker_id, heartbeat)
         except sa.exc.OperationalError as exc:
             click.echo(f"database unavailable, will retry: {exc.orig}", err=True)
         else:
@@ -83,3 +123,18 @@ def command(ctx: click.Context, once: bool, interval: float) -> None:
                 click.echo(f"  {error}", err=True)
         if once or stop.wait(interval):
             return
+
+
+def _healthcheck(app: Flask, host: str, max_age: timedelta) -> None:
+    with app.app_context():
+        try:
+            health = heartbeats.check(
+                db.session, host=host, max_age=max_age, now=runtime(app).clock.now()
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            health = heartbeats.Health(False, f"database unavailable: {exc.__class__.__name__}")
+        finally:
+            db.session.remove()
+    click.echo(("healthy: " if health.healthy else "unhealthy: ") + health.reason)
+    if not health.healthy:
+        sys.exit(1)

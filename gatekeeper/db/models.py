@@ -334,6 +334,18 @@ class WebhookDelivery(Base):
     duration_ms: Mapped[int]
 
 
+class WorkerHeartbeat(Base):
+    """The last pass of each `gatekeeper worker` process, in the database every host shares:
+    `gatekeeper worker --healthcheck` reads it on any host, however the workers are spread."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class SignoffLink(Base):
     """One emailed link: a signer's pending requests in one package revision."""
 

@@ -28,6 +28,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, scoped_session
 from standardwebhooks.webhooks import Webhook
 
+from gatekeeper import metrics
 from gatekeeper.db.models import OutboxMessage, WebhookDelivery, WebhookSubscription
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
@@ -388,6 +389,7 @@ def _record(
             return
         message.last_error = attempt.error[:2000]
         report.errors.append(f"webhook {row.id} to {row.url}: {attempt.error}")
+        metrics.count_outbound_failure("webhook")
         deadline = row.created_at + RETRY_BUDGET
         if attempt.permanent or now >= deadline:
             message.state = "dead"

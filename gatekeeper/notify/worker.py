@@ -22,6 +22,7 @@ from flask_mail import BadHeaderError, Connection, Mail, Message
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, scoped_session
 
+from gatekeeper import metrics
 from gatekeeper.db.models import OutboxMessage
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
@@ -392,6 +393,9 @@ def _record(
     it would undo what happened since (a dead letter retried and delivered would be dead again).
     """
     now = clock.now()
+    for outcome, _ in outcomes.values():
+        if outcome in ("retry", "dead"):
+            metrics.count_outbound_failure("email")
     sent = [row_id for row_id, _ in claimed if outcomes.get(row_id, ("",))[0] == "sent"]
     released = [row_id for row_id, _ in claimed if row_id not in outcomes]
     failed = {

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from gatekeeper import metrics
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.services import packages
 from gatekeeper.services.head_cache import HeadCache, committed_head
@@ -42,6 +43,7 @@ class GateCache(HeadCache[tuple[str, str, timedelta], _Evaluated]):
         cache_key = (key, overdue_policy, finding_warn_after)
         found = self.get(cache_key, head, lambda entry: entry.holds_at(now))
         if found is not None:
+            metrics.count_gate(cached=True, status=found.result.status)
             return found.result
         gate = packages.gate_input(
             session,
@@ -52,4 +54,5 @@ class GateCache(HeadCache[tuple[str, str, timedelta], _Evaluated]):
         )
         result = gate_rules.evaluate(gate)
         self.put(cache_key, head, _Evaluated(now, gate_rules.stable_until(gate), result))
+        metrics.count_gate(cached=False, status=result.status)
         return result

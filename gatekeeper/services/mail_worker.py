@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, scoped_session
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import webhooks, worker
-from gatekeeper.services import findings, reviews, sign_ins, signoffs
+from gatekeeper.services import findings, heartbeats, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
@@ -69,9 +69,14 @@ def worker_pass(
     links: LinkSettings,
     governance: GovernanceSettings,
     hooks: webhooks.WebhookSettings,
+    heartbeat: heartbeats.Heartbeat | None = None,
 ) -> PassReport:
+    """With `heartbeat`, the worker is recorded alive as the pass starts and after every batch
+    it delivers: its heartbeat is never older than one batch (at most SENDING_TIME)."""
     report = PassReport()
     with unit_of_work(session) as tx:
+        if heartbeat is not None:
+            heartbeats.beat(tx, heartbeat, clock.now())
         report.reminders = send_reminders(tx, settings=links, clock=clock)
     # Its own transaction: the sign-off reminders above stay committed whatever happens here.
     with unit_of_work(session) as tx:
@@ -89,9 +94,19 @@ def worker_pass(
         report.delivery.add(batch)
         if batch.handled == 0 or batch.retried:
             break
+        _beat(session, heartbeat, clock)
     for _ in range(MAX_BATCHES_PER_PASS):
         posted = webhooks.deliver(session, worker=worker_id, clock=clock, settings=hooks)
         report.webhooks.add(posted)
         if posted.handled == 0 or posted.retried:
             break
+        _beat(session, heartbeat, clock)
     return report
+
+
+def _beat(
+    session: Session | scoped_session[Session], heartbeat: heartbeats.Heartbeat | None, clock: Clock
+) -> None:
+    if heartbeat is not None:
+        with unit_of_work(session) as tx:
+            heartbeats.beat(tx, heartbeat, clock.now())

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from gatekeeper import metrics
 from gatekeeper.db.models import (
     Application,
     ChecklistVersion,
@@ -29,7 +30,7 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, findings, gates, webhooks
+from gatekeeper.services import audit, findings, gates, operations, webhooks
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
@@ -610,6 +611,9 @@ def record_signoff(
     )
     session.add(signoff)
     session.flush()
+    operations.on_commit(
+        session, metrics.observe_signoff_lead, (now - request.created_at).total_seconds()
+    )
     audit.record_package_event(
         session,
         package,

@@ -19,6 +19,7 @@ from gatekeeper.web import (
     governance,
     health,
     mailbox,
+    observability,
     oidc,
     outbox,
     packages,
@@ -55,6 +56,7 @@ def security_headers(response: Response) -> Response:
 
 
 def register_web(app: Flask) -> None:
+    observability.register(app)
     converters.register(app)
     limiter.init_app(app)
     # Template helpers: audit events by name (the timeline) and the entries of error summaries.

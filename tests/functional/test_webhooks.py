@@ -21,6 +21,7 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
 
+from gatekeeper import metrics
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent, OutboxMessage, WebhookDelivery, WebhookSubscription
@@ -233,8 +234,10 @@ def test_a_receiver_answering_5xx_then_2xx_gets_the_same_webhook_id(
     httpserver.expect_ordered_request("/hook").respond_with_data("ok", status=200)
     sub_id, secret = subscribe(app, loopback(httpserver), "package.submitted")
     prepare(app, now_clock)
+    failures_before = webhook_failures_counted()
     first = deliver(app)
     assert (first.sent, first.retried) == (0, 1)
+    assert webhook_failures_counted() == failures_before + 1, "operators see it in /metrics"
     (row,) = hook_rows()
     assert row.state == "queued"
     assert "HTTP 503: busy" in row.last_error
@@ -252,6 +255,13 @@ def test_a_receiver_answering_5xx_then_2xx_gets_the_same_webhook_id(
     ).all()
     assert [(d.status_code, d.webhook_id) for d in log] == [(503, ids[0]), (200, ids[0])]
     assert all(d.duration_ms >= 0 for d in log)
+
+
+def webhook_failures_counted() -> float:
+    counted = metrics._COUNTED.get_sample_value(
+        "gatekeeper_outbound_failures_total", {"kind": "webhook"}
+    )
+    return counted or 0.0
 
 
 def free_port() -> int:

@@ -15,8 +15,8 @@ ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "checklist_format": {"domain"},
     "db": {"domain"},
-    "notify": {"domain", "db"},
-    "services": {"domain", "db", "notify", "checklist_format", "signing"},
+    "notify": {"domain", "db", "metrics"},
+    "services": {"domain", "db", "notify", "checklist_format", "signing", "metrics"},
     # Adapters stand side by side: web and api never import each other or the app factory;
     # what they share lives in runtime (wiring) and origin (who is asking).
     "web": {
@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "signing",
         "redaction",
+        "metrics",
+        "logs",
     },
     "api": {"domain", "db", "services", "runtime", "origin", "settings", "signing"},
     "cli": {
@@ -48,7 +50,11 @@ ALLOWED: dict[str, set[str]] = {
     "signing": {"domain"},
     # What may be logged: standard library only, so the gunicorn config can use it.
     "redaction": set(),
-    "gunicorn_config": {"redaction"},
+    # Operators' instruments: metrics (prometheus-client only, so any layer may count) and the
+    # JSON log format (masked like the text logs).
+    "metrics": set(),
+    "logs": {"redaction"},
+    "gunicorn_config": {"redaction", "logs"},
     "app": {"domain", "db", "web", "api", "runtime", "settings", "notify", "services"},
     "runtime": {"domain", "services", "settings"},
     "origin": {"db"},
