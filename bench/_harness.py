@@ -206,7 +206,9 @@ class Gunicorn:
         label: str = "",
         port: int | None = None,
         access_log: Path | None = None,
+        config: str | None = None,
     ) -> None:
+        self.config = config
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
@@ -232,6 +234,8 @@ class Gunicorn:
             f"127.0.0.1:{self.port}",
             "gatekeeper.wsgi:app",
         ]
+        if self.config is not None:
+            command[1:1] = ["--config", self.config]
         if self.access_log is not None:
             # Method, path, status and the worker's own time for the request in microseconds:
             # service time without the wait in the listen queue.

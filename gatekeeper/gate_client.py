@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 EXIT_OPEN = 0
@@ -19,6 +20,12 @@ EXIT_ERROR = 4
 EXIT_BY_STATUS = {"open": EXIT_OPEN, "blocked": EXIT_BLOCKED, "pending": EXIT_PENDING}
 # A --wait progress line names this many people at most; the timeout line names everyone.
 NAMED_ON_PROGRESS = 5
+# --wait pauses between polls: 2 s, growing by half each time nothing changed, up to 15 s; a
+# pause is drawn from the last JITTER of its step.
+FIRST_PAUSE = 2.0
+LONGEST_PAUSE = 15.0
+GROWTH = 1.5
+JITTER = 0.2
 
 
 class GateUnavailable(Exception):
@@ -28,20 +35,29 @@ class GateUnavailable(Exception):
 def remote_reader(
     base_url: str, token: str, *, timeout: float = 10.0
 ) -> Callable[[str], dict[str, Any]]:
-    """Read the gate from a Gatekeeper server's JSON API."""
+    """Read the gate from a Gatekeeper server's JSON API.
+
+    Polls are conditional: the reader sends back the ETag of the gate it holds, and the server
+    answers 304, with no body, while that is still the gate.
+    """
     root = base_url.rstrip("/")
+    held: dict[str, tuple[str, dict[str, Any]]] = {}  # package -> (ETag, its gate)
 
     def read(package: str) -> dict[str, Any]:
         url = f"{root}/api/v1/packages/{urllib.parse.quote(package, safe='')}/gate"
         if not url.startswith(("http://", "https://")):
             raise GateUnavailable(f"--url must be an http(s) URL, got {base_url!r}")
-        request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        )
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if package in held:
+            headers["If-None-Match"] = held[package][0]
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 body = json.loads(response.read())
+                etag = response.headers.get("ETag")
         except urllib.error.HTTPError as exc:
+            if exc.code == 304 and package in held:
+                return held[package][1]
             raise GateUnavailable(_error_message(exc)) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise GateUnavailable(f"cannot reach {root}: {getattr(exc, 'reason', exc)}") from None
@@ -49,6 +65,8 @@ def remote_reader(
             raise GateUnavailable(f"{root} did not answer with JSON") from None
         if not isinstance(body, dict) or body.get("status") not in EXIT_BY_STATUS:
             raise GateUnavailable(f"{root} answered without a gate status")
+        if etag:
+            held[package] = (etag, body)
         return body
 
     return read
@@ -123,34 +141,52 @@ def describe(gate: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pauses(
+    interval: float | None, *, uniform: Callable[[float, float], float] = random.uniform
+) -> Iterator[float]:
+    """The pauses between --wait polls: FIRST_PAUSE growing to LONGEST_PAUSE, or `interval`
+    every time. Each is shortened by up to JITTER at random, so pipelines started by the same
+    push do not poll in step; none is ever longer than the step it was drawn from."""
+    step = interval or FIRST_PAUSE
+    longest = interval or LONGEST_PAUSE
+    while True:
+        yield step * uniform(1 - JITTER, 1)
+        step = min(longest, step * GROWTH)
+
+
 def wait_for_decision(
     read: Callable[[str], dict[str, Any]],
     package: str,
     *,
     first: dict[str, Any],
     timeout: float,
-    interval: float,
+    interval: float | None,
     on_change: Callable[[dict[str, Any]], None],
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    uniform: Callable[[float, float], float] = random.uniform,
 ) -> dict[str, Any]:
     """Poll while the gate is pending; stop at open, blocked or the timeout (still pending).
 
     `on_change` hears of the first answer and of each one that differs from the one before it
-    (revision, counts, who is waited on): a CI log shows progress, not one line per poll.
+    (revision, counts, who is waited on): a CI log shows progress, not one line per poll. A
+    change starts the pauses again from the shortest: sign-offs tend to come together.
     """
     deadline = monotonic() + timeout
     gate = first
     last: tuple[Any, ...] | None = None
+    waits = pauses(interval, uniform=uniform)
     while gate["status"] == "pending":
         seen = _progress_of(gate)
         if seen != last:
+            if last is not None:
+                waits = pauses(interval, uniform=uniform)
             on_change(gate)
             last = seen
         remaining = deadline - monotonic()
         if remaining <= 0:
             break
-        sleep(min(interval, remaining))
+        sleep(min(next(waits), remaining))
         gate = read(package)
     return gate
 

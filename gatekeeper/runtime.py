@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.gate import GateResult
-from gatekeeper.services.gate_cache import GateCache
+from gatekeeper.services.gate_cache import GateAnswer, GateCache
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.services.tokens import CallerCache
@@ -29,7 +29,11 @@ class Runtime:
 
     def gate_now(self, session: Session, key: str) -> GateResult:
         """The gate as CI and badges read it, evaluated at most once per change."""
-        return self.gate_cache.evaluate(
+        return self.gate_answer(session, key).result
+
+    def gate_answer(self, session: Session, key: str) -> GateAnswer:
+        """The gate with its JSON document and entity tag, as the API sends it."""
+        return self.gate_cache.answer(
             session,
             key,
             now=self.clock.now(),

@@ -432,6 +432,41 @@ def _operation(
     return operation
 
 
+_ETAG_HEADER = {
+    "description": "a strong entity tag of this gate document; it changes whenever any field "
+    "of the document does",
+    "schema": {"type": "string"},
+}
+
+
+def _gate_operation() -> dict[str, Any]:
+    """The gate, with conditional requests: a poller sends back the ETag it holds."""
+    operation = _operation(
+        "getGate",
+        "Evaluate the release gate (fails closed: an error, never open)",
+        "gate:read",
+        {
+            "200": {**_json(_ref("Gate"), "the gate"), "headers": {"ETag": _ETAG_HEADER}},
+            "304": {
+                "description": "not modified: the gate is still the one If-None-Match names "
+                "(no body)",
+                "headers": {"ETag": _ETAG_HEADER},
+            },
+        },
+        extra_errors=("503",),
+    )
+    operation["parameters"] = [
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "description": "the ETag of the gate you hold: 304 while it is still the gate",
+            "schema": {"type": "string"},
+        }
+    ]
+    return operation
+
+
 _KEY_PARAM = {
     "name": "key",
     "in": "path",
@@ -554,13 +589,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             },
             "/packages/{key}/gate": {
                 "parameters": [_KEY_PARAM],
-                "get": _operation(
-                    "getGate",
-                    "Evaluate the release gate (fails closed: an error, never open)",
-                    "gate:read",
-                    {"200": _json(_ref("Gate"), "the gate")},
-                    extra_errors=("503",),
-                ),
+                "get": _gate_operation(),
             },
             "/packages/{key}/release": {
                 "parameters": [_KEY_PARAM],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import current_app, g, url_for
+from flask import current_app, g, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -160,7 +160,22 @@ def cancel_package(key: str) -> ResponseReturnValue:
 @bp.get("/packages/<key>/gate")
 @requires(SCOPE_GATE_READ)
 def get_gate(key: str) -> ResponseReturnValue:
-    return runtime(current_app).gate_now(db.session, key).to_dict()
+    """The gate as stored bytes; 304, with no body, when the caller's copy is still the gate."""
+    answer = runtime(current_app).gate_answer(db.session, key)
+    if _holds(answer.etag):
+        return current_app.response_class(status=304, headers={"ETag": answer.etag})
+    return current_app.response_class(
+        answer.body, mimetype="application/json", headers={"ETag": answer.etag}
+    )
+
+
+def _holds(etag: str) -> bool:
+    """Does If-None-Match name this entity tag? The exact header a polling CLI sends is compared
+    as a string; any other list or `*` is parsed (weak comparison, as RFC 9110 says)."""
+    sent = request.headers.get("If-None-Match")
+    if sent is None:
+        return False
+    return sent == etag or request.if_none_match.contains_weak(etag[1:-1])
 
 
 @bp.post("/packages/<key>/release")

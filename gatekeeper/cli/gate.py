@@ -32,7 +32,10 @@ def group() -> None:
     "--timeout", type=float, default=600.0, show_default=True, help="seconds, with --wait"
 )
 @click.option(
-    "--interval", type=float, default=10.0, show_default=True, help="seconds between polls"
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="seconds between --wait polls [default: 2, growing to 15 while nothing changes]",
 )
 @click.pass_context
 def gate_check(
@@ -43,7 +46,7 @@ def gate_check(
     as_json: bool,
     wait: bool,
     timeout: float,
-    interval: float,
+    interval: float | None,
 ) -> None:
     """Exit 0 open, 1 blocked, 3 pending, 4 error (the gate fails closed)."""
     try:

@@ -134,17 +134,16 @@ def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
         rows.close()
 
 
+# Built once: every gate poll reads the head, and constructing the statement anew cost about
+# as much as running it (a third of a cached poll's time in the worker).
+_LATEST = sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+
+
 def latest(session: Session) -> tuple[int, str]:
     """The newest event's sequence number and hash; (0, GENESIS) before the first event."""
     # On the connection, past the ORM's execution layer: every gate poll reads this (measured
     # 0.47x -> 0.53-0.60x of /healthz in process on PostgreSQL, with the token lookup below).
-    found = (
-        session.connection()
-        .execute(
-            sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-        )
-        .first()
-    )
+    found = session.connection().execute(_LATEST).first()
     return (found.seq, found.hash) if found else (0, GENESIS)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -182,6 +185,10 @@ def test_wait_gives_up_at_the_timeout_and_says_what_it_still_waits_for(
     assert "USER_VALIDATION_PENDING payments-api" in timed_out
 
 
+def no_jitter(_low: float, high: float) -> float:
+    return high
+
+
 def pending(signed: int, *waiting: str, revision: int = 1) -> dict[str, object]:
     return {
         "package": "p",
@@ -217,6 +224,7 @@ def test_wait_reports_only_what_changed_and_at_the_timeout_what_it_still_waits_f
         on_change=lambda g: seen.append(gate_client.wait_line(g)),
         sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds),
         monotonic=lambda: clock[0],
+        uniform=no_jitter,
     )
     assert seen == [
         "p revision 1: PENDING — 0 of 3 required sign-offs, waiting on 3 people: a@x, b@x, c@x",
@@ -271,6 +279,7 @@ def test_wait_returns_as_soon_as_the_gate_decides() -> None:
         on_change=lambda g: seen.append(gate_client.progress_line(g)),
         sleep=sleeps.append,
         monotonic=lambda: 0.0,
+        uniform=no_jitter,
     )
     assert final["status"] == "open"
     assert sleeps == [5, 5]
@@ -278,6 +287,39 @@ def test_wait_returns_as_soon_as_the_gate_decides() -> None:
         "p revision 1: PENDING — 0 of 2 required sign-offs",
         "p revision 1: PENDING — 1 of 2 required sign-offs",
     ]
+
+
+def test_wait_backs_off_from_2_to_15_seconds_with_jitter_or_keeps_to_the_interval() -> None:
+    def first(count: int, interval: float | None, uniform: object = no_jitter) -> list[float]:
+        waits = gate_client.pauses(interval, uniform=uniform)  # type: ignore[arg-type]
+        return [round(next(waits), 3) for _ in range(count)]
+
+    assert first(8, None) == [2.0, 3.0, 4.5, 6.75, 10.125, 15.0, 15.0, 15.0]
+    assert first(3, 30) == [30.0, 30.0, 30.0]
+    assert first(3, 1, lambda low, _high: low) == [0.8, 0.8, 0.8], "at most 20 % shorter"
+    drawn = first(200, None, random.uniform)
+    assert all(15 * 0.8 <= pause <= 15 for pause in drawn[5:])
+    assert len(set(drawn)) > 150, "pipelines started together do not poll in step"
+
+
+def test_a_change_starts_the_pauses_again_from_the_shortest() -> None:
+    answers = itertools.chain(
+        [pending(0, "a@x"), pending(1, "b@x")], itertools.repeat(pending(1, "b@x"))
+    )
+    sleeps: list[float] = []
+    gate_client.wait_for_decision(
+        lambda _key: next(answers),
+        "p",
+        first=pending(0, "a@x"),
+        timeout=35,
+        interval=None,
+        on_change=lambda _gate: None,
+        sleep=sleeps.append,
+        monotonic=lambda: sum(sleeps),
+        uniform=no_jitter,
+    )
+    # 2 s, unchanged, 3 s, a change: from 2 s again, and the timeout cuts the last pause short.
+    assert sleeps == [2.0, 3.0, 2.0, 3.0, 4.5, 6.75, 10.125, 35 - 31.375]
 
 
 @pytest.fixture
@@ -353,3 +395,80 @@ def test_tokens_list_and_revoke(demo_data: None, runner: FlaskCliRunner, server:
     missing = runner.invoke(cli, ["tokens", "revoke", "nope"])
     assert missing.exit_code == 1
     assert "no token named 'nope'" in missing.stderr
+
+
+@pytest.fixture
+def gate_statuses(app: Flask) -> Iterator[tuple[str, list[int]]]:
+    """A real server around the app, and the status of every gate answer it sent."""
+    statuses: list[int] = []
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            if environ["PATH_INFO"].endswith("/gate"):
+                statuses.append(int(status.split()[0]))
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    http = make_server("127.0.0.1", 0, recording, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}", statuses
+    finally:
+        http.shutdown()
+        thread.join(5)
+
+
+def test_remote_wait_polls_with_if_none_match_and_sees_the_gate_open(
+    demo_data: None,
+    runner: FlaskCliRunner,
+    clock: FixedClock,
+    gate_statuses: tuple[str, list[int]],
+) -> None:
+    url, statuses = gate_statuses
+    read = gate_client.remote_reader(url, create_token(runner, "gate:read"))
+    sleeps: list[float] = []
+    seen: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            sign(clock)  # the key users sign while the pipeline waits
+
+    final = gate_client.wait_for_decision(
+        read,
+        KEY,
+        first=read(KEY),
+        timeout=600,
+        interval=None,
+        on_change=lambda g: seen.append(gate_client.wait_line(g)),
+        sleep=sleep,
+        monotonic=lambda: sum(sleeps),
+        uniform=no_jitter,
+    )
+    assert final["status"] == "open"
+    assert statuses == [200, 304, 304, 200], "unchanged polls cost a 304 and no body"
+    assert sleeps == [2.0, 3.0, 4.5]
+    assert len(seen) == 1
+    assert seen[0].startswith(f"{KEY} revision 1: PENDING")
+
+
+def test_remote_wait_on_the_command_line_prints_once_and_says_what_it_waits_for(
+    demo_data: None, runner: FlaskCliRunner, gate_statuses: tuple[str, list[int]]
+) -> None:
+    url, statuses = gate_statuses
+    token = create_token(runner, "gate:read")
+    args = ["gate", "check", KEY, "--url", url, "--token", token, "--wait"]
+    result = CliRunner().invoke(cli, [*args, "--timeout", "0.5", "--interval", "0.05"])
+    assert result.exit_code == 3, result.output
+    progress, timed_out = result.stderr.splitlines()
+    assert progress.startswith(f"{KEY} revision 1: PENDING")
+    assert timed_out.startswith(f"timed out after 0.5 s: {KEY} is still PENDING, waiting on ")
+    assert statuses[0] == 200
+    assert len(statuses) > 3
+    assert set(statuses[1:]) == {304}
+    assert (
+        json.loads(CliRunner().invoke(cli, [*args, "--timeout", "0", "--json"]).stdout)["status"]
+        == "pending"
+    ), "the last answer is printed whole, even after 304s"
