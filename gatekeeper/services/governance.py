@@ -20,6 +20,7 @@ from gatekeeper.db.models import (
     PackageApplication,
     Signoff,
 )
+from gatekeeper.domain import escape as escape_rules
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
@@ -47,6 +48,7 @@ class GovernanceSettings:
     triage_ttl: timedelta = timedelta(days=30)
     review_lead: timedelta = timedelta(days=14)
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER
+    never_fires_releases: int = escape_rules.DEFAULT_NEVER_FIRES_RELEASES
 
     def review_tokens(self, clock: Clock) -> TokenService:
         return TokenService(

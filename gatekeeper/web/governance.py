@@ -36,24 +36,25 @@ FINDING_FILTERS = {
 
 
 TRIAGE_CHOICES = {
-    finding_rules.ACCEPT: "Accept: the checklist should change",
-    finding_rules.DECLINE: "Decline: not something the checklist should catch",
+    finding_rules.ESCAPED_PAST: "Escaped past an item: the item named below should have caught it",
+    finding_rules.UNCOVERED: "Uncovered: no item covers it (a gap: a new item may be needed)",
+    finding_rules.NOT_A_CHECKLIST_MATTER: "Not a checklist matter: the checklist should not change",
 }
+_CHOOSE = "Choose escaped past an item, uncovered, or not a checklist matter."
 
 
 class TriageForm(FlaskForm):
-    # Rendered as radio buttons by the template (WTForms' choice fields are mid-deprecation).
-    action = StringField(
-        "Decision",
-        validators=[
-            DataRequired(message="Choose accept or decline."),
-            AnyOf(list(TRIAGE_CHOICES), message="Choose accept or decline."),
-        ],
+    # Rendered as radio buttons and a select by the template (WTForms' choice fields are
+    # mid-deprecation); the service checks the item against the checklist version.
+    classification = StringField(
+        "Class",
+        validators=[DataRequired(message=_CHOOSE), AnyOf(list(TRIAGE_CHOICES), message=_CHOOSE)],
     )
+    item = StringField("The item it escaped past", validators=[Length(max=129)])
     rationale = TextAreaField(
         "Rationale",
-        description="Required to decline: why the checklist should not change. "
-        "Optional when accepting.",
+        description="Required when it is not a checklist matter: why the checklist should not "
+        "change. Optional otherwise.",
         validators=[Length(max=finding_rules.MAX_RATIONALE_CHARS)],
     )
 
@@ -130,7 +131,8 @@ def finding(finding_id: int) -> ResponseReturnValue:
                 triaged = findings.triage(
                     session,
                     finding_id,
-                    action=form.action.data or "",
+                    classification=form.classification.data or "",
+                    item=form.item.data or "",
                     actor=signed_in().email,
                     rationale=form.rationale.data or "",
                     clock=runtime(current_app).clock,
@@ -144,7 +146,12 @@ def finding(finding_id: int) -> ResponseReturnValue:
         found = findings.get_finding(db.session, finding_id)
     status = 422 if form.is_submitted() else 200
     return render_template(
-        "governance/finding.html", finding=found, form=form, error=error, choices=TRIAGE_CHOICES
+        "governance/finding.html",
+        finding=found,
+        form=form,
+        error=error,
+        choices=TRIAGE_CHOICES,
+        items=findings.triage_items(found),
     ), status
 
 

@@ -110,7 +110,12 @@ def decide(token: str) -> ResponseReturnValue:
 
 def _triage_page(view: findings.TriageView, form: TriageForm, error: str | None) -> str:
     return render_template(
-        "reviews/finding.html", view=view, form=form, error=error, choices=TRIAGE_CHOICES
+        "reviews/finding.html",
+        view=view,
+        form=form,
+        error=error,
+        choices=TRIAGE_CHOICES,
+        items=findings.triage_items(view.finding),
     )
 
 
@@ -140,12 +145,18 @@ def triage(token: str) -> ResponseReturnValue:
             triaged = findings.submit_triage(
                 session,
                 token,
-                action=form.action.data or "",
+                classification=form.classification.data or "",
+                item=form.item.data or "",
                 rationale=form.rationale.data or "",
                 settings=governance_settings(),
                 clock=clock,
             )
-            done = {"ref": triaged.ref, "state": triaged.state, "reviewer": triaged.triaged_by}
+            done = {
+                "ref": triaged.ref,
+                "state": triaged.state,
+                "classification": triaged.classification,
+                "reviewer": triaged.triaged_by,
+            }
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reviews/triage_unusable.html", error)
     except ValidationFailed as error:
