@@ -23,7 +23,8 @@ from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, governance, reviews
+from gatekeeper.services import escapes, findings, governance, reviews
+from gatekeeper.web import charts
 from gatekeeper.web.access import signed_in
 
 bp = Blueprint("governance", __name__, url_prefix="/governance")
@@ -70,9 +71,51 @@ def _rows() -> list[governance.ChecklistRow]:
     )
 
 
+def _escapes() -> dict[str, object]:
+    window = runtime(current_app).settings.never_fires_releases
+    return {
+        "items": escapes.item_stats(db.session, window=window),
+        "gaps": escapes.gaps(db.session),
+        "rates": escapes.change_failure_rates(db.session),
+        "lead_times": escapes.lead_times(db.session),
+        "classes": escapes.findings_by_class(db.session),
+        "window": window,
+    }
+
+
 @bp.get("")
 def index() -> ResponseReturnValue:
-    return render_template("governance/index.html", rows=_rows(), form=ActionForm())
+    return render_template(
+        "governance/index.html", rows=_rows(), form=ActionForm(), escapes=_escapes()
+    )
+
+
+@bp.get("/change-failure-rate.csv")
+def export_rates() -> Response:
+    stamp = runtime(current_app).clock.now().strftime("%Y%m%d")
+    return Response(
+        escapes.rates_csv(escapes.change_failure_rates(db.session)),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="change-failure-rate-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.get("/charts/change-failure-rate.svg")
+def failure_rate_chart() -> Response:
+    return charts.svg_response(charts.failure_rate_chart(escapes.change_failure_rates(db.session)))
+
+
+@bp.get("/charts/lead-time.svg")
+def lead_time_chart() -> Response:
+    return charts.svg_response(charts.lead_time_chart(escapes.lead_times(db.session)))
+
+
+@bp.get("/charts/findings-by-class.svg")
+def classes_chart() -> Response:
+    return charts.svg_response(charts.classes_chart(escapes.findings_by_class(db.session)))
 
 
 @bp.get("/checklists.csv")

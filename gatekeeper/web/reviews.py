@@ -12,7 +12,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, link_outcomes, reviews
+from gatekeeper.services import escapes, findings, link_outcomes, reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
 from gatekeeper.web.governance import TRIAGE_CHOICES, TriageForm
@@ -45,8 +45,19 @@ def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnV
 
 
 def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, object]) -> str:
+    window = runtime(current_app).settings.never_fires_releases
+    application_id = view.version.application_id
     return render_template(
-        "reviews/review.html", view=view, form=ReviewForm(), errors=errors, values=values
+        "reviews/review.html",
+        view=view,
+        form=ReviewForm(),
+        errors=errors,
+        values=values,
+        escapes={
+            "items": escapes.item_stats(db.session, window=window, application_id=application_id),
+            "gaps": escapes.gaps(db.session, application_id=application_id),
+            "window": window,
+        },
     )
 
 

@@ -133,15 +133,15 @@ def test_a_finding_is_declined_with_a_rationale_from_its_page(
     assert page.status_code == 200
     assert "=A large refund scenario" in page.text
     assert 'data-state="open"' in page.text
-    refused = post(browser, f"/governance/findings/{governed}", {"action": "decline"})
+    refused = post(browser, f"/governance/findings/{governed}", {"classification": "not_a_checklist_matter"})
     assert refused.status_code == 422
-    assert "say why the finding is declined" in refused.text
+    assert "say why the finding is not a checklist matter" in refused.text
     assert findings.get_finding(db.session, governed).state == "open"
     db.session.rollback()
     done = post(
         browser,
         f"/governance/findings/{governed}",
-        {"action": "decline", "rationale": "A bank outage that day, not the release"},
+        {"classification": "not_a_checklist_matter", "rationale": "A bank outage that day, not the release"},
     )
     assert done.status_code == 302
     page = browser.get(done.headers["Location"])
@@ -160,13 +160,13 @@ def test_a_finding_is_declined_with_a_rationale_from_its_page(
 
 def test_a_finding_is_accepted_from_its_page(app: Flask, governed: int) -> None:
     browser = sign_in(app, ADMIN)
-    done = post(browser, f"/governance/findings/{governed}", {"action": "accept"})
+    done = post(browser, f"/governance/findings/{governed}", {"classification": "uncovered"})
     assert done.status_code == 302
     page = browser.get(f"/governance/findings/{governed}")
     assert 'data-state="accepted"' in page.text
-    assert 'value="accept"' not in page.text, "an accepted finding can only be declined now"
-    assert 'value="decline"' in page.text
-    assert post(browser, f"/governance/findings/{governed}", {"action": "address"}).status_code == (
+    assert 'value="uncovered"' not in page.text, "an accepted finding can only be declined now"
+    assert 'value="not_a_checklist_matter"' in page.text
+    assert post(browser, f"/governance/findings/{governed}", {"classification": "address"}).status_code == (
         422
     )
 

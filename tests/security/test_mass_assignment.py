@@ -579,7 +579,7 @@ def _finding_outcome(finding_id: int, key: str) -> Callable[[], object]:
     return observe
 
 
-TRIAGE_FORM = {"action": "accept", "rationale": "Add a large refund scenario"}
+TRIAGE_FORM = {"classification": "uncovered", "rationale": "Add a large refund scenario"}
 
 
 def _finding(app: Flask, clock: FixedClock, key: str) -> Target:
