@@ -500,8 +500,10 @@ def triage_items(found: Finding) -> dict[str, str]:
     """The items a finding can have escaped past: `section.item` → text, of the checklist
     version in force at the release (the one its package was gated with)."""
     version = found.checklist_version
-    if version is None:
-        return {}
+    return triage_items_of_version(version) if version is not None else {}
+
+
+def triage_items_of_version(version: ChecklistVersion) -> dict[str, str]:
     return {f"{s.id}.{i.id}": i.text for s, i in _checklist(version).items()}
 
 

@@ -8,6 +8,7 @@ CSP, allowing inline style and nothing else."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +17,10 @@ from flask import Response
 from pygal.style import Style
 
 from gatekeeper.services.escapes import LeadTime, MonthRate
+
+# pygal adds a legacy import finder (for its map plugins, which we do not use) to
+# sys.meta_path; every later import that reaches it warns (ImportWarning). Take it out.
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != "pygal"]
 
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 _STYLE = Style(

@@ -133,7 +133,9 @@ def test_a_finding_is_declined_with_a_rationale_from_its_page(
     assert page.status_code == 200
     assert "=A large refund scenario" in page.text
     assert 'data-state="open"' in page.text
-    refused = post(browser, f"/governance/findings/{governed}", {"classification": "not_a_checklist_matter"})
+    refused = post(
+        browser, f"/governance/findings/{governed}", {"classification": "not_a_checklist_matter"}
+    )
     assert refused.status_code == 422
     assert "say why the finding is not a checklist matter" in refused.text
     assert findings.get_finding(db.session, governed).state == "open"
@@ -141,7 +143,10 @@ def test_a_finding_is_declined_with_a_rationale_from_its_page(
     done = post(
         browser,
         f"/governance/findings/{governed}",
-        {"classification": "not_a_checklist_matter", "rationale": "A bank outage that day, not the release"},
+        {
+            "classification": "not_a_checklist_matter",
+            "rationale": "A bank outage that day, not the release",
+        },
     )
     assert done.status_code == 302
     page = browser.get(done.headers["Location"])
@@ -166,9 +171,9 @@ def test_a_finding_is_accepted_from_its_page(app: Flask, governed: int) -> None:
     assert 'data-state="accepted"' in page.text
     assert 'value="uncovered"' not in page.text, "an accepted finding can only be declined now"
     assert 'value="not_a_checklist_matter"' in page.text
-    assert post(browser, f"/governance/findings/{governed}", {"classification": "address"}).status_code == (
-        422
-    )
+    assert post(
+        browser, f"/governance/findings/{governed}", {"classification": "address"}
+    ).status_code == (422)
 
 
 def test_review_links_can_be_sent_again_from_the_dashboard(

@@ -108,7 +108,9 @@ def test_a_reviewer_without_an_account_triages_the_finding_from_the_email(
     assert code == 422
     assert "say why the finding is not a checklist matter" in text
     assert finding().state == "open"
-    code, text = decide(browser, reported, classification="not_a_checklist_matter", rationale=RATIONALE)
+    code, text = decide(
+        browser, reported, classification="not_a_checklist_matter", rationale=RATIONALE
+    )
     assert code == 200, text
     assert 'data-state="declined"' in text
     assert (finding().state, finding().triaged_by, finding().rationale) == (
@@ -130,7 +132,12 @@ def test_a_decision_made_on_the_staff_page_ends_the_link(
 ) -> None:
     with unit_of_work(db.session) as session:
         findings.triage(
-            session, 1, classification="not_a_checklist_matter", actor=ADMIN, rationale="Out of scope", clock=clock
+            session,
+            1,
+            classification="not_a_checklist_matter",
+            actor=ADMIN,
+            rationale="Out of scope",
+            clock=clock,
         )
     decided = client(app).get(reported)
     assert (decided.status_code, 'data-reason="decided"' in decided.text) == (410, True)

@@ -222,7 +222,9 @@ def test_declining_needs_a_rationale_and_is_final(
     with pytest.raises(ValidationFailed, match="why the finding is not a checklist matter"):
         triage(clock, ref, "not_a_checklist_matter", "  ")
     assert finding(ref).state == "open"
-    assert triage(clock, ref, "not_a_checklist_matter", "A bank outage, not our release") == "declined"
+    assert (
+        triage(clock, ref, "not_a_checklist_matter", "A bank outage, not our release") == "declined"
+    )
     declined = finding(ref)
     assert (declined.rationale, declined.triaged_by) == ("A bank outage, not our release", BOARD)
     with pytest.raises(Conflict, match="a finding that is declined cannot be accepted"):
