@@ -39,12 +39,16 @@ def _without_scripts(root: Any) -> Any:
     return root
 
 
+def _render(chart: Any) -> str:
+    chart.add_xml_filter(_without_scripts)
+    return str(chart.render(is_unicode=True))
+
+
 def _config(title: str) -> dict[str, Any]:
     return {
         "title": title,
         "style": _STYLE,
         "js": [],
-        "xml_filters": [_without_scripts],
         "width": 800,
         "height": 360,
         "show_legend": True,
@@ -66,7 +70,7 @@ def failure_rate_chart(rates: Iterable[MonthRate]) -> str:
         )
     for application, values in sorted(by_app.items()):
         chart.add(application, [values.get(m) for m in months], allow_interruptions=True)
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def lead_time_chart(times: Iterable[LeadTime]) -> str:
@@ -74,7 +78,7 @@ def lead_time_chart(times: Iterable[LeadTime]) -> str:
     chart = pygal.HorizontalBar(**_config("Median sign-off lead time (hours)"))
     for t in times:
         chart.add(t.application, [None if t.median_hours is None else round(t.median_hours, 1)])
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def classes_chart(counts: Mapping[str, int]) -> str:
@@ -82,7 +86,7 @@ def classes_chart(counts: Mapping[str, int]) -> str:
     chart = pygal.Bar(**_config("Findings by class"))
     for label, count in counts.items():
         chart.add(label, [count])
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def svg_response(svg: str) -> Response:

@@ -228,3 +228,28 @@ def test_a_triage_email_is_moot_once_the_finding_is_triaged(
         )
     ).all()
     assert f"F-1 was already accepted by {ADMIN}" in why
+
+
+def test_the_emailed_link_classifies_an_escape_past_a_named_item(app: Flask, reported: str) -> None:
+    browser = client(app)
+    page = browser.get(reported)
+    assert '<option value="build.artifacts-from-ci">' in page.text, "items of v7 are offered"
+    code, text = decide(browser, reported, classification="escaped_past", item="build.nope")
+    assert code == 422
+    assert "build.nope is not an item of the checklist version" in text
+    assert finding().state == "open"
+    code, text = decide(
+        browser, reported, classification="escaped_past", item="security.dependency-scan"
+    )
+    assert code == 200, text
+    assert "escaped past an item" in text
+    triaged = finding()
+    assert (triaged.state, triaged.classification, triaged.triaged_by) == (
+        "accepted",
+        "escaped_past",
+        BOARD,
+    )
+    assert (triaged.escaped_section_id, triaged.escaped_item_id) == ("security", "dependency-scan")
+    event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "finding.accepted"))
+    assert event is not None
+    assert '"item":"security.dependency-scan"' in event.details
