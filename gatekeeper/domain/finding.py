@@ -43,12 +43,6 @@ CLASSIFICATION_ACTION = {
     UNCOVERED: ACCEPT,
     NOT_A_CHECKLIST_MATTER: DECLINE,
 }
-# What the classes the state allows are, for the forms: an accepted finding can still turn out
-# not to be a checklist matter.
-CLASSES_FROM = {
-    OPEN: CLASSIFICATIONS,
-    ACCEPTED: (NOT_A_CHECKLIST_MATTER,),
-}
 
 CLASS_LABELS = {
     ESCAPED_PAST: "escaped past an item",

@@ -46,4 +46,5 @@ def downgrade():
     with op.batch_alter_table('findings', schema=None) as batch_op:
         batch_op.drop_column('escaped_item_id')
         batch_op.drop_column('escaped_section_id')
+        batch_op.drop_constraint(batch_op.f('ck_findings_finding_classification'), type_='check')
         batch_op.drop_column('classification')
