@@ -68,6 +68,7 @@ class Runtime:
             review_lead=timedelta(days=s.review_lead_days),
             finding_warn_after=timedelta(days=s.finding_warn_days),
             overdue_policy=s.overdue_review_policy,
+            never_fires_releases=s.never_fires_releases,
         )
 
 

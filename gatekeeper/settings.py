@@ -44,6 +44,7 @@ class Settings:
     overdue_review_policy: str = "block"
     review_lead_days: int = 14
     finding_warn_days: int = 7
+    never_fires_releases: int = 20
     sqlite_busy_timeout: float = 5.0
     rate_limit_storage: str = "memory://"
     # Every `checklists sync` must name who is accountable (--author or an owned CI token);
@@ -233,6 +234,11 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_FINDING_WARN_DAYS": (
         "finding_warn_days",
         lambda n, v: _int(n, v, minimum=0, maximum=3650),
+    ),
+    # A checklist item that has not failed in this many releases is flagged "never fires".
+    "GATEKEEPER_NEVER_FIRES_RELEASES": (
+        "never_fires_releases",
+        lambda n, v: _int(n, v, minimum=1, maximum=10000),
     ),
     "GATEKEEPER_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", _float),
     "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),

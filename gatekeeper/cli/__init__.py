@@ -61,6 +61,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "Run the whole product locally: SQLite, sample data, mail catcher, worker, web app.",
         True,
     ),
+    "findings": (
+        "gatekeeper.cli.findings:group",
+        "Problems found after releases: list them, triage them into classes.",
+        True,
+    ),
     # The gate group loads the app itself, and only for a local check: `gate check --url`
     # talks HTTP and never imports Flask or SQLAlchemy.
     "gate": ("gatekeeper.cli.gate:group", "Ask whether a package may be released.", False),

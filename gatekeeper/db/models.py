@@ -443,6 +443,7 @@ class SsoAttempt(Base):
 REVIEW_LINK_REASONS = ("new_version", "review_due", "review_overdue")
 REVIEW_REMINDER_KINDS = ("ahead", "overdue")
 FINDING_STATES = ("open", "accepted", "addressed", "declined")
+FINDING_CLASSIFICATIONS = ("escaped_past", "uncovered", "not_a_checklist_matter")
 REPORT_LINK_STATES = ("active", "used")
 
 
@@ -522,6 +523,13 @@ class Finding(Base):
     triaged_by: Mapped[str | None] = mapped_column(EMAIL)
     triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     rationale: Mapped[str] = mapped_column(sa.Text, default="")
+    # The triage's class (None: untriaged, or accepted before classes existed); an escape
+    # names the item of `checklist_version` that should have caught it.
+    classification: Mapped[str | None] = mapped_column(
+        str_enum("finding_classification", *FINDING_CLASSIFICATIONS)
+    )
+    escaped_section_id: Mapped[str | None] = mapped_column(sa.String(64))
+    escaped_item_id: Mapped[str | None] = mapped_column(sa.String(64))
     addressed_by_version_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("checklist_versions.id")
     )

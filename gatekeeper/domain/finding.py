@@ -1,8 +1,10 @@
-"""Post-release findings: the report people send, the finding's state machine and its triage."""
+"""Post-release findings: the report people send, the finding's state machine and its triage
+into a class (escaped past an item, uncovered, not a checklist matter)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from gatekeeper.domain.errors import Conflict, ValidationFailed
@@ -28,6 +30,34 @@ FINDING_TRANSITIONS: dict[tuple[str, str], str] = {
 FINDING_STATES = (OPEN, ACCEPTED, ADDRESSED, DECLINED)
 FINDING_ACTIONS = (ACCEPT, DECLINE, ADDRESS)
 UNRESOLVED = (OPEN, ACCEPTED)
+
+# Triage classifies a finding; the class decides the state move. Escaped past an item and
+# uncovered both mean the checklist should change (accepted); not a checklist matter is what a
+# plain decline used to be, and findings declined before classes existed carry it too.
+ESCAPED_PAST = "escaped_past"
+UNCOVERED = "uncovered"
+NOT_A_CHECKLIST_MATTER = "not_a_checklist_matter"
+CLASSIFICATIONS = (ESCAPED_PAST, UNCOVERED, NOT_A_CHECKLIST_MATTER)
+CLASSIFICATION_ACTION = {
+    ESCAPED_PAST: ACCEPT,
+    UNCOVERED: ACCEPT,
+    NOT_A_CHECKLIST_MATTER: DECLINE,
+}
+
+CLASS_LABELS = {
+    ESCAPED_PAST: "escaped past an item",
+    UNCOVERED: "uncovered (a gap)",
+    NOT_A_CHECKLIST_MATTER: "not a checklist matter",
+}
+
+
+def class_label(classification: str | None, state: str | None = None) -> str:
+    """How pages name a finding's class. No class: still open, or accepted or addressed
+    before triage classified findings (or addressed by a version before anyone triaged it)."""
+    if classification is not None:
+        return CLASS_LABELS[classification]
+    return "not triaged yet" if state == OPEN else "not classified"
+
 
 MAX_REPORT_CHARS = 4000
 MAX_RATIONALE_CHARS = 4000
@@ -63,10 +93,48 @@ def check_triage(action: str, rationale: str) -> str:
     """The cleaned rationale; declining needs one (why this is not a checklist problem)."""
     cleaned = rationale.strip()
     if action == DECLINE and not cleaned:
-        raise ValidationFailed("say why the finding is declined (rationale)")
+        raise ValidationFailed(
+            "say why the finding is not a checklist matter (rationale): why the checklist "
+            "should not change"
+        )
     if len(cleaned) > MAX_RATIONALE_CHARS:
         raise ValidationFailed(f"the rationale is limited to {MAX_RATIONALE_CHARS} characters")
     return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """A checked triage: the state move, the class, the item it escaped past (section, item)."""
+
+    action: str
+    classification: str
+    item: tuple[str, str] | None
+    rationale: str
+
+
+def check_classification(
+    classification: str, item: str, rationale: str, items: Collection[str]
+) -> Triage:
+    """Check a triage against `items`, the `section.item` ids of the checklist version the
+    release was gated with. Only an escape names an item (and must); other classes ignore one."""
+    if classification not in CLASSIFICATIONS:
+        raise ValidationFailed(
+            "classify the finding: escaped past an item, uncovered, or not a checklist matter"
+        )
+    action = CLASSIFICATION_ACTION[classification]
+    cleaned = check_triage(action, rationale)
+    if classification != ESCAPED_PAST:
+        return Triage(action, classification, None, cleaned)
+    named = item.strip()
+    if not named:
+        raise ValidationFailed("name the checklist item it escaped past (section.item)")
+    if named not in items:
+        raise ValidationFailed(
+            f"{named} is not an item of the checklist version the release was gated with"
+            + (f" (items: {', '.join(sorted(items))})" if items else " (it had none)")
+        )
+    section, _, item_id = named.partition(".")
+    return Triage(action, classification, (section, item_id), cleaned)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from gatekeeper.domain.errors import (
     Conflict,
     LinkUnusable,
     NotFound,
+    PermissionDenied,
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
@@ -422,15 +423,17 @@ def submit_triage(
     session: Session,
     token: str,
     *,
-    action: str,
+    classification: str,
+    item: str = "",
     rationale: str,
     settings: GovernanceSettings,
     clock: Clock,
 ) -> Finding:
     """Triage the finding as the link's reviewer; the link is used exactly once."""
     view = open_triage(session, token, settings=settings, clock=clock)
-    _check_action(action)
-    finding_rules.check_triage(action, rationale)
+    finding_rules.check_classification(
+        classification, item, rationale, triage_items(view.finding).keys()
+    )
     use_link(
         session,
         TriageLink,
@@ -441,7 +444,8 @@ def submit_triage(
     return triage(
         session,
         view.finding.id,
-        action=action,
+        classification=classification,
+        item=item,
         actor=view.link.reviewer,
         rationale=rationale,
         clock=clock,
@@ -504,34 +508,42 @@ def _transition(session: Session, found: Finding, action: str) -> str:
     return after
 
 
-def _check_action(action: str) -> None:
-    if action not in (finding_rules.ACCEPT, finding_rules.DECLINE):
-        raise ValidationFailed(
-            "a finding is accepted or declined here; approving a checklist version that "
-            "references it addresses it"
-        )
+def triage_items(found: Finding) -> dict[str, str]:
+    """The items a finding can have escaped past: `section.item` → text, of the checklist
+    version in force at the release (the one its package was gated with)."""
+    version = found.checklist_version
+    return triage_items_of_version(version) if version is not None else {}
+
+
+def triage_items_of_version(version: ChecklistVersion) -> dict[str, str]:
+    return {f"{s.id}.{i.id}": i.text for s, i in _checklist(version).items()}
 
 
 def triage(
     session: Session,
     finding_id: int,
     *,
-    action: str,
+    classification: str,
+    item: str = "",
     actor: str,
     rationale: str = "",
     clock: Clock,
 ) -> Finding:
-    """Accept a finding (the checklist should change) or decline it (with a rationale)."""
-    _check_action(action)
+    """Classify a finding: escaped past a named item or uncovered (the checklist should
+    change: accepted), or not a checklist matter (declined, with a rationale)."""
     found = session.scalar(sa.select(Finding).where(Finding.id == finding_id).with_for_update())
     if found is None:
         raise NotFound(f"no finding {finding_rules.finding_ref(finding_id)}")
-    cleaned = finding_rules.check_triage(action, rationale)
+    checked = finding_rules.check_classification(
+        classification, item, rationale, triage_items(found).keys()
+    )
     now = clock.now()
-    state = _transition(session, found, action)
+    state = _transition(session, found, checked.action)
     found.triaged_by = actor
     found.triaged_at = now
-    found.rationale = cleaned
+    found.rationale = checked.rationale
+    found.classification = checked.classification
+    found.escaped_section_id, found.escaped_item_id = checked.item or (None, None)
     session.flush()
     audit.record(
         session,
@@ -540,9 +552,49 @@ def triage(
         subject=f"{found.ref} on {found.application.slug}",
         package=found.package.key if found.package else None,
         now=now,
-        details={"finding": found.ref, "state": state, "rationale": cleaned},
+        details={
+            "finding": found.ref,
+            "state": state,
+            "classification": checked.classification,
+            "item": ".".join(checked.item) if checked.item else None,
+            "rationale": checked.rationale,
+        },
     )
     return found
+
+
+def triage_as_reviewer(
+    session: Session,
+    ref: str,
+    *,
+    classification: str,
+    item: str = "",
+    reviewer: str,
+    rationale: str = "",
+    clock: Clock,
+) -> Finding:
+    """Triage from the command line, as a governance reviewer the finding's checklist names
+    (the same people its emailed triage links go to)."""
+    finding_id = finding_rules.parse_ref(ref)
+    if finding_id is None or not is_id(finding_id):
+        raise NotFound(f"no finding {ref.strip()} (a finding is named like F-12)")
+    found = get_finding(session, finding_id)
+    reviewer = reviewer.strip().lower()
+    named = reviewers_of(session, found)
+    if reviewer not in named:
+        raise PermissionDenied(
+            f"{reviewer} is not a governance reviewer of the {found.application.slug} checklist "
+            f"(reviewers: {', '.join(named) or 'none'})"
+        )
+    return triage(
+        session,
+        found.id,
+        classification=classification,
+        item=item,
+        actor=reviewer,
+        rationale=rationale,
+        clock=clock,
+    )
 
 
 def address_findings(

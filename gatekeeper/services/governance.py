@@ -20,6 +20,7 @@ from gatekeeper.db.models import (
     PackageApplication,
     Signoff,
 )
+from gatekeeper.domain import escape as escape_rules
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
@@ -49,6 +50,7 @@ class GovernanceSettings:
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER
     # How gates read an overdue review: a review decision is checked against the gates it moves.
     overdue_policy: str = "block"
+    never_fires_releases: int = escape_rules.DEFAULT_NEVER_FIRES_RELEASES
 
     def review_tokens(self, clock: Clock) -> TokenService:
         return TokenService(

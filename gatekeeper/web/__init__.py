@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Flask, Response, current_app
 
+from gatekeeper.domain import finding as finding_rules
 from gatekeeper.runtime import runtime
 from gatekeeper.services import labels
 from gatekeeper.web import (
@@ -62,6 +63,7 @@ def register_web(app: Flask) -> None:
     # Template helpers: audit events by name (the timeline) and the entries of error summaries.
     app.add_template_filter(labels.action_label, "action_label")
     app.add_template_global(form_problems)
+    app.add_template_filter(finding_rules.class_label, "finding_class")
     # Registered first, so hostile text is refused before access checks or any query run.
     app.before_request(reject_unstorable_text)
     # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.

@@ -23,7 +23,8 @@ from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, governance, reviews
+from gatekeeper.services import escapes, findings, governance, reviews
+from gatekeeper.web import charts
 from gatekeeper.web.access import signed_in
 
 bp = Blueprint("governance", __name__, url_prefix="/governance")
@@ -36,24 +37,25 @@ FINDING_FILTERS = {
 
 
 TRIAGE_CHOICES = {
-    finding_rules.ACCEPT: "Accept: the checklist should change",
-    finding_rules.DECLINE: "Decline: not something the checklist should catch",
+    finding_rules.ESCAPED_PAST: "Escaped past an item: the item named below should have caught it",
+    finding_rules.UNCOVERED: "Uncovered: no item covers it (a gap: a new item may be needed)",
+    finding_rules.NOT_A_CHECKLIST_MATTER: "Not a checklist matter: the checklist should not change",
 }
+_CHOOSE = "Choose escaped past an item, uncovered, or not a checklist matter."
 
 
 class TriageForm(FlaskForm):
-    # Rendered as radio buttons by the template (WTForms' choice fields are mid-deprecation).
-    action = StringField(
-        "Decision",
-        validators=[
-            DataRequired(message="Choose accept or decline."),
-            AnyOf(list(TRIAGE_CHOICES), message="Choose accept or decline."),
-        ],
+    # Rendered as radio buttons and a select by the template (WTForms' choice fields are
+    # mid-deprecation); the service checks the item against the checklist version.
+    classification = StringField(
+        "Class",
+        validators=[DataRequired(message=_CHOOSE), AnyOf(list(TRIAGE_CHOICES), message=_CHOOSE)],
     )
+    item = StringField("The item it escaped past", validators=[Length(max=129)])
     rationale = TextAreaField(
         "Rationale",
-        description="Required to decline: why the checklist should not change. "
-        "Optional when accepting.",
+        description="Required when it is not a checklist matter: why the checklist should not "
+        "change. Optional otherwise.",
         validators=[Length(max=finding_rules.MAX_RATIONALE_CHARS)],
     )
 
@@ -69,9 +71,51 @@ def _rows() -> list[governance.ChecklistRow]:
     )
 
 
+def _escapes() -> dict[str, object]:
+    window = runtime(current_app).settings.never_fires_releases
+    return {
+        "items": escapes.item_stats(db.session, window=window),
+        "gaps": escapes.gaps(db.session),
+        "rates": escapes.change_failure_rates(db.session),
+        "lead_times": escapes.lead_times(db.session),
+        "classes": escapes.findings_by_class(db.session),
+        "window": window,
+    }
+
+
 @bp.get("")
 def index() -> ResponseReturnValue:
-    return render_template("governance/index.html", rows=_rows(), form=ActionForm())
+    return render_template(
+        "governance/index.html", rows=_rows(), form=ActionForm(), escapes=_escapes()
+    )
+
+
+@bp.get("/change-failure-rate.csv")
+def export_rates() -> Response:
+    stamp = runtime(current_app).clock.now().strftime("%Y%m%d")
+    return Response(
+        escapes.rates_csv(escapes.change_failure_rates(db.session)),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="change-failure-rate-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.get("/charts/change-failure-rate.svg")
+def failure_rate_chart() -> Response:
+    return charts.svg_response(charts.failure_rate_chart(escapes.change_failure_rates(db.session)))
+
+
+@bp.get("/charts/lead-time.svg")
+def lead_time_chart() -> Response:
+    return charts.svg_response(charts.lead_time_chart(escapes.lead_times(db.session)))
+
+
+@bp.get("/charts/findings-by-class.svg")
+def classes_chart() -> Response:
+    return charts.svg_response(charts.classes_chart(escapes.findings_by_class(db.session)))
 
 
 @bp.get("/checklists.csv")
@@ -130,7 +174,8 @@ def finding(finding_id: int) -> ResponseReturnValue:
                 triaged = findings.triage(
                     session,
                     finding_id,
-                    action=form.action.data or "",
+                    classification=form.classification.data or "",
+                    item=form.item.data or "",
                     actor=signed_in().email,
                     rationale=form.rationale.data or "",
                     clock=runtime(current_app).clock,
@@ -144,7 +189,12 @@ def finding(finding_id: int) -> ResponseReturnValue:
         found = findings.get_finding(db.session, finding_id)
     status = 422 if form.is_submitted() else 200
     return render_template(
-        "governance/finding.html", finding=found, form=form, error=error, choices=TRIAGE_CHOICES
+        "governance/finding.html",
+        finding=found,
+        form=form,
+        error=error,
+        choices=TRIAGE_CHOICES,
+        items=findings.triage_items(found),
     ), status
 
 

@@ -12,7 +12,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, link_outcomes, reviews
+from gatekeeper.services import escapes, findings, link_outcomes, reviews
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
 from gatekeeper.web.governance import TRIAGE_CHOICES, TriageForm
@@ -45,8 +45,19 @@ def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnV
 
 
 def _page(view: reviews.ReviewView, errors: dict[str, str], values: dict[str, object]) -> str:
+    window = runtime(current_app).settings.never_fires_releases
+    application_id = view.version.application_id
     return render_template(
-        "reviews/review.html", view=view, form=ReviewForm(), errors=errors, values=values
+        "reviews/review.html",
+        view=view,
+        form=ReviewForm(),
+        errors=errors,
+        values=values,
+        escapes={
+            "items": escapes.item_stats(db.session, window=window, application_id=application_id),
+            "gaps": escapes.gaps(db.session, application_id=application_id),
+            "window": window,
+        },
     )
 
 
@@ -110,7 +121,12 @@ def decide(token: str) -> ResponseReturnValue:
 
 def _triage_page(view: findings.TriageView, form: TriageForm, error: str | None) -> str:
     return render_template(
-        "reviews/finding.html", view=view, form=form, error=error, choices=TRIAGE_CHOICES
+        "reviews/finding.html",
+        view=view,
+        form=form,
+        error=error,
+        choices=TRIAGE_CHOICES,
+        items=findings.triage_items(view.finding),
     )
 
 
@@ -140,12 +156,18 @@ def triage(token: str) -> ResponseReturnValue:
             triaged = findings.submit_triage(
                 session,
                 token,
-                action=form.action.data or "",
+                classification=form.classification.data or "",
+                item=form.item.data or "",
                 rationale=form.rationale.data or "",
                 settings=governance_settings(),
                 clock=clock,
             )
-            done = {"ref": triaged.ref, "state": triaged.state, "reviewer": triaged.triaged_by}
+            done = {
+                "ref": triaged.ref,
+                "state": triaged.state,
+                "classification": triaged.classification,
+                "reviewer": triaged.triaged_by,
+            }
     except (LinkUnusable, TokenInvalid) as error:
         return token_pages.unusable_page("reviews/triage_unusable.html", error)
     except ValidationFailed as error:

@@ -11,7 +11,7 @@ from flask.testing import FlaskCliRunner
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import findings, governance
+from gatekeeper.services import demo_escapes, escapes, findings, governance
 from gatekeeper.services.demo_governance import APPLICATION, GENERATED, write_version
 
 
@@ -44,7 +44,7 @@ def test_the_demo_has_a_pending_version_and_an_open_finding(
     (finding,) = findings.list_findings(db.session, states=("open",))
     assert finding.reported_by == "refunds-desk@example.com"
     again = demo(runner)
-    assert "finding" not in again
+    assert "finding" not in again, "nothing new the second time, in either story"
     assert APPLICATION not in again
 
 
@@ -60,5 +60,19 @@ def test_an_application_of_that_name_synced_before_the_demo_is_left_alone(
     )
     out = demo(runner)
     assert f"governance story skipped: {APPLICATION} exists without 2026.10-demo" in out
-    assert "finding" not in out
+    assert f"on {APPLICATION}" not in out, "no finding of its story"
     assert "package 2026.11-demo: submitted" in out, "the rest of the demo is there"
+
+
+def test_the_demo_shows_an_item_that_never_fires(app: Flask, runner: FlaskCliRunner) -> None:
+    out = demo(runner)
+    assert "escape story: 20 weekly releases of ledger-export" in out
+    stats = {
+        s.ref: s
+        for s in escapes.item_stats(db.session, window=20)
+        if s.application == demo_escapes.APPLICATION
+    }
+    never, checked = stats["build.artifacts-from-ci"], stats["checks.totals-match"]
+    assert (never.evaluated, never.failed, never.never_fires) == (20, 0, True)
+    assert (checked.not_applicable, checked.escaped) == (13, 1)
+    assert [g.application for g in escapes.gaps(db.session)] == [demo_escapes.APPLICATION]

@@ -90,6 +90,9 @@ def test_a_synced_version_is_approved_through_the_emailed_link(
     assert page.headers["Referrer-Policy"] == "same-origin"
     assert "noindex" in page.headers["X-Robots-Tag"]
     assert 'data-kind="new_version"' in page.text
+    # Where the item counts go; a first version has no approved items or releases to count.
+    assert 'data-testid="item-stats"' in page.text
+    assert "No checklist items yet." in page.text
     assert 'data-testid="diff-first"' in page.text, "no approved version yet to compare with"
     assert "Run the end-of-day settlement report" in page.text
     assert f"You are reviewing as <strong>{BOARD}</strong>" in page.text

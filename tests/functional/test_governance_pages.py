@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from gatekeeper.cli import cli
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent, OutboxMessage
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.services import findings
 from gatekeeper.services.tokens import SCOPE_GATE_READ
-from tests.conftest import START
+from tests.conftest import START, dispose, make_app
 from tests.functional.api_helpers import API_PREFIX, Api, create_token
 from tests.functional.web_helpers import (
     ADMIN,
@@ -133,15 +134,20 @@ def test_a_finding_is_declined_with_a_rationale_from_its_page(
     assert page.status_code == 200
     assert "=A large refund scenario" in page.text
     assert 'data-state="open"' in page.text
-    refused = post(browser, f"/governance/findings/{governed}", {"action": "decline"})
+    refused = post(
+        browser, f"/governance/findings/{governed}", {"classification": "not_a_checklist_matter"}
+    )
     assert refused.status_code == 422
-    assert "say why the finding is declined" in refused.text
+    assert "say why the finding is not a checklist matter" in refused.text
     assert findings.get_finding(db.session, governed).state == "open"
     db.session.rollback()
     done = post(
         browser,
         f"/governance/findings/{governed}",
-        {"action": "decline", "rationale": "A bank outage that day, not the release"},
+        {
+            "classification": "not_a_checklist_matter",
+            "rationale": "A bank outage that day, not the release",
+        },
     )
     assert done.status_code == 302
     page = browser.get(done.headers["Location"])
@@ -160,15 +166,15 @@ def test_a_finding_is_declined_with_a_rationale_from_its_page(
 
 def test_a_finding_is_accepted_from_its_page(app: Flask, governed: int) -> None:
     browser = sign_in(app, ADMIN)
-    done = post(browser, f"/governance/findings/{governed}", {"action": "accept"})
+    done = post(browser, f"/governance/findings/{governed}", {"classification": "uncovered"})
     assert done.status_code == 302
     page = browser.get(f"/governance/findings/{governed}")
     assert 'data-state="accepted"' in page.text
-    assert 'value="accept"' not in page.text, "an accepted finding can only be declined now"
-    assert 'value="decline"' in page.text
-    assert post(browser, f"/governance/findings/{governed}", {"action": "address"}).status_code == (
-        422
-    )
+    assert 'value="uncovered"' not in page.text, "an accepted finding can only be declined now"
+    assert 'value="not_a_checklist_matter"' in page.text
+    assert post(
+        browser, f"/governance/findings/{governed}", {"classification": "address"}
+    ).status_code == (422)
 
 
 def test_review_links_can_be_sent_again_from_the_dashboard(
@@ -212,3 +218,117 @@ def test_an_untriaged_finding_warns_on_later_packages_in_the_ui_and_the_api(
     assert "finding F-1 on payments-api" in page
     warnings = api.get(f"{API_PREFIX}/packages/2026.11-next/gate").json["warnings"]  # type: ignore[index]
     assert [w["code"] for w in warnings] == ["OPEN_FINDING"]
+
+
+def test_the_staff_page_classifies_and_the_dashboard_counts_the_escape(
+    app: Flask, governed: int
+) -> None:
+    browser = sign_in(app, REVIEWER)
+    refused = post(browser, f"/governance/findings/{governed}", {"classification": "escaped_past"})
+    assert refused.status_code == 422
+    assert "name the checklist item it escaped past" in refused.text
+    done = post(
+        browser,
+        f"/governance/findings/{governed}",
+        {"classification": "escaped_past", "item": "build.artifacts-from-ci"},
+    )
+    assert done.status_code == 302
+    page = browser.get(f"/governance/findings/{governed}").text
+    assert 'data-class="escaped_past"' in page
+    assert "<code>build.artifacts-from-ci</code>" in page
+    dashboard = browser.get("/governance")
+    row = dashboard.text.split('data-item="payments-api:build.artifacts-from-ci"', 1)[1]
+    cells = row.split("</tr>", 1)[0]
+    # One release evaluated it, it passed there, one finding escaped past it.
+    assert '<td data-label="Releases evaluated">1</td>' in cells
+    assert '<td data-label="Failed before release">0</td>' in cells
+    assert '<td data-label="Findings escaped past it">1</td>' in cells
+    assert (
+        'data-never-fires="no"'
+        in dashboard.text.split('data-item="payments-api:build.artifacts-from-ci"', 1)[1][:40]
+    )
+
+
+def test_never_fires_follows_the_setting(
+    app: Flask, governed: int, tmp_path: Path, clock: FixedClock
+) -> None:
+    one = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        tmp_path / "one",
+        clock,
+        GATEKEEPER_NEVER_FIRES_RELEASES="1",
+    )
+    with one.app_context():
+        text = sign_in(one, REVIEWER).get("/governance").text
+    dispose(one)
+    flagged = text.split('data-item="payments-api:build.artifacts-from-ci"', 1)[1][:40]
+    assert 'data-never-fires="yes"' in flagged
+    assert 'data-never-fires="yes"' not in sign_in(app, REVIEWER).get("/governance").text
+
+
+def test_charts_are_svg_images_without_script_and_the_csp_holds(app: Flask, governed: int) -> None:
+    browser = sign_in(app, REVIEWER)
+    page = browser.get("/governance")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "<script" not in page.text
+    for name in ("change-failure-rate", "lead-time", "findings-by-class"):
+        assert f'src="/governance/charts/{name}.svg" alt="' in page.text
+        chart = browser.get(f"/governance/charts/{name}.svg")
+        assert chart.status_code == 200
+        assert chart.mimetype == "image/svg+xml"
+        assert "<script" not in chart.text
+        assert "<svg" in chart.text
+        assert chart.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert "script-src" not in chart.headers["Content-Security-Policy"]
+    assert "<caption>Change failure rate per application and month</caption>" in page.text
+    assert client(app).get("/governance/charts/lead-time.svg").status_code == 302
+
+
+def test_change_failure_rate_table_and_csv(app: Flask, governed: int) -> None:
+    browser = sign_in(app, REVIEWER)
+    month = START.strftime("%Y-%m")
+    page = browser.get("/governance").text
+    assert f'data-application="payments-api" data-month="{month}"' in page
+    exported = browser.get("/governance/change-failure-rate.csv")
+    assert exported.headers["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["application", "month", "released_packages", "with_findings", "rate"]
+    assert ["payments-api", month, "1", "1", "1.000"] in rows
+
+
+def test_the_command_line_triages_as_a_named_reviewer(app: Flask, governed: int) -> None:
+    runner = app.test_cli_runner()
+    refused = runner.invoke(
+        cli,
+        [
+            "findings",
+            "triage",
+            "F-1",
+            "--class",
+            "uncovered",
+            "--reviewer",
+            "someone@example.com",
+        ],
+    )
+    assert refused.exit_code == 1
+    assert "not a governance reviewer" in refused.output
+    done = runner.invoke(
+        cli,
+        [
+            "findings",
+            "triage",
+            "F-1",
+            "--class",
+            "escaped_past",
+            "--item",
+            "security.dependency-scan",
+            "--reviewer",
+            "release-board@example.com",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert "F-1: accepted, escaped past an item (security.dependency-scan)" in done.output
+    listed = runner.invoke(cli, ["findings", "list", "--json"])
+    assert '"classification": "escaped_past"' in listed.output

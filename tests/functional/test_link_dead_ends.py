@@ -274,7 +274,7 @@ def test_a_used_report_link_shows_the_report_and_what_became_of_it(
             clock=clock,
         )
         clock.advance(timedelta(hours=4))
-        findings.triage(session, filed.id, action="accept", actor=BOARD, clock=clock)
+        findings.triage(session, filed.id, classification="uncovered", actor=BOARD, clock=clock)
     page = client(app).get(path)
     assert page.status_code == 410
     text = words(page.text)

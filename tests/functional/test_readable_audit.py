@@ -93,7 +93,7 @@ def released_after_a_change(app: Flask, clock: FixedClock) -> None:
             settings=runtime(app).governance_settings(),
             clock=clock,
         )
-        findings.triage(session, filed.id, action="accept", actor=BOARD, clock=clock)
+        findings.triage(session, filed.id, classification="uncovered", actor=BOARD, clock=clock)
 
 
 def test_the_evidence_pack_reads_as_a_report_and_still_verifies(

@@ -104,11 +104,13 @@ def test_a_reviewer_without_an_account_triages_the_finding_from_the_email(
     assert f"You are triaging as <strong>{BOARD}</strong>" in page.text
     assert browser.head(reported).status_code == 200
     assert finding().state == "open", "opening the link decides nothing"
-    code, text = decide(browser, reported, action="decline", rationale="")
+    code, text = decide(browser, reported, classification="not_a_checklist_matter", rationale="")
     assert code == 422
-    assert "say why the finding is declined" in text
+    assert "say why the finding is not a checklist matter" in text
     assert finding().state == "open"
-    code, text = decide(browser, reported, action="decline", rationale=RATIONALE)
+    code, text = decide(
+        browser, reported, classification="not_a_checklist_matter", rationale=RATIONALE
+    )
     assert code == 200, text
     assert 'data-state="declined"' in text
     assert (finding().state, finding().triaged_by, finding().rationale) == (
@@ -130,7 +132,12 @@ def test_a_decision_made_on_the_staff_page_ends_the_link(
 ) -> None:
     with unit_of_work(db.session) as session:
         findings.triage(
-            session, 1, action="decline", actor=ADMIN, rationale="Out of scope", clock=clock
+            session,
+            1,
+            classification="not_a_checklist_matter",
+            actor=ADMIN,
+            rationale="Out of scope",
+            clock=clock,
         )
     decided = client(app).get(reported)
     assert (decided.status_code, 'data-reason="decided"' in decided.text) == (410, True)
@@ -185,7 +192,7 @@ def test_an_expired_link_says_who_can_send_a_new_one_and_staff_can(
     run_worker(app)
     fresh = link_to(smtp, BOARD, "review/findings")
     assert fresh != reported
-    code, text = decide(client(app), fresh, action="accept", rationale="")
+    code, text = decide(client(app), fresh, classification="uncovered", rationale="")
     assert (code, 'data-state="accepted"' in text) == (200, True)
     again = post(admin, "/governance/findings/1/links")
     assert again.status_code == 409, "nothing left to triage"
@@ -210,7 +217,7 @@ def test_a_triage_email_is_moot_once_the_finding_is_triaged(
                 settings=runtime(app).governance_settings(),
                 clock=clock,
             )
-            findings.triage(session, 1, action="accept", actor=ADMIN, clock=clock)
+            findings.triage(session, 1, classification="uncovered", actor=ADMIN, clock=clock)
         run_worker(app)
         assert not [m for m in messages_to(box, BOARD) if "Finding F-1" in m.subject]
     db.session.rollback()
@@ -221,3 +228,28 @@ def test_a_triage_email_is_moot_once_the_finding_is_triaged(
         )
     ).all()
     assert f"F-1 was already accepted by {ADMIN}" in why
+
+
+def test_the_emailed_link_classifies_an_escape_past_a_named_item(app: Flask, reported: str) -> None:
+    browser = client(app)
+    page = browser.get(reported)
+    assert '<option value="build.artifacts-from-ci">' in page.text, "items of v7 are offered"
+    code, text = decide(browser, reported, classification="escaped_past", item="build.nope")
+    assert code == 422
+    assert "build.nope is not an item of the checklist version" in text
+    assert finding().state == "open"
+    code, text = decide(
+        browser, reported, classification="escaped_past", item="security.dependency-scan"
+    )
+    assert code == 200, text
+    assert "escaped past an item" in text
+    triaged = finding()
+    assert (triaged.state, triaged.classification, triaged.triaged_by) == (
+        "accepted",
+        "escaped_past",
+        BOARD,
+    )
+    assert (triaged.escaped_section_id, triaged.escaped_item_id) == ("security", "dependency-scan")
+    event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "finding.accepted"))
+    assert event is not None
+    assert '"item":"security.dependency-scan"' in event.details

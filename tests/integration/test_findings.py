@@ -76,12 +76,12 @@ def report(app: Flask, clock: FixedClock, token: str, application: str = "paymen
         return filed.ref
 
 
-def triage(clock: FixedClock, ref: str, action: str, rationale: str = "") -> str:
+def triage(clock: FixedClock, ref: str, classification: str, rationale: str = "") -> str:
     with unit_of_work(db.session) as session:
         found = findings.triage(
             session,
             int(ref.removeprefix("F-")),
-            action=action,
+            classification=classification,
             actor=BOARD,
             rationale=rationale,
             clock=clock,
@@ -134,7 +134,7 @@ def test_report_becomes_a_finding_that_an_approved_version_addresses(
     assert f"{runtime(app).settings.base_url}/review/findings/" in told.body_text
     assert REPORT.could_have_caught in told.body_text
     # Accepted, then version 8 lists it under `addresses:` and is approved: addressed.
-    assert triage(clock, ref, "accept", "yes: add a large-refund scenario") == "accepted"
+    assert triage(clock, ref, "uncovered", "yes: add a large-refund scenario") == "accepted"
     write_version(directory, "payments-api", 8, addresses=[ref, "JIRA-88"])
     sync(app, clock, directory, author="dev@example.com")
     assert finding(ref).state == "accepted", "a pending version addresses nothing yet"
@@ -219,15 +219,17 @@ def test_declining_needs_a_rationale_and_is_final(
     app: Flask, clock: FixedClock, released: None, directory: Path
 ) -> None:
     ref = report(app, clock, tokens("report")[REPORTER])
-    with pytest.raises(ValidationFailed, match="why the finding is declined"):
-        triage(clock, ref, "decline", "  ")
+    with pytest.raises(ValidationFailed, match="why the finding is not a checklist matter"):
+        triage(clock, ref, "not_a_checklist_matter", "  ")
     assert finding(ref).state == "open"
-    assert triage(clock, ref, "decline", "A bank outage, not our release") == "declined"
+    assert (
+        triage(clock, ref, "not_a_checklist_matter", "A bank outage, not our release") == "declined"
+    )
     declined = finding(ref)
     assert (declined.rationale, declined.triaged_by) == ("A bank outage, not our release", BOARD)
     with pytest.raises(Conflict, match="a finding that is declined cannot be accepted"):
-        triage(clock, ref, "accept")
-    with pytest.raises(ValidationFailed, match="accepted or declined here"):
+        triage(clock, ref, "uncovered")
+    with pytest.raises(ValidationFailed, match="classify the finding"):
         triage(clock, ref, "address")
     # A version that still lists it leaves a declined finding declined.
     write_version(directory, "payments-api", 8, addresses=[ref])
@@ -244,8 +246,8 @@ def test_two_triagers_at_once_leave_one_decision(
     results = race(
         app,
         [
-            lambda: triage(clock, ref, "decline", "not ours") and None,
-            lambda: triage(clock, ref, "decline", "not ours either") and None,
+            lambda: triage(clock, ref, "not_a_checklist_matter", "not ours") and None,
+            lambda: triage(clock, ref, "not_a_checklist_matter", "not ours either") and None,
         ],
     )
     assert len([r for r in results if r is not None]) == 1, results
@@ -311,7 +313,7 @@ def test_untriaged_findings_warn_in_later_gates_after_the_configured_age(
     assert ref in warning.message
     assert warning.waiting_on == (BOARD,)
     # Triaged, it stops warning: the reviewers have looked at it.
-    triage(clock, ref, "accept")
+    triage(clock, ref, "uncovered")
     assert gate(app, clock, NEXT).warnings == ()
 
 
@@ -319,7 +321,7 @@ def test_the_evidence_pack_of_a_release_lists_the_problems_reported_after_it(
     app: Flask, clock: FixedClock, released: None
 ) -> None:
     ref = report(app, clock, tokens("report")[REPORTER])
-    triage(clock, ref, "accept", "add a large-refund scenario")
+    triage(clock, ref, "uncovered", "add a large-refund scenario")
     pack = evidence.build(db.session, RELEASED, now=clock.now())
     (listed,) = pack["findings"]
     assert (listed["ref"], listed["application"], listed["state"]) == (

@@ -130,3 +130,43 @@ def test_versions_synced_before_authors_were_recorded_keep_theirs(
             ]
     finally:
         dispose(app)
+
+
+@pytest.mark.parametrize("engine_name", DATABASES)
+def test_findings_declined_before_classes_become_not_a_checklist_matter(
+    engine_name: str, tmp_path: Path
+) -> None:
+    """A plain decline meant "not something the checklist should catch"; an accepted finding
+    keeps no class (nobody said which item it escaped)."""
+    if engine_name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    else:
+        url = postgres_url()
+        reset_postgres(url)
+    app = make_app(url, tmp_path)
+    try:
+        with app.app_context():
+            upgrade(revision="b9257705958c")
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql(
+                    "INSERT INTO applications VALUES (1, 'a', 'A', '2026-01-01 00:00:00')"
+                )
+                for finding_id, state in ((1, "declined"), (2, "accepted"), (3, "open")):
+                    connection.exec_driver_sql(
+                        "INSERT INTO findings (id, application_id, what_happened, impact, "
+                        "could_have_caught, state, reported_at, rationale) VALUES "
+                        f"({finding_id}, 1, 'w', 'i', 'c', '{state}', "
+                        "'2026-01-01 00:00:00', 'kept')"
+                    )
+            upgrade()
+            with db.engine.connect() as connection:
+                rows = connection.exec_driver_sql(
+                    "SELECT id, state, classification, rationale FROM findings ORDER BY id"
+                ).all()
+            assert [tuple(r) for r in rows] == [
+                (1, "declined", "not_a_checklist_matter", "kept"),
+                (2, "accepted", None, "kept"),
+                (3, "open", None, "kept"),
+            ]
+    finally:
+        dispose(app)

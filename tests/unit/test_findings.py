@@ -39,7 +39,7 @@ def test_addressed_and_declined_are_final() -> None:
 
 
 def test_declining_needs_a_rationale() -> None:
-    with pytest.raises(ValidationFailed, match="why the finding is declined"):
+    with pytest.raises(ValidationFailed, match="why the finding is not a checklist matter"):
         finding.check_triage(finding.DECLINE, "  \n")
     assert finding.check_triage(finding.DECLINE, " not a release problem ") == (
         "not a release problem"
