@@ -257,7 +257,7 @@ class ApiToken(Base):
 
 OUTBOX_STATES = ("queued", "sending", "sent", "dead", "moot")
 # The emailed link an outbox row carries: a row whose link can no longer be used is moot.
-OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage")
+OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage", "confirmation")
 LINK_STATES = ("active", "used", "superseded", "revoked")
 
 
@@ -498,3 +498,34 @@ class TriageLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     finding: Mapped[Finding] = relationship()
+
+
+CONFIRMATION_ANSWERS = ("works", "problem")
+
+
+class ConfirmationLink(Base):
+    """One emailed "still working after go-live?" link: a key user of one released application
+    asked once the release has run a while. A reminder replaces it with a new link."""
+
+    __tablename__ = "confirmation_links"
+    __table_args__ = (
+        sa.Index("ix_confirmation_links_package_application", "package_id", "application_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"))
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id"))
+    key_user: Mapped[str] = mapped_column(EMAIL)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("confirmation_link_state", *LINK_STATES))
+    reminder: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answer: Mapped[str | None] = mapped_column(
+        str_enum("confirmation_answer", *CONFIRMATION_ANSWERS)
+    )
+    finding_id: Mapped[int | None] = mapped_column(sa.ForeignKey("findings.id"))
+
+    package: Mapped[Package] = relationship()
+    application: Mapped[Application] = relationship()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from gatekeeper.domain import confirmation as confirmation_rules
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.checklist import Checklist, Item
 from gatekeeper.domain.signoff import (
@@ -136,6 +137,8 @@ class GateInput:
     environment: str = ""
     finding_warn_after: timedelta = DEFAULT_FINDING_WARN_AFTER
     release: Release | None = None
+    # Key users' post-release answers: (application, key user, works|problem).
+    confirmations: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,12 @@ class GateResult:
     digest: str = ""
     state: str = lifecycle.IN_REVIEW  # the package's lifecycle state
     release: Release | None = None
+    confirmation: confirmation_rules.Outcome | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """confirmed, problems_reported or unconfirmed; None while key users may answer."""
+        return self.confirmation.state if self.confirmation else None
 
     @property
     def waiting_on(self) -> tuple[str, ...]:
@@ -205,6 +214,8 @@ class GateResult:
             "revision": self.revision,
             "state": self.state,
             "release": self.release.to_dict() if self.release else None,
+            "outcome": self.outcome,
+            "confirmation": self.confirmation.to_dict() if self.confirmation else None,
             "digest": self.digest,
             "status": self.status,
             "progress": {"signed": self.signed, "required": self.required},
@@ -490,14 +501,34 @@ def evaluate(gate: GateInput) -> GateResult:
         counted=tuple(sorted(counted)),
         state=gate.state,
         release=gate.release,
+        confirmation=_confirmation(gate),
     )
     return _with_digest(gate, result)
+
+
+def _windows(gate: GateInput) -> list[confirmation_rules.Window]:
+    if gate.state != lifecycle.RELEASED or gate.release is None:
+        return []
+    released_at = gate.release.released_at
+    found = (
+        confirmation_rules.window_of(p.application, p.checklist, released_at)
+        for p in gate.applications
+        if p.checklist is not None
+    )
+    return [w for w in found if w is not None]
+
+
+def _confirmation(gate: GateInput) -> confirmation_rules.Outcome | None:
+    """A released package's outcome, from its key users' answers after go-live."""
+    answers = {(app, user): answer for app, user, answer in gate.confirmations}
+    return confirmation_rules.outcome(_windows(gate), answers, gate.now)
 
 
 def stable_until(gate: GateInput) -> datetime | None:
     """The first instant after `gate.now` at which the clock alone could change what
     `evaluate(gate)` returns: a governance review falling due, an open finding becoming old
-    enough to warn, or a finding warning's day count going up. None when the result does not
+    enough to warn, a finding warning's day count going up, or a released package's
+    confirmation window closing. None when the result does not
     depend on the clock at all. Callers may reuse an evaluation for any `now` in
     [gate.now, stable_until) as long as nothing else in the input changed."""
     moments: list[datetime] = []
@@ -511,6 +542,7 @@ def stable_until(gate: GateInput) -> datetime | None:
             else:
                 days = (gate.now - finding.reported_at).days
                 moments.append(finding.reported_at + timedelta(days=days + 1))
+    moments.extend(w.closes_at for w in _windows(gate) if gate.now < w.closes_at)
     return min(moments, default=None)
 
 

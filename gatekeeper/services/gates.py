@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import (
     Application,
     ChecklistVersion,
+    ConfirmationLink,
     GovernanceReview,
     Package,
     PackageApplication,
@@ -19,6 +20,7 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
+from gatekeeper.domain import package as lifecycle
 from gatekeeper.services import findings
 from gatekeeper.services.checklists import checklist_of
 
@@ -42,6 +44,7 @@ class GateMaterial:
     last_reviews: dict[int, datetime] = field(default_factory=dict)
     open_findings: dict[int, tuple[gate_rules.OpenFinding, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
+    confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
 def load_material(
@@ -96,7 +99,36 @@ def load_material(
         query = query.where(Signoff.stale_since_revision.is_(None))
     for signoff in session.scalars(query):
         material.signoffs.setdefault(signoff.package_id, []).append(signoff)
+    released = [i for i, p in material.packages.items() if p.state == lifecycle.RELEASED]
+    material.confirmations = _confirmation_answers(session, released)
     return material
+
+
+def _confirmation_answers(
+    session: Session, package_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str, str]]]:
+    """Key users' post-release answers per released package, (application, key user, answer):
+    one query, and none when no package was released (packages in review have none)."""
+    found: dict[int, list[tuple[str, str, str]]] = {}
+    if not package_ids:
+        return found
+    for package_id, slug, key_user, answer in session.execute(
+        sa.select(
+            ConfirmationLink.package_id,
+            Application.slug,
+            ConfirmationLink.key_user,
+            ConfirmationLink.answer,
+        )
+        .join(Application, Application.id == ConfirmationLink.application_id)
+        .where(
+            ConfirmationLink.package_id.in_(sorted(package_ids)),
+            ConfirmationLink.answer.is_not(None),
+        )
+        .order_by(ConfirmationLink.id)
+    ):
+        if answer is not None:  # filtered by the query; narrows the type
+            found.setdefault(package_id, []).append((slug, key_user, answer))
+    return found
 
 
 def gate_input_from(
@@ -162,6 +194,7 @@ def gate_input_from(
         overdue_policy=overdue_policy,
         finding_warn_after=finding_warn_after,
         release=_release_of(package),
+        confirmations=tuple(material.confirmations.get(package_id, ())),
     )
 
 

@@ -1,0 +1,60 @@
+"""post-release confirmation links
+
+Each key user of each released application is asked, once the release has run a while,
+whether it still works; a link per ask (a reminder replaces it) keeps the answer.
+
+Revision ID: c0f1a7e2b3d4
+Revises: b9257705958c
+Create Date: 2026-12-02 14:00:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'c0f1a7e2b3d4'
+down_revision = 'b9257705958c'
+branch_labels = None
+depends_on = None
+
+OLD_LINK_KINDS = sa.Enum('signoff', 'review', 'sign_in', 'triage', name='outbox_link_kind', native_enum=False, create_constraint=True)
+NEW_LINK_KINDS = sa.Enum('signoff', 'review', 'sign_in', 'triage', 'confirmation', name='outbox_link_kind', native_enum=False, create_constraint=True)
+
+
+def upgrade():
+    op.create_table('confirmation_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('package_id', sa.Integer(), nullable=False),
+    sa.Column('application_id', sa.Integer(), nullable=False),
+    sa.Column('key_user', sa.String(length=254), nullable=False),
+    sa.Column('nonce_hash', sa.String(length=64), nullable=False),
+    sa.Column('state', sa.Enum('active', 'used', 'superseded', 'revoked', name='confirmation_link_state', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('reminder', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('answer', sa.Enum('works', 'problem', name='confirmation_answer', native_enum=False, create_constraint=True), nullable=True),
+    sa.Column('finding_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['application_id'], ['applications.id'], name=op.f('fk_confirmation_links_application_id_applications')),
+    sa.ForeignKeyConstraint(['finding_id'], ['findings.id'], name=op.f('fk_confirmation_links_finding_id_findings')),
+    sa.ForeignKeyConstraint(['package_id'], ['packages.id'], name=op.f('fk_confirmation_links_package_id_packages')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_confirmation_links'))
+    )
+    with op.batch_alter_table('confirmation_links', schema=None) as batch_op:
+        batch_op.create_index('ix_confirmation_links_package_application', ['package_id', 'application_id'], unique=False)
+
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.alter_column('link_kind', existing_type=OLD_LINK_KINDS, type_=NEW_LINK_KINDS, existing_nullable=True)
+
+
+def downgrade():
+    # The older schema cannot name a confirmation link: such an email loses its link, not itself.
+    op.execute(sa.text("UPDATE outbox SET link_kind = NULL, link_id = NULL WHERE link_kind = 'confirmation'"))
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.alter_column('link_kind', existing_type=NEW_LINK_KINDS, type_=OLD_LINK_KINDS, existing_nullable=True)
+
+    with op.batch_alter_table('confirmation_links', schema=None) as batch_op:
+        batch_op.drop_index('ix_confirmation_links_package_application')
+
+    op.drop_table('confirmation_links')
