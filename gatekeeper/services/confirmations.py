@@ -95,7 +95,7 @@ def _ask(
     audit.record_package_event(
         session,
         package,
-        action="confirmation.reminded" if reminder else "confirmation.requested",
+        action=f"confirmation.{'reminded' if reminder else 'requested'}",
         actor=audit.SYSTEM,
         subject=f"{application.slug}: {key_user}",
         now=now,

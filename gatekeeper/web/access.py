@@ -32,11 +32,23 @@ MANAGERS = frozenset({ADMIN, RELEASE_MANAGER})
 ADMINS = frozenset({ADMIN})
 GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 
-# Reachable without a staff session: emailed sign-off, governance-review (and finding triage)
-# and problem-report links, sign-in itself (by link and by single sign-on), badges, the health
-# check, static files, the demo mailbox, and the JSON API (which has its own bearer tokens).
+# Reachable without a staff session: emailed sign-off, governance-review (and finding
+# triage), problem-report and post-release confirmation links, sign-in itself (by link and by
+# single sign-on), badges, the health check, static files, the demo mailbox, and the JSON API
+# (which has its own bearer tokens).
 PUBLIC_BLUEPRINTS = frozenset(
-    {"auth", "oidc", "signoffs", "reviews", "reports", "badges", "health", "mailbox", "api"}
+    {
+        "auth",
+        "oidc",
+        "signoffs",
+        "reviews",
+        "reports",
+        "confirmations",
+        "badges",
+        "health",
+        "mailbox",
+        "api",
+    }
 )
 PUBLIC_ENDPOINTS = frozenset({"static"})
 
