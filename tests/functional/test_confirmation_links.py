@@ -19,7 +19,8 @@ from gatekeeper.domain import confirmation as rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
 from gatekeeper.runtime import runtime
-from tests.functional.web_helpers import client, csrf
+from gatekeeper.signing import badge_signature
+from tests.functional.web_helpers import MANAGER, add_staff, client, csrf, sign_in
 from tests.support.governance import (
     approve,
     checklist_dir,
@@ -220,3 +221,26 @@ def test_a_token_of_another_purpose_or_a_forged_one_is_refused(
     report_token = tokens("report")[REFUNDS]
     assert client(app).get(f"/confirm/{report_token}").status_code == 404
     assert client(app).get("/confirm/not-a-token").status_code == 404
+
+
+def test_the_outcome_shows_on_the_dashboard_board_badge_and_evidence_pack(
+    app: Flask, clock: FixedClock, tmp_path: Path, smtp: MailCatcher
+) -> None:
+    released = ship(app, clock, tmp_path)
+    add_staff(clock)
+    clock.set(released + 24 * HOUR)
+    run_worker(app)
+    answer(app, link(SETTLEMENT), answer="works")
+    clock.set(released + 96 * HOUR)
+    staff = sign_in(app, MANAGER)
+    dashboard = staff.get("/")
+    assert 'data-outcome="unconfirmed"' in dashboard.text
+    assert f"no answer from {REFUNDS}" in dashboard.text
+    board = staff.get(f"/packages/{RELEASED}")
+    assert 'data-outcome="unconfirmed"' in board.text
+    pack = staff.get(f"/packages/{RELEASED}/evidence.html")
+    assert pack.status_code == 200
+    assert 'data-outcome="unconfirmed"' in pack.text
+    secret_keys = runtime(app).settings.secret_keys
+    badge = client(app).get(f"/badges/{RELEASED}/{badge_signature(secret_keys, RELEASED)}.svg")
+    assert "gate: released, unconfirmed" in badge.text
