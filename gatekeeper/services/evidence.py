@@ -410,6 +410,12 @@ def _decision(d: dict[str, Any], texts: _Texts) -> DecisionRow:
     )
 
 
+def _readable_confirmation(found: object) -> dict[str, Any] | None:
+    if not isinstance(found, dict):
+        return None
+    return {**found, "closes_at": _moment(found.get("closes_at"))}
+
+
 def _finding(f: dict[str, Any]) -> FindingRow:
     return FindingRow(
         ref=f["ref"],
@@ -467,7 +473,7 @@ def page(pack: dict[str, Any]) -> EvidencePage:
             for r in pack["requests"]
         ),
         gate_at_release=_gate_at_release(pack["gate_at_release"]),
-        confirmation=pack.get("confirmation"),
+        confirmation=_readable_confirmation(pack.get("confirmation")),
         findings=tuple(_finding(f) for f in pack["findings"]),
         events=tuple(
             EventRow(
