@@ -654,11 +654,11 @@ def test_any_scalar_in_a_field_never_crashes(field: str, value: str) -> None:
 
 # --- user_validation.confirm_after_release -----------------------------------------------------
 
-PAYMENTS = Path(__file__).parents[2] / "checklists" / "payments-api.yaml"
+PAYMENTS_SAMPLE = Path(__file__).parents[2] / "checklists" / "payments-api.yaml"
 
 
 def _with_confirm(block: str) -> str:
-    text = PAYMENTS.read_text(encoding="utf-8")
+    text = PAYMENTS_SAMPLE.read_text(encoding="utf-8")
     return re.sub(r"(?m)^(  scenarios:\n)", block + r"\g<1>", text, count=1)
 
 
@@ -666,7 +666,7 @@ def test_confirm_after_release_is_read_with_its_defaults() -> None:
     text = _with_confirm("  confirm_after_release:\n    after_hours: 0\n")
     confirm = parse_checklist(text.encode(), "x.yaml").user_validation.confirm_after_release
     assert (confirm.after_hours, confirm.window_hours, confirm.enabled) == (0, 72, False)
-    plain = parse_checklist(PAYMENTS.read_bytes(), "x.yaml").user_validation
+    plain = parse_checklist(PAYMENTS_SAMPLE.read_bytes(), "x.yaml").user_validation
     assert (plain.confirm_after_release.after_hours, plain.confirm_after_release.window_hours) == (
         24,
         72,
