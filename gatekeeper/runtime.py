@@ -54,6 +54,7 @@ class Runtime:
             secret_keys=s.secret_keys,
             review_lead=timedelta(days=s.review_lead_days),
             finding_warn_after=timedelta(days=s.finding_warn_days),
+            learning_review_due_hours=s.learning_review_due_hours,
         )
 
 

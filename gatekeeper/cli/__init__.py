@@ -65,6 +65,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     # talks HTTP and never imports Flask or SQLAlchemy.
     "gate": ("gatekeeper.cli.gate:group", "Ask whether a package may be released.", False),
     "outbox": ("gatekeeper.cli.outbox:group", "Inspect queued and dead-lettered email.", True),
+    "reviews": (
+        "gatekeeper.cli.reviews:group",
+        "Learning reviews of releases that failed their users.",
+        True,
+    ),
     "routes": ("flask.cli:routes_command", "Show the web app's routes.", True),
     "serve": (
         "gatekeeper.cli.serve:command",

@@ -11,10 +11,6 @@ from gatekeeper.domain.errors import Conflict, ValidationFailed
 
 DEFAULT_DUE_HOURS = 48
 
-# Impact levels a report gives; a high one opens a learning review by itself.
-IMPACT_LEVELS = ("low", "medium", "high")
-HIGH = "high"
-
 # Review states: an open review is due; completing it records the statement and factors.
 OPEN = "open"
 COMPLETED = "completed"

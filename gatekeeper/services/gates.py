@@ -19,9 +19,9 @@ from gatekeeper.db.models import (
     Signoff,
 )
 from gatekeeper.domain import gate as gate_rules
-from gatekeeper.domain import governance
+from gatekeeper.domain import governance, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.services import findings
+from gatekeeper.services import findings, learning_reviews
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -43,6 +43,7 @@ class GateMaterial:
     applications: dict[int, list[PinnedRow]] = field(default_factory=dict)
     last_reviews: dict[int, datetime] = field(default_factory=dict)
     open_findings: dict[int, tuple[gate_rules.OpenFinding, ...]] = field(default_factory=dict)
+    learning_due: dict[int, tuple[learning.Overdue, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
 
@@ -94,6 +95,7 @@ def load_material(
         ).all()
         material.last_reviews = dict(reviews)
         material.open_findings = findings.open_findings_for_gate(session, sorted(application_ids))
+        material.learning_due = learning_reviews.due_for_gate(session, sorted(application_ids))
     query = sa.select(Signoff).where(Signoff.package_id.in_(ids)).order_by(Signoff.id)
     if not include_stale:
         query = query.where(Signoff.stale_since_revision.is_(None))
@@ -164,6 +166,7 @@ def gate_input_from(
                 changed_in_revision=row.target.changed_in_revision,
                 requested_at=row.target.requested_at,
                 open_findings=material.open_findings.get(row.target.application_id, ()),
+                learning_due=material.learning_due.get(row.target.application_id, ()),
             )
         )
     slug_of = {row.target.id: row.slug for row in rows}

@@ -22,7 +22,7 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import gate as gate_rules
-from gatekeeper.domain import governance
+from gatekeeper.domain import governance, learning
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.signoff import KEY_USER, POSITIVE
@@ -47,6 +47,7 @@ class GovernanceSettings:
     triage_ttl: timedelta = timedelta(days=30)
     review_lead: timedelta = timedelta(days=14)
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER
+    learning_review_due_hours: int = learning.DEFAULT_DUE_HOURS
 
     def review_tokens(self, clock: Clock) -> TokenService:
         return TokenService(

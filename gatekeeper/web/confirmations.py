@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import TextAreaField
+from wtforms import SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from gatekeeper.db.base import db
@@ -37,6 +37,16 @@ class ProblemForm(FlaskForm):
         "What was the impact?",
         description="Who or what was affected, and how badly: customers, money, time, data.",
         validators=_TEXT,
+    )
+    impact_level = SelectField(
+        "How bad is it?",
+        choices=[
+            ("low", "Low: an annoyance, there is a way around it"),
+            ("medium", "Medium: work is slowed or some people are stuck"),
+            ("high", "High: customers, money or data are affected"),
+        ],
+        default="medium",
+        description="A high impact opens a blameless learning review of the release.",
     )
     could_have_caught = TextAreaField(
         "What could the release checklist have caught?",
@@ -74,6 +84,7 @@ def confirm(token: str) -> ResponseReturnValue:
             problem.what_happened.data or "",
             problem.impact.data or "",
             problem.could_have_caught.data or "",
+            problem.impact_level.data or "",
         )
         if answer == rules.PROBLEM
         else None
