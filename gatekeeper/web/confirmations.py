@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import SelectField, TextAreaField
+from wtforms import SelectChoice, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from gatekeeper.db.base import db
@@ -41,9 +41,9 @@ class ProblemForm(FlaskForm):
     impact_level = SelectField(
         "How bad is it?",
         choices=[
-            ("low", "Low: an annoyance, there is a way around it"),
-            ("medium", "Medium: work is slowed or some people are stuck"),
-            ("high", "High: customers, money or data are affected"),
+            SelectChoice("low", "Low: an annoyance, there is a way around it"),
+            SelectChoice("medium", "Medium: work is slowed or some people are stuck"),
+            SelectChoice("high", "High: customers, money or data are affected"),
         ],
         default="medium",
         description="A high impact opens a blameless learning review of the release.",

@@ -97,5 +97,5 @@ def test_a_report_has_a_size_limit() -> None:
 
 def test_a_report_never_asks_who() -> None:
     fields = set(finding.Report.__dataclass_fields__)
-    assert fields == {"what_happened", "impact", "could_have_caught"}
+    assert fields == {"what_happened", "impact", "could_have_caught", "level"}
     assert not {f for f in fields if "who" in f or "by" in f or "person" in f}
