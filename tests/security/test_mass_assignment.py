@@ -544,6 +544,7 @@ def _report(app: Flask, clock: FixedClock, key: str) -> Target:
         "application": "payments-api",
         "what_happened": "Refunds stayed queued",
         "impact": "Customers waited",
+        "impact_level": "medium",
         "could_have_caught": "A large refund scenario",
     }
     return Target(client(app), path, form, observe)
