@@ -3,8 +3,9 @@ and the gate answer of a released package moving when the window closes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -31,7 +32,11 @@ def with_confirm(cl: Checklist, after: int = 24, window: int = 72) -> Checklist:
     )
 
 
-def released(*pinned: gate.PinnedApplication, answers=(), now=RELEASED_AT) -> gate.GateInput:  # type: ignore[no-untyped-def]
+def released(
+    *pinned: gate.PinnedApplication,
+    answers: Iterable[tuple[str, str, str]] = (),
+    now: datetime = RELEASED_AT,
+) -> gate.GateInput:
     gi = gate_input(tuple(pinned), all_signed())
     return replace(
         gi,
