@@ -69,6 +69,7 @@ class Runtime:
             finding_warn_after=timedelta(days=s.finding_warn_days),
             overdue_policy=s.overdue_review_policy,
             never_fires_releases=s.never_fires_releases,
+            learning_review_due_hours=s.learning_review_due_hours,
         )
 
 

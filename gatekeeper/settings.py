@@ -45,6 +45,7 @@ class Settings:
     review_lead_days: int = 14
     finding_warn_days: int = 7
     never_fires_releases: int = 20
+    learning_review_due_hours: int = 48
     sqlite_busy_timeout: float = 5.0
     rate_limit_storage: str = "memory://"
     # Every `checklists sync` must name who is accountable (--author or an owned CI token);
@@ -239,6 +240,11 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_NEVER_FIRES_RELEASES": (
         "never_fires_releases",
         lambda n, v: _int(n, v, minimum=1, maximum=10000),
+    ),
+    # Hours after its trigger (a high-impact finding) that a learning review is due.
+    "GATEKEEPER_LEARNING_REVIEW_DUE_HOURS": (
+        "learning_review_due_hours",
+        lambda n, v: _int(n, v, minimum=1, maximum=24 * 366),
     ),
     "GATEKEEPER_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", _float),
     "GATEKEEPER_RATE_LIMIT_STORAGE": ("rate_limit_storage", lambda n, v: v),

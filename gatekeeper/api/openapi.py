@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.domain import deployment, gate, population
+from gatekeeper.domain import confirmation, deployment, gate, population
 from gatekeeper.domain.checklist import SLUG_PATTERN
 from gatekeeper.domain.package import KEY_PATTERN, MAX_SUMMARY_CHARS, STATES
 from gatekeeper.services.population import FORMAT as POPULATION_FORMAT
@@ -155,6 +155,31 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                 "type": "string",
                                 "pattern": "^sha256:[0-9a-f]{64}$",
                                 "description": "the gate digest the release was recorded at",
+                            },
+                        },
+                    },
+                ],
+            },
+            "outcome": {
+                "description": "after release, what key users said once it was live: "
+                "confirmed, problems_reported or unconfirmed; null while they may still answer, "
+                "before release, or when no checklist asks them",
+                "enum": [*confirmation.OUTCOMES, None],
+            },
+            "confirmation": {
+                "description": "null unless released with a confirmation window",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["outcome", "closes_at", "waiting_on", "problems_reported_by"],
+                        "properties": {
+                            "outcome": {"enum": [*confirmation.OUTCOMES, None]},
+                            "closes_at": {"type": "string", "format": "date-time"},
+                            "waiting_on": {"type": "array", "items": {"type": "string"}},
+                            "problems_reported_by": {
+                                "type": "array",
+                                "items": {"type": "string"},
                             },
                         },
                     },

@@ -14,6 +14,7 @@ from typing import Any
 
 from gatekeeper.domain.checklist import (
     EVIDENCE_KINDS,
+    MAX_CONFIRM_HOURS,
     MAX_QUORUM,
     MAX_REVIEW_EVERY_DAYS,
     MAX_TEXT_CHARS,
@@ -218,6 +219,25 @@ def checklist_json_schema() -> dict[str, Any]:
                         "items": _text("One scenario to try."),
                         "description": "What key users try before they sign (at least one).",
                     },
+                    "confirm_after_release": _object(
+                        "After the release, ask each key user whether it still works.",
+                        {
+                            "after_hours": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": MAX_CONFIRM_HOURS,
+                                "description": "Hours after the release before asking "
+                                "(default 24; 0 asks nobody).",
+                            },
+                            "window_hours": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_CONFIRM_HOURS,
+                                "description": "Hours key users have to answer (default 72).",
+                            },
+                        },
+                        (),
+                    ),
                 },
                 ("key_users", "scenarios"),
             ),

@@ -24,6 +24,7 @@ from gatekeeper.checklist_format.yaml_tree import (
 )
 from gatekeeper.domain.checklist import (
     EVIDENCE_KINDS,
+    MAX_CONFIRM_HOURS,
     MAX_FILE_BYTES,
     MAX_QUORUM,
     MAX_REVIEW_EVERY_DAYS,
@@ -36,6 +37,7 @@ from gatekeeper.domain.checklist import (
     SLUG_RE,
     Checklist,
     ChecklistInvalid,
+    ConfirmAfterRelease,
     Consumer,
     Governance,
     Item,
@@ -463,7 +465,12 @@ def _read_user_validation(reader: _Reader, node: Node | None) -> UserValidation 
     if node is None:
         return None
     at: Path = ("user_validation",)
-    uv = reader.mapping(node, at, required=("key_users", "scenarios"), optional=("quorum",))
+    uv = reader.mapping(
+        node,
+        at,
+        required=("key_users", "scenarios"),
+        optional=("quorum", "confirm_after_release"),
+    )
     if uv is None:
         return None
     key_users: list[KeyUser] = []
@@ -504,9 +511,30 @@ def _read_user_validation(reader: _Reader, node: Node | None) -> UserValidation 
     quorum: Quorum | None = "all"
     if (v := _value(uv, "quorum")) is not None:
         quorum = reader.quorum(v, (*at, "quorum"), maximum=MAX_QUORUM)
-    if users_ok and scenarios_ok and quorum is not None:
-        return UserValidation(tuple(key_users), tuple(scenarios), quorum)
+    confirm: ConfirmAfterRelease | None = ConfirmAfterRelease()
+    if (v := _value(uv, "confirm_after_release")) is not None:
+        confirm = _read_confirm_after_release(reader, v, (*at, "confirm_after_release"))
+    if users_ok and scenarios_ok and quorum is not None and confirm is not None:
+        return UserValidation(tuple(key_users), tuple(scenarios), quorum, confirm)
     return None
+
+
+def _read_confirm_after_release(
+    reader: _Reader, node: Node, at: Path
+) -> ConfirmAfterRelease | None:
+    found = reader.mapping(node, at, required=(), optional=("after_hours", "window_hours"))
+    if found is None:
+        return None
+    before = len(reader.problems)
+    hours: dict[str, int] = {}
+    for name, minimum in (("after_hours", 0), ("window_hours", 1)):
+        if (v := _value(found, name)) is not None and (
+            value := reader.integer(v, (*at, name), minimum=minimum, maximum=MAX_CONFIRM_HOURS)
+        ) is not None:
+            hours[name] = value
+    if len(reader.problems) > before:
+        return None
+    return ConfirmAfterRelease(**hours)
 
 
 def _locate(root: Node, path: Path) -> Node:

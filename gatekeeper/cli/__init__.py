@@ -74,6 +74,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "Inspect queued and dead-lettered email and webhooks.",
         True,
     ),
+    "reviews": (
+        "gatekeeper.cli.reviews:group",
+        "Learning reviews of releases that failed their users.",
+        True,
+    ),
     "routes": ("flask.cli:routes_command", "Show the web app's routes.", True),
     "serve": (
         "gatekeeper.cli.serve:command",

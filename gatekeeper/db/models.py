@@ -257,7 +257,7 @@ class ApiToken(Base):
 
 OUTBOX_STATES = ("queued", "sending", "sent", "dead", "moot")
 # The emailed link an outbox row carries: a row whose link can no longer be used is moot.
-OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage")
+OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage", "confirmation")
 # What an outbox row carries: an email for the SMTP worker, or one webhook event for one
 # subscription, posted by the webhook deliverer.
 OUTBOX_KINDS = ("email", "webhook")
@@ -517,6 +517,8 @@ class Finding(Base):
     reported_by: Mapped[str | None] = mapped_column(EMAIL)
     what_happened: Mapped[str] = mapped_column(sa.Text)
     impact: Mapped[str] = mapped_column(sa.Text)
+    # low | medium | high; None for reports filed before levels were asked.
+    impact_level: Mapped[str | None] = mapped_column(sa.String(16))
     could_have_caught: Mapped[str] = mapped_column(sa.Text)
     state: Mapped[str] = mapped_column(str_enum("finding_state", *FINDING_STATES))
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -566,3 +568,109 @@ class TriageLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     finding: Mapped[Finding] = relationship()
+
+
+CONFIRMATION_ANSWERS = ("works", "problem")
+
+
+class ConfirmationLink(Base):
+    """One emailed "still working after go-live?" link: a key user of one released application
+    asked once the release has run a while. A reminder replaces it with a new link."""
+
+    __tablename__ = "confirmation_links"
+    __table_args__ = (
+        sa.Index("ix_confirmation_links_package_application", "package_id", "application_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"))
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id"))
+    key_user: Mapped[str] = mapped_column(EMAIL)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("confirmation_link_state", *LINK_STATES))
+    reminder: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answer: Mapped[str | None] = mapped_column(
+        str_enum("confirmation_answer", *CONFIRMATION_ANSWERS)
+    )
+    finding_id: Mapped[int | None] = mapped_column(sa.ForeignKey("findings.id"))
+
+    package: Mapped[Package] = relationship()
+    application: Mapped[Application] = relationship()
+
+
+LEARNING_REVIEW_STATES = ("open", "completed")
+ACTION_ITEM_STATES = ("open", "done", "dropped")
+ACTION_ITEM_KINDS = ("checklist_change", "process", "tooling")
+
+learning_review_findings = sa.Table(
+    "learning_review_findings",
+    Base.metadata,
+    sa.Column("review_id", sa.ForeignKey("learning_reviews.id"), primary_key=True),
+    sa.Column("finding_id", sa.ForeignKey("findings.id"), primary_key=True),
+)
+
+
+class LearningReview(Base):
+    """A blameless review of what went wrong after a release, due soon after its trigger."""
+
+    __tablename__ = "learning_reviews"
+    __table_args__ = (sa.Index("ix_learning_reviews_application_state", "application_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"), index=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id"))
+    trigger: Mapped[str] = mapped_column(sa.String(200))
+    opened_by: Mapped[str] = mapped_column(sa.String(254))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(str_enum("learning_review_state", *LEARNING_REVIEW_STATES))
+    statement: Mapped[str] = mapped_column(sa.Text, default="")
+    factors: Mapped[str] = mapped_column(sa.Text, default="")
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    package: Mapped[Package] = relationship()
+    application: Mapped[Application] = relationship()
+    findings: Mapped[list[Finding]] = relationship(
+        secondary=learning_review_findings, order_by="Finding.id"
+    )
+    entries: Mapped[list[TimelineEntry]] = relationship(order_by="TimelineEntry.occurred_at")
+    action_items: Mapped[list[ActionItem]] = relationship(
+        back_populates="review", order_by="ActionItem.id"
+    )
+
+
+class TimelineEntry(Base):
+    """A moment a person added to a learning review's timeline (the audit chain gives the rest)."""
+
+    __tablename__ = "learning_timeline_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(sa.ForeignKey("learning_reviews.id"), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    text: Mapped[str] = mapped_column(sa.Text)
+    added_by: Mapped[str] = mapped_column(sa.String(254))
+
+
+class ActionItem(Base):
+    """A fix a learning review gives a team to own, by a date."""
+
+    __tablename__ = "action_items"
+    __table_args__ = (sa.Index("ix_action_items_state_due_at", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(sa.ForeignKey("learning_reviews.id"), index=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    owner: Mapped[str] = mapped_column(EMAIL)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(str_enum("action_item_kind", *ACTION_ITEM_KINDS))
+    state: Mapped[str] = mapped_column(str_enum("action_item_state", *ACTION_ITEM_STATES))
+    # For a checklist change: the findings an approved version must address to finish it.
+    finding_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    rationale: Mapped[str] = mapped_column(sa.Text, default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(sa.String(254))
+
+    review: Mapped[LearningReview] = relationship(back_populates="action_items")

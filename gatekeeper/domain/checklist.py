@@ -95,11 +95,31 @@ class KeyUser:
     role: str = ""
 
 
+# A year: a confirmation asked for later than that is not about this release any more.
+MAX_CONFIRM_HOURS = 24 * 366
+DEFAULT_CONFIRM_AFTER_HOURS = 24
+DEFAULT_CONFIRM_WINDOW_HOURS = 72
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmAfterRelease:
+    """When key users are asked "still working after go-live?", and for how long they may
+    answer; `after_hours` 0 asks nobody."""
+
+    after_hours: int = DEFAULT_CONFIRM_AFTER_HOURS
+    window_hours: int = DEFAULT_CONFIRM_WINDOW_HOURS
+
+    @property
+    def enabled(self) -> bool:
+        return self.after_hours > 0
+
+
 @dataclass(frozen=True, slots=True)
 class UserValidation:
     key_users: tuple[KeyUser, ...]
     scenarios: tuple[str, ...]
     quorum: Quorum = "all"
+    confirm_after_release: ConfirmAfterRelease = ConfirmAfterRelease()
 
     @property
     def required(self) -> int:
@@ -184,6 +204,14 @@ class Checklist:
             },
             "consumers": [{"name": c.name, "contact": c.contact} for c in self.consumers],
         }
+        confirm = self.user_validation.confirm_after_release
+        # Only when it differs from the defaults: versions written before the setting existed
+        # keep their content hash.
+        if confirm != ConfirmAfterRelease():
+            doc["user_validation"]["confirm_after_release"] = {
+                "after_hours": confirm.after_hours,
+                "window_hours": confirm.window_hours,
+            }
         if self.description:
             doc["description"] = self.description
         if self.addresses:
@@ -224,6 +252,7 @@ class Checklist:
                 tuple(KeyUser(k["email"], k["name"], k.get("role", "")) for k in uv["key_users"]),
                 tuple(uv["scenarios"]),
                 uv["quorum"],
+                ConfirmAfterRelease(**uv.get("confirm_after_release", {})),
             ),
             consumers=tuple(Consumer(c["name"], c["contact"]) for c in doc.get("consumers", [])),
             addresses=tuple(doc.get("addresses", ())),

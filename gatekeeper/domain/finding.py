@@ -60,6 +60,8 @@ def class_label(classification: str | None, state: str | None = None) -> str:
 
 
 MAX_REPORT_CHARS = 4000
+IMPACT_LEVELS = ("low", "medium", "high")
+HIGH_IMPACT = "high"
 MAX_RATIONALE_CHARS = 4000
 
 REF_PREFIX = "F-"
@@ -145,6 +147,8 @@ class Report:
     what_happened: str
     impact: str
     could_have_caught: str
+    # low | medium | high: a high one opens a learning review.
+    level: str = "medium"
 
     def validated(self) -> Report:
         fields = {
@@ -158,8 +162,13 @@ class Report:
                 problems[label] = f"say {label}"
             elif len(value.strip()) > MAX_REPORT_CHARS:
                 problems[label] = f"{label} is limited to {MAX_REPORT_CHARS} characters"
+        if self.level not in IMPACT_LEVELS:
+            problems["impact level"] = f"choose the impact level: {', '.join(IMPACT_LEVELS)}"
         if problems:
             raise ValidationFailed("; ".join(problems.values()), details=problems)
         return Report(
-            self.what_happened.strip(), self.impact.strip(), self.could_have_caught.strip()
+            self.what_happened.strip(),
+            self.impact.strip(),
+            self.could_have_caught.strip(),
+            self.level,
         )

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from gatekeeper.domain import confirmation as confirmation_rules
+from gatekeeper.domain import learning
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.checklist import Checklist, Item
 from gatekeeper.domain.signoff import (
@@ -60,7 +62,10 @@ WAITING_CODES = (PACKAGE_NOT_SUBMITTED, ITEM_PENDING, USER_VALIDATION_PENDING)
 # Warning codes (never change the status): REVIEW_OVERDUE under the "warn" policy, and
 # post-release findings nobody has triaged for longer than the configured age.
 OPEN_FINDING = "OPEN_FINDING"
-WARNING_CODES = (OPEN_FINDING,)  # codes that are only ever warnings
+# A learning review of the application, or one of its action items, past its due date.
+LEARNING_REVIEW_OVERDUE = "LEARNING_REVIEW_OVERDUE"
+ACTION_ITEM_OVERDUE = "ACTION_ITEM_OVERDUE"
+WARNING_CODES = (OPEN_FINDING, LEARNING_REVIEW_OVERDUE, ACTION_ITEM_OVERDUE)
 DEFAULT_FINDING_WARN_AFTER = timedelta(days=7)
 
 
@@ -88,6 +93,8 @@ class PinnedApplication:
     changed_in_revision: int = 1
     requested_at: datetime | None = None
     open_findings: tuple[OpenFinding, ...] = ()
+    # Open learning reviews and action items of the application, due or not yet.
+    learning_due: tuple[learning.Overdue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,8 @@ class GateInput:
     environment: str = ""
     finding_warn_after: timedelta = DEFAULT_FINDING_WARN_AFTER
     release: Release | None = None
+    # Key users' post-release answers: (application, key user, works|problem).
+    confirmations: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +198,12 @@ class GateResult:
     digest: str = ""
     state: str = lifecycle.IN_REVIEW  # the package's lifecycle state
     release: Release | None = None
+    confirmation: confirmation_rules.Outcome | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """confirmed, problems_reported or unconfirmed; None while key users may answer."""
+        return self.confirmation.state if self.confirmation else None
 
     @property
     def waiting_on(self) -> tuple[str, ...]:
@@ -205,6 +220,8 @@ class GateResult:
             "revision": self.revision,
             "state": self.state,
             "release": self.release.to_dict() if self.release else None,
+            "outcome": self.outcome,
+            "confirmation": self.confirmation.to_dict() if self.confirmation else None,
             "digest": self.digest,
             "status": self.status,
             "progress": {"signed": self.signed, "required": self.required},
@@ -342,6 +359,30 @@ def _warn_of_findings(gate: GateInput, pinned: PinnedApplication, warnings: list
         )
 
 
+def _warn_of_learning(gate: GateInput, pinned: PinnedApplication, warnings: list[Blocker]) -> None:
+    """An overdue learning review or action item warns every new package of the application:
+    the fix of the last failure is late, the release may still go."""
+    if gate.state == lifecycle.RELEASED:
+        return
+    for due in sorted(pinned.learning_due, key=lambda d: (d.due_at, d.ref)):
+        if gate.now < due.due_at:
+            continue
+        review = due.kind == "review"
+        what = f"learning review {due.ref}" if review else f"action item {due.title!r} ({due.ref})"
+        warnings.append(
+            Blocker(
+                code=LEARNING_REVIEW_OVERDUE if review else ACTION_ITEM_OVERDUE,
+                application=pinned.application,
+                waiting_on=(due.owner,),
+                since=due.due_at,
+                message=(
+                    f"{what} of {pinned.application} was due "
+                    f"{due.due_at.isoformat(timespec='minutes')}; owner: {due.owner}"
+                ),
+            )
+        )
+
+
 def _evaluate_application(
     gate: GateInput,
     pinned: PinnedApplication,
@@ -353,6 +394,7 @@ def _evaluate_application(
     checklist = pinned.checklist
     tally = _Tally()
     _warn_of_findings(gate, pinned, warnings)
+    _warn_of_learning(gate, pinned, warnings)
     if checklist is None:
         blockers.append(
             Blocker(
@@ -490,14 +532,35 @@ def evaluate(gate: GateInput) -> GateResult:
         counted=tuple(sorted(counted)),
         state=gate.state,
         release=gate.release,
+        confirmation=_confirmation(gate),
     )
     return _with_digest(gate, result)
+
+
+def _windows(gate: GateInput) -> list[confirmation_rules.Window]:
+    if gate.state != lifecycle.RELEASED or gate.release is None:
+        return []
+    released_at = gate.release.released_at
+    found = (
+        confirmation_rules.window_of(p.application, p.checklist, released_at)
+        for p in gate.applications
+        if p.checklist is not None
+    )
+    return [w for w in found if w is not None]
+
+
+def _confirmation(gate: GateInput) -> confirmation_rules.Outcome | None:
+    """A released package's outcome, from its key users' answers after go-live."""
+    answers = {(app, user): answer for app, user, answer in gate.confirmations}
+    return confirmation_rules.outcome(_windows(gate), answers, gate.now)
 
 
 def stable_until(gate: GateInput) -> datetime | None:
     """The first instant after `gate.now` at which the clock alone could change what
     `evaluate(gate)` returns: a governance review falling due, an open finding becoming old
-    enough to warn, or a finding warning's day count going up. None when the result does not
+    enough to warn, a finding warning's day count going up, a learning review or action item
+    falling due, or a released package's
+    confirmation window closing. None when the result does not
     depend on the clock at all. Callers may reuse an evaluation for any `now` in
     [gate.now, stable_until) as long as nothing else in the input changed."""
     moments: list[datetime] = []
@@ -511,6 +574,9 @@ def stable_until(gate: GateInput) -> datetime | None:
             else:
                 days = (gate.now - finding.reported_at).days
                 moments.append(finding.reported_at + timedelta(days=days + 1))
+        if gate.state != lifecycle.RELEASED:
+            moments.extend(d.due_at for d in pinned.learning_due if gate.now < d.due_at)
+    moments.extend(w.closes_at for w in _windows(gate) if gate.now < w.closes_at)
     return min(moments, default=None)
 
 

@@ -20,6 +20,7 @@ from gatekeeper.db.models import (
     Signoff,
     SignoffRequest,
 )
+from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.audit import ChainedEvent
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.services import audit, boards, labels, packages
@@ -172,6 +173,7 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
             for d in decisions
         ],
         "gate_at_release": json.loads(package.release_gate) if package.release_gate else None,
+        "confirmation": _confirmation(session, key, now),
         "findings": [
             {
                 "ref": f.ref,
@@ -196,6 +198,14 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
     }
     pack["digest"] = pack_digest(pack)
     return pack
+
+
+def _confirmation(session: Session, key: str, now: datetime) -> dict[str, Any] | None:
+    """What key users said after go-live, as of the pack's making (None: nobody is asked)."""
+    found = gate_rules.evaluate(
+        packages.gate_input(session, key, now=now, overdue_policy=gate_rules.BLOCK_OVERDUE)
+    ).confirmation
+    return found.to_dict() if found else None
 
 
 def verify_pack(pack: Any) -> list[str]:
@@ -321,6 +331,7 @@ class EvidencePage:
     decisions: tuple[DecisionRow, ...]
     requests: tuple[RequestRow, ...]
     gate_at_release: GateAtRelease | None
+    confirmation: dict[str, Any] | None
     findings: tuple[FindingRow, ...]
     events: tuple[EventRow, ...]
 
@@ -399,6 +410,12 @@ def _decision(d: dict[str, Any], texts: _Texts) -> DecisionRow:
     )
 
 
+def _readable_confirmation(found: object) -> dict[str, Any] | None:
+    if not isinstance(found, dict):
+        return None
+    return {**found, "closes_at": _moment(found.get("closes_at"))}
+
+
 def _finding(f: dict[str, Any]) -> FindingRow:
     return FindingRow(
         ref=f["ref"],
@@ -456,6 +473,7 @@ def page(pack: dict[str, Any]) -> EvidencePage:
             for r in pack["requests"]
         ),
         gate_at_release=_gate_at_release(pack["gate_at_release"]),
+        confirmation=_readable_confirmation(pack.get("confirmation")),
         findings=tuple(_finding(f) for f in pack["findings"]),
         events=tuple(
             EventRow(

@@ -37,7 +37,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, webhooks
+from gatekeeper.services import audit, learning_reviews, webhooks
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.links import (
     SUPERSEDED,
@@ -227,6 +227,7 @@ def record_report(
         reported_by=reporter,
         what_happened=cleaned.what_happened,
         impact=cleaned.impact,
+        impact_level=cleaned.level,
         could_have_caught=cleaned.could_have_caught,
         state=finding_rules.OPEN,
         reported_at=now,
@@ -249,6 +250,7 @@ def record_report(
             "what_happened": cleaned.what_happened,
             "impact": cleaned.impact,
             "could_have_caught": cleaned.could_have_caught,
+            "impact_level": cleaned.level,
         },
     )
     issue_triage_links(session, filed, settings=settings, clock=clock)
@@ -264,6 +266,17 @@ def record_report(
         },
         now=now,
     )
+    if cleaned.level == finding_rules.HIGH_IMPACT:
+        learning_reviews.open_review(
+            session,
+            package,
+            target.application_id,
+            trigger=f"{filed.ref} reported with high impact",
+            actor=audit.SYSTEM,
+            now=now,
+            due_hours=settings.learning_review_due_hours,
+            findings=[filed],
+        )
     return filed
 
 
@@ -645,6 +658,7 @@ def address_findings(
                 },
                 now=now,
             )
+    learning_reviews.on_findings_addressed(session, version, addressed, actor=actor, now=now)
     return addressed
 
 

@@ -12,15 +12,16 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import (
     Application,
     ChecklistVersion,
+    ConfirmationLink,
     GovernanceReview,
     Package,
     PackageApplication,
     Signoff,
 )
 from gatekeeper.domain import gate as gate_rules
-from gatekeeper.domain import governance
+from gatekeeper.domain import governance, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.services import findings, webhooks
+from gatekeeper.services import findings, learning_reviews, webhooks
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -42,7 +43,9 @@ class GateMaterial:
     applications: dict[int, list[PinnedRow]] = field(default_factory=dict)
     last_reviews: dict[int, datetime] = field(default_factory=dict)
     open_findings: dict[int, tuple[gate_rules.OpenFinding, ...]] = field(default_factory=dict)
+    learning_due: dict[int, tuple[learning.Overdue, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
+    confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
 def load_material(
@@ -92,12 +95,42 @@ def load_material(
         ).all()
         material.last_reviews = dict(reviews)
         material.open_findings = findings.open_findings_for_gate(session, sorted(application_ids))
+        material.learning_due = learning_reviews.due_for_gate(session, sorted(application_ids))
     query = sa.select(Signoff).where(Signoff.package_id.in_(ids)).order_by(Signoff.id)
     if not include_stale:
         query = query.where(Signoff.stale_since_revision.is_(None))
     for signoff in session.scalars(query):
         material.signoffs.setdefault(signoff.package_id, []).append(signoff)
+    released = [i for i, p in material.packages.items() if p.state == lifecycle.RELEASED]
+    material.confirmations = _confirmation_answers(session, released)
     return material
+
+
+def _confirmation_answers(
+    session: Session, package_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str, str]]]:
+    """Key users' post-release answers per released package, (application, key user, answer):
+    one query, and none when no package was released (packages in review have none)."""
+    found: dict[int, list[tuple[str, str, str]]] = {}
+    if not package_ids:
+        return found
+    for package_id, slug, key_user, answer in session.execute(
+        sa.select(
+            ConfirmationLink.package_id,
+            Application.slug,
+            ConfirmationLink.key_user,
+            ConfirmationLink.answer,
+        )
+        .join(Application, Application.id == ConfirmationLink.application_id)
+        .where(
+            ConfirmationLink.package_id.in_(sorted(package_ids)),
+            ConfirmationLink.answer.is_not(None),
+        )
+        .order_by(ConfirmationLink.id)
+    ):
+        if answer is not None:  # filtered by the query; narrows the type
+            found.setdefault(package_id, []).append((slug, key_user, answer))
+    return found
 
 
 def gate_input_from(
@@ -133,6 +166,7 @@ def gate_input_from(
                 changed_in_revision=row.target.changed_in_revision,
                 requested_at=row.target.requested_at,
                 open_findings=material.open_findings.get(row.target.application_id, ()),
+                learning_due=material.learning_due.get(row.target.application_id, ()),
             )
         )
     slug_of = {row.target.id: row.slug for row in rows}
@@ -163,6 +197,7 @@ def gate_input_from(
         overdue_policy=overdue_policy,
         finding_warn_after=finding_warn_after,
         release=_release_of(package),
+        confirmations=tuple(material.confirmations.get(package_id, ())),
     )
 
 

@@ -23,7 +23,7 @@ from gatekeeper.db.models import (
 from gatekeeper.domain import escape as escape_rules
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import gate as gate_rules
-from gatekeeper.domain import governance
+from gatekeeper.domain import governance, learning
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.signoff import KEY_USER, POSITIVE
@@ -51,6 +51,7 @@ class GovernanceSettings:
     # How gates read an overdue review: a review decision is checked against the gates it moves.
     overdue_policy: str = "block"
     never_fires_releases: int = escape_rules.DEFAULT_NEVER_FIRES_RELEASES
+    learning_review_due_hours: int = learning.DEFAULT_DUE_HOURS
 
     def review_tokens(self, clock: Clock) -> TokenService:
         return TokenService(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, scoped_session
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import webhooks, worker
-from gatekeeper.services import findings, heartbeats, reviews, sign_ins, signoffs
+from gatekeeper.services import confirmations, findings, heartbeats, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
@@ -30,6 +30,7 @@ MOOT_LINKS: dict[str, Callable[[Session, Collection[int], datetime], dict[int, s
     reviews.MAIL_LINK_KIND: reviews.moot_links,
     sign_ins.MAIL_LINK_KIND: sign_ins.moot_links,
     findings.MAIL_LINK_KIND: findings.moot_links,
+    confirmations.MAIL_LINK_KIND: confirmations.moot_links,
 }
 
 
@@ -81,6 +82,10 @@ def worker_pass(
     # Its own transaction: the sign-off reminders above stay committed whatever happens here.
     with unit_of_work(session) as tx:
         report.reminders.update(send_review_reminders(tx, settings=governance, clock=clock))
+    with unit_of_work(session) as tx:
+        report.reminders.update(
+            confirmations.send_confirmation_requests(tx, settings=governance, clock=clock)
+        )
     for _ in range(MAX_BATCHES_PER_PASS):
         batch = worker.deliver(
             session,

@@ -14,6 +14,7 @@ from gatekeeper.web import (
     auth,
     badges,
     checklists,
+    confirmations,
     converters,
     dashboard,
     errors,
@@ -85,6 +86,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(governance.bp)
     app.register_blueprint(reviews.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(confirmations.bp)
     if not runtime(app).settings.is_production:
         app.register_blueprint(mailbox.bp)
     errors.register(app)

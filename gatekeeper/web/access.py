@@ -32,10 +32,11 @@ MANAGERS = frozenset({ADMIN, RELEASE_MANAGER})
 ADMINS = frozenset({ADMIN})
 GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 
-# Reachable without a staff session: emailed sign-off, governance-review (and finding triage)
-# and problem-report links, sign-in itself (by link and by single sign-on), badges, the health
-# check, static files, the demo mailbox, the JSON API (which has its own bearer tokens) and
-# /metrics (which has its own token or address allowlist, see web/observability.py).
+# Reachable without a staff session: emailed sign-off, governance-review (and finding
+# triage), problem-report and post-release confirmation links, sign-in itself (by link and by
+# single sign-on), badges, the health check, static files, the demo mailbox, the JSON API
+# (which has its own bearer tokens) and /metrics (which has its own token or address
+# allowlist, see web/observability.py).
 PUBLIC_BLUEPRINTS = frozenset(
     {
         "auth",
@@ -43,6 +44,7 @@ PUBLIC_BLUEPRINTS = frozenset(
         "signoffs",
         "reviews",
         "reports",
+        "confirmations",
         "badges",
         "health",
         "mailbox",

@@ -25,9 +25,12 @@ def badge(key: str, signature: str) -> Response:
     if not badge_signature_valid(settings.secret_keys, key, signature):
         raise NotFound("no such badge")
     # The gate's own state, as `gatekeeper gate check` reads it: the two always agree.
-    status = runtime(current_app).gate_now(db.session, key).shown_status
+    result = runtime(current_app).gate_now(db.session, key)
+    status = result.shown_status
+    # After go-live, what key users said: the colour stays the gate's.
+    shown = f"{status}, {result.outcome.replace('_', ' ')}" if result.outcome else status
     return Response(
-        render_badge("gate", status, COLOURS[status]),
+        render_badge("gate", shown, COLOURS[status]),
         mimetype="image/svg+xml",
         headers={"Cache-Control": "no-cache, max-age=0"},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
+from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from gatekeeper.db.base import db
@@ -42,6 +42,16 @@ class ReportForm(FlaskForm):
         "What was the impact?",
         description="Who or what was affected, and how badly: customers, money, time, data.",
         validators=_TEXT,
+    )
+    impact_level = SelectField(
+        "How bad is it?",
+        choices=[
+            SelectChoice("low", "Low: an annoyance, there is a way around it"),
+            SelectChoice("medium", "Medium: work is slowed or some people are stuck"),
+            SelectChoice("high", "High: customers, money or data are affected"),
+        ],
+        default="medium",
+        description="A high impact opens a blameless learning review of the release.",
     )
     could_have_caught = TextAreaField(
         "What could the release checklist have caught?",
@@ -101,6 +111,7 @@ def report(token: str) -> ResponseReturnValue:
                     form.what_happened.data or "",
                     form.impact.data or "",
                     form.could_have_caught.data or "",
+                    form.impact_level.data or "",
                 ),
                 settings=governance_settings(),
                 clock=clock,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -28,6 +29,7 @@ from gatekeeper.db.models import (
     Application,
     AuditEvent,
     ChecklistVersion,
+    ConfirmationLink,
     Deployment,
     Finding,
     GovernanceReview,
@@ -50,6 +52,7 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
 from gatekeeper.services import (
     checklists,
+    confirmations,
     findings,
     packages,
     signoffs,
@@ -543,9 +546,38 @@ def _report(app: Flask, clock: FixedClock, key: str) -> Target:
         "application": "payments-api",
         "what_happened": "Refunds stayed queued",
         "impact": "Customers waited",
+        "impact_level": "medium",
         "could_have_caught": "A large refund scenario",
     }
     return Target(client(app), path, form, observe)
+
+
+def _confirm(app: Flask, clock: FixedClock, key: str) -> Target:
+    # Both twins are released at the same moment, and asked a day later.
+    clock.set(START)
+    _package(app, clock, key)
+    sign(clock, key)
+    release(app, clock, key)
+    clock.set(clock.now() + timedelta(hours=24))
+    with unit_of_work(db.session()) as session:
+        confirmations.send_confirmation_requests(
+            session, settings=runtime(app).governance_settings(), clock=clock
+        )
+    db.session.remove()
+    path = f"/confirm/{emailed('confirm', about=key)['settlement-lead@example.com']}"
+
+    def observe() -> object:
+        outcome = package_outcome(key)
+        db.session.remove()
+        package_id = db.session.scalar(sa.select(Package.id).where(Package.key == key))
+        asked = rows(
+            sa.select(ConfirmationLink).where(ConfirmationLink.package_id == package_id),
+            drop=("nonce_hash",),
+        )
+        db.session.remove()
+        return {"package": outcome, "asked": normalized(asked, [(key, "<key>")])}
+
+    return Target(client(app), path, {"answer": "works"}, observe)
 
 
 def _open_finding(clock: FixedClock, key: str) -> int:
@@ -788,6 +820,7 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "reviews.decide": _review,
     "reviews.triage": _triage,
     "reports.report": _report,
+    "confirmations.confirm": _confirm,
     "auth.login": _login,
     "auth.sign_in": _sign_in,
     "auth.logout": _logout,

@@ -20,6 +20,8 @@ BUILT: dict[str, Iterable[str]] = {
         *governance.REVIEW_OUTCOME.values(),
         governance.PARTIALLY_APPROVED,
     ],
+    "f\"confirmation.{('reminded' if reminder else 'requested')}\"": ["reminded", "requested"],
+    "f'action_item.{item.state}'": ["done", "dropped"],
     "f'finding.{state}'": sorted(
         after
         for (_, action), after in finding.FINDING_TRANSITIONS.items()

@@ -26,7 +26,9 @@ MANAGER = "release-manager@example.com"
 BOARD = "release-board@example.com"  # the only reviewer of payments-api
 UX_LEAD = "ux-lead@example.com"  # storefront-web's second reviewer
 NEW_SCENARIO = "Refund more than 1,000 EUR and see it leave the refund queue within a minute"
-TOKEN = re.compile(r"https?://[^\s<>\"']+?/(review/findings|review|report|s)/([A-Za-z0-9_\-.]+)")
+TOKEN = re.compile(
+    r"https?://[^\s<>\"']+?/(review/findings|review|report|s|confirm)/([A-Za-z0-9_\-.]+)"
+)
 
 
 def checklist_dir(tmp: Path, name: str = "checklists") -> Path:

@@ -60,7 +60,7 @@ def queue(
 
 # Every kind of emailed link: its route, then the token.
 ANY_LINK = re.compile(
-    r"https?://[^\s<>\"']+?/(review/findings|review|report|s|login)/[A-Za-z0-9_\-.]+"
+    r"https?://[^\s<>\"']+?/(review/findings|review|report|s|login|confirm)/[A-Za-z0-9_\-.]+"
 )
 
 

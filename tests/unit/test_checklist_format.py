@@ -650,3 +650,52 @@ def test_mutated_samples_never_crash(text: str) -> None:
 def test_any_scalar_in_a_field_never_crashes(field: str, value: str) -> None:
     text = re.sub(rf"(?m)^{field}: .*$", lambda _: f"{field}: {value}", PAYMENTS, count=1)
     _parse_or_problems(text.encode("utf-8", "surrogatepass"))
+
+
+# --- user_validation.confirm_after_release -----------------------------------------------------
+
+PAYMENTS_SAMPLE = Path(__file__).parents[2] / "checklists" / "payments-api.yaml"
+
+
+def _with_confirm(block: str) -> str:
+    text = PAYMENTS_SAMPLE.read_text(encoding="utf-8")
+    return re.sub(r"(?m)^(  scenarios:\n)", block + r"\g<1>", text, count=1)
+
+
+def test_confirm_after_release_is_read_with_its_defaults() -> None:
+    text = _with_confirm("  confirm_after_release:\n    after_hours: 0\n")
+    confirm = parse_checklist(text.encode(), "x.yaml").user_validation.confirm_after_release
+    assert (confirm.after_hours, confirm.window_hours, confirm.enabled) == (0, 72, False)
+    plain = parse_checklist(PAYMENTS_SAMPLE.read_bytes(), "x.yaml").user_validation
+    assert (plain.confirm_after_release.after_hours, plain.confirm_after_release.window_hours) == (
+        24,
+        72,
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "needle", "message"),
+    [
+        ("    after_hours: -1\n", "-1", "between 0 and"),
+        ("    window_hours: 0\n", "0\n", "between 1 and"),
+        ("    after_hours: '24'\n", "'24'", "whole number"),
+        ("    after_hours: 1.5\n", "1.5", "decimal"),
+        ("    every_hours: 3\n", "every_hours", "every_hours"),
+    ],
+)
+def test_confirm_after_release_errors_name_file_line_and_column(
+    block: str, needle: str, message: str
+) -> None:
+    text = _with_confirm("  confirm_after_release:\n" + block)
+    (problem,) = problems_of(text.encode(), "checklists/payments-api.yaml")
+    line, col = position_of(text, needle, text[: text.index("confirm_after_release")].count(needle))
+    assert (problem.path, problem.line, problem.col) == ("checklists/payments-api.yaml", line, col)
+    assert message in problem.message
+
+
+def test_confirm_after_release_is_in_the_json_schema() -> None:
+    text = _with_confirm("  confirm_after_release:\n    after_hours: 2\n    window_hours: 8\n")
+    jsonschema.validate(yaml.safe_load(text), checklist_json_schema())
+    bad = yaml.safe_load(_with_confirm("  confirm_after_release:\n    window_hours: 0\n"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, checklist_json_schema())

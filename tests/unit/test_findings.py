@@ -97,5 +97,15 @@ def test_a_report_has_a_size_limit() -> None:
 
 def test_a_report_never_asks_who() -> None:
     fields = set(finding.Report.__dataclass_fields__)
-    assert fields == {"what_happened", "impact", "could_have_caught"}
+    assert fields == {"what_happened", "impact", "could_have_caught", "level"}
     assert not {f for f in fields if "who" in f or "by" in f or "person" in f}
+
+
+@pytest.mark.parametrize("level", ["low", "medium", "high"])
+def test_a_report_keeps_its_impact_level(level: str) -> None:
+    assert finding.Report("a", "b", "c", level).validated().level == level
+
+
+def test_an_unknown_impact_level_is_refused() -> None:
+    with pytest.raises(ValidationFailed, match="impact level"):
+        finding.Report("a", "b", "c", "urgent").validated()

@@ -1,0 +1,104 @@
+""" "Still working after go-live?" pages, from the confirmation email: no account needed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from wtforms import SelectChoice, SelectField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from gatekeeper.db.base import db
+from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import confirmation as rules
+from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.domain.finding import MAX_REPORT_CHARS, Report
+from gatekeeper.origin import request_origin
+from gatekeeper.runtime import runtime
+from gatekeeper.services import confirmations
+from gatekeeper.web import token_pages
+from gatekeeper.web.limits import link_page
+
+bp = Blueprint("confirmations", __name__, url_prefix="/confirm")
+token_pages.protect(bp)
+
+_TEXT = [DataRequired(message="This is needed."), Length(max=MAX_REPORT_CHARS)]
+
+
+class ProblemForm(FlaskForm):
+    """The blameless report of the release email's form: what happened, never who."""
+
+    what_happened = TextAreaField(
+        "What happened?",
+        description="What you saw, when, and what you were doing. Your own words are fine.",
+        validators=_TEXT,
+    )
+    impact = TextAreaField(
+        "What was the impact?",
+        description="Who or what was affected, and how badly: customers, money, time, data.",
+        validators=_TEXT,
+    )
+    impact_level = SelectField(
+        "How bad is it?",
+        choices=[
+            SelectChoice("low", "Low: an annoyance, there is a way around it"),
+            SelectChoice("medium", "Medium: work is slowed or some people are stuck"),
+            SelectChoice("high", "High: customers, money or data are affected"),
+        ],
+        default="medium",
+        description="A high impact opens a blameless learning review of the release.",
+    )
+    could_have_caught = TextAreaField(
+        "What could the release checklist have caught?",
+        description="A check or a scenario that, had someone tried it before the release, "
+        "would have shown the problem.",
+        validators=_TEXT,
+    )
+
+
+class WorksForm(FlaskForm):
+    """Only the CSRF token: the button itself is the answer."""
+
+
+@bp.route("/<token>", methods=["GET", "HEAD", "POST"])
+@link_page
+def confirm(token: str) -> ResponseReturnValue:
+    rt = runtime(current_app)
+    settings = rt.governance_settings()
+    try:
+        view = confirmations.open_confirmation(db.session, token, settings=settings, clock=rt.clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("confirmations/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.key_user)) is not None:
+        return refused
+    answer = request.form.get("answer") if request.method == "POST" else None
+    works, problem = WorksForm(), ProblemForm()
+    chosen = works if answer == rules.WORKS else problem
+    if answer not in rules.ANSWERS or not chosen.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render_template(
+            "confirmations/confirm.html", view=view, works=works, form=problem
+        ), status
+    report = (
+        Report(
+            problem.what_happened.data or "",
+            problem.impact.data or "",
+            problem.could_have_caught.data or "",
+            problem.impact_level.data or "",
+        )
+        if answer == rules.PROBLEM
+        else None
+    )
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            filed = confirmations.submit_confirmation(
+                session, token, answer=answer, report=report, settings=settings, clock=rt.clock
+            )
+            ref = filed.ref if filed else None
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("confirmations/unusable.html", error)
+    except ValidationFailed as error:
+        return render_template(
+            "confirmations/confirm.html", view=view, works=works, form=problem, error=error.message
+        ), 422
+    return render_template("confirmations/done.html", view=view, answer=answer, ref=ref)
