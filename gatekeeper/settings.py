@@ -60,6 +60,14 @@ class Settings:
     # (a receiver inside the network is a deliberate choice; tests need loopback).
     webhook_allow_private: bool = False
     webhook_timeout: float = 10.0
+    # Gatekeeper as a GitHub App answering deployment protection rules; off while
+    # github_app_id is None. See docs/ci.md.
+    github_app_id: str | None = None
+    github_private_key_file: str | None = None
+    github_webhook_secret: str | None = None
+    github_api_url: str = "https://api.github.com"
+    # The shared secret Azure DevOps' Invoke REST API check sends; off while None.
+    azure_devops_secret: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The GATEKEEPER_* variables that were set: everything else is a default, which a command
     # may fill in better (the demo points links at the port it serves on).
@@ -221,6 +229,11 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_OIDC_REQUIRE_VERIFIED_EMAIL": ("oidc_require_verified_email", _bool),
     "GATEKEEPER_WEBHOOK_ALLOW_PRIVATE": ("webhook_allow_private", _bool),
     "GATEKEEPER_WEBHOOK_TIMEOUT": ("webhook_timeout", _float),
+    "GATEKEEPER_GITHUB_APP_ID": ("github_app_id", _text),
+    "GATEKEEPER_GITHUB_PRIVATE_KEY_FILE": ("github_private_key_file", _text),
+    "GATEKEEPER_GITHUB_WEBHOOK_SECRET": ("github_webhook_secret", _text),
+    "GATEKEEPER_GITHUB_API_URL": ("github_api_url", lambda n, v: v.rstrip("/")),
+    "GATEKEEPER_AZURE_DEVOPS_SECRET": ("azure_devops_secret", _text),
 }
 _OIDC_REQUIRED = ("GATEKEEPER_OIDC_CLIENT_ID", "GATEKEEPER_OIDC_ROLE_MAP")
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.

@@ -445,7 +445,7 @@ def _read_deploy_targets(reader: _Reader, node: Node | None) -> tuple[DeployTarg
         platform = platforms[0]
         place = "repository" if platform == "github" else "project"
         p_node = _value(t_map, platform)
-        assert p_node is not None  # noqa: S101  # the key was just read from this mapping
+        assert p_node is not None  # the key was just read from this mapping
         p_map = reader.mapping(p_node, (*at, platform), required=(place, "environment"))
         if p_map is None:
             continue

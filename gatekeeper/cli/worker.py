@@ -33,6 +33,8 @@ def worker_pass(app: Flask, worker_id: str) -> mail_worker.PassReport:
                 links=rt.link_settings(),
                 governance=rt.governance_settings(),
                 hooks=rt.webhook_settings(),
+                gate=rt.deployment_gate_settings(),
+                calls=rt.platform_settings(),
             )
         finally:
             db.session.remove()

@@ -1,5 +1,5 @@
 """One pass of the worker: remind, warn and escalate, deliver the email that is due (except what
-is moot), then post the webhooks that are due."""
+is moot), post the webhooks that are due, then tell CI platforms what the gate decided."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, scoped_session
 
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
-from gatekeeper.notify import webhooks, worker
-from gatekeeper.services import findings, reviews, sign_ins, signoffs
+from gatekeeper.notify import platforms, webhooks, worker
+from gatekeeper.services import deployment_gates, findings, reviews, sign_ins, signoffs
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
@@ -55,6 +55,10 @@ def moot_messages(
 class PassReport:
     delivery: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
     webhooks: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
+    platform_calls: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
+    deployments: deployment_gates.ReconcileReport = field(
+        default_factory=deployment_gates.ReconcileReport
+    )
     reminders: dict[str, int] = field(default_factory=dict)
 
 
@@ -69,6 +73,8 @@ def worker_pass(
     links: LinkSettings,
     governance: GovernanceSettings,
     hooks: webhooks.WebhookSettings,
+    gate: deployment_gates.GateSettings | None = None,
+    calls: platforms.PlatformSettings | None = None,
 ) -> PassReport:
     report = PassReport()
     with unit_of_work(session) as tx:
@@ -94,4 +100,14 @@ def worker_pass(
         report.webhooks.add(posted)
         if posted.handled == 0 or posted.retried:
             break
+    if gate is not None and calls is not None:
+        # Every pass: a gate changed by anything (a sign-off, a finding, time itself) reaches
+        # the deployments waiting on it within one pass.
+        with unit_of_work(session) as tx:
+            report.deployments = deployment_gates.reconcile(tx, clock=clock, settings=gate)
+        for _ in range(MAX_BATCHES_PER_PASS):
+            called = platforms.deliver(session, worker=worker_id, clock=clock, settings=calls)
+            report.platform_calls.add(called)
+            if called.handled == 0 or called.retried:
+                break
     return report
