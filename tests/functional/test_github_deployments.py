@@ -196,14 +196,16 @@ def test_full_loop_github_waits_key_users_sign_by_email_and_github_gets_one_appr
     run_worker(app)
     [pending] = github.reports()
     assert pending["environment_name"] == fake.ENVIRONMENT
-    assert "waiting on" in pending["comment"] and f"/packages/{KEY}" in pending["comment"]
+    assert "waiting on" in pending["comment"]
+    assert f"/packages/{KEY}" in pending["comment"]
     assert github.decisions() == []
 
     assert sign_every_emailed_link(app, smtp) >= 2
     run_worker(app)
     run_worker(app, worker_id="another")
     [approval] = github.decisions()
-    assert approval["state"] == "approved" and "gate open" in approval["comment"]
+    assert approval["state"] == "approved"
+    assert "gate open" in approval["comment"]
     assert github.tokens_issued == ["ghs_1"], "the installation token is kept while it lasts"
     assert [d.state for d in deployments()] == ["approved"]
     assert {c.state for c in calls()} <= {"sent", "moot"}
@@ -248,7 +250,8 @@ def test_an_unmapped_repository_is_rejected_saying_so(
     assert send(app, payload)[1]["state"] == "rejected"
     run_worker(app)
     [rejection] = github.decisions()
-    assert rejection["state"] == "rejected" and "no package in review" in rejection["comment"]
+    assert rejection["state"] == "rejected"
+    assert "no package in review" in rejection["comment"]
     assert github.reports() == []
 
 
@@ -265,7 +268,8 @@ def test_a_sha_matching_two_packages_is_rejected_naming_both(
     )
     run_worker(app)
     [rejection] = github.decisions()
-    assert "rel-a" in rejection["comment"] and "rel-b" in rejection["comment"]
+    assert "rel-a" in rejection["comment"]
+    assert "rel-b" in rejection["comment"]
 
 
 def test_a_sha_prefix_of_seven_hex_digits_names_the_package(
