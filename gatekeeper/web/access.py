@@ -34,9 +34,22 @@ GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 
 # Reachable without a staff session: emailed sign-off, governance-review (and finding triage)
 # and problem-report links, sign-in itself (by link and by single sign-on), badges, the health
-# check, static files, the demo mailbox, and the JSON API (which has its own bearer tokens).
+# check, static files, the demo mailbox, the JSON API (which has its own bearer tokens), and the
+# CI platforms' integrations (each verifies its caller's signature or shared secret).
 PUBLIC_BLUEPRINTS = frozenset(
-    {"auth", "oidc", "signoffs", "reviews", "reports", "badges", "health", "mailbox", "api"}
+    {
+        "auth",
+        "oidc",
+        "signoffs",
+        "reviews",
+        "reports",
+        "badges",
+        "health",
+        "mailbox",
+        "api",
+        "github",
+        "azure_devops",
+    }
 )
 PUBLIC_ENDPOINTS = frozenset({"static"})
 
