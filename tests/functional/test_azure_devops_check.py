@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import packages, signoffs
 from tests.conftest import START, dispose, make_app
 from tests.contracts import azure_devops as fake
-from tests.support.flows import approve_payments
+from tests.support.flows import approve_payments, race
 from tests.support.link_forms import sign_link
 from tests.support.mail import ANY_LINK, catcher, point_mail_at, run_worker
 
@@ -265,3 +266,18 @@ def test_a_plan_url_inside_the_network_is_refused_unless_allowed(
             assert call.last_error.startswith("refused: ")
     finally:
         dispose(app)
+
+
+def test_two_workers_at_once_call_azure_back_once(
+    app: Flask, clock: FixedClock, smtp: MailCatcher, httpserver: HTTPServer
+) -> None:
+    fake.expect_task_completed(httpserver, ORG, PLAN, TASK, "succeeded")
+    submit_package(app, clock)
+    send_check(app, httpserver, {"package": KEY})
+    run_worker(app)
+    sign_every_emailed_link(app, smtp)
+    outcomes = race(app, [partial(run_worker, app, worker_id=f"w{i}") for i in (1, 2)])
+    assert outcomes == [None, None]
+    assert callbacks(httpserver) == [fake.task_completed(TASK, "succeeded")]
+    assert [d.state for d in deployments()] == ["approved"]
+    assert [c.state for c in calls()] == ["sent"]
