@@ -151,7 +151,7 @@ def _decide(
     _queue(session, row, "decision", comment, now=now)
     audit.record(
         session,
-        action="deployment.approved" if decision == deploy_gate.APPROVED else "deployment.rejected",
+        action=f"deployment.{decision}",
         actor=ACTOR,
         subject=f"{row.platform} {row.project} {row.environment}",
         now=now,
