@@ -64,6 +64,7 @@ class Runtime:
             secret_keys=s.secret_keys,
             overdue_policy=s.overdue_review_policy,
             finding_warn_after=timedelta(days=s.finding_warn_days),
+            poll_every=timedelta(seconds=s.gitlab_poll_seconds),
         )
 
     def platform_settings(self) -> PlatformSettings:
@@ -80,6 +81,8 @@ class Runtime:
             github_api_url=s.github_api_url,
             timeout=s.webhook_timeout,
             allow_private=s.webhook_allow_private,
+            gitlab_url=s.gitlab_url,
+            gitlab_token=s.gitlab_token,
         )
 
     def governance_settings(self) -> GovernanceSettings:

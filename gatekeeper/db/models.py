@@ -335,6 +335,17 @@ class PlatformDeployment(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class PlatformPoll(Base):
+    """When the worker next looks for deployments a platform holds without telling anyone
+    (GitLab's blocked deployments). Taken by a conditional update: one worker polls at a time;
+    a platform's webhook moves it to now."""
+
+    __tablename__ = "platform_polls"
+
+    platform: Mapped[str] = mapped_column(str_enum("platform", *PLATFORMS), primary_key=True)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class WebhookSubscription(Base):
     """Where to post which events. The signing secret is stored encrypted (see notify/webhooks)."""
 

@@ -9,7 +9,11 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 # Each module defines `bp`; imported here so that one line adds a platform.
-MODULES = ("gatekeeper.integrations.github", "gatekeeper.integrations.azure_devops")
+MODULES = (
+    "gatekeeper.integrations.github",
+    "gatekeeper.integrations.gitlab",
+    "gatekeeper.integrations.azure_devops",
+)
 
 
 def register_integrations(app: Flask, csrf: CSRFProtect) -> None:

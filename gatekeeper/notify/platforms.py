@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+from urllib.parse import quote, urlencode
 
 import jwt
 import sqlalchemy as sa
@@ -33,6 +34,8 @@ BATCH_SIZE = 50
 RETRY_BUDGET = timedelta(hours=24)
 SENDING_TIME = LEASE / 2
 RESPONSE_KEPT = 500
+# A page of 100 deployments with their jobs and users: GitLab's answers are large.
+GITLAB_LIST_KEPT = 4_000_000
 USER_AGENT = "Gatekeeper-Platforms/1"
 GITHUB_API_VERSION = "2022-11-28"
 # GitHub refuses a JWT issued in the future: its clock may be behind ours.
@@ -60,6 +63,8 @@ class PlatformSettings:
     github_api_url: str = "https://api.github.com"
     timeout: float = 10.0
     allow_private: bool = False
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_token: str | None = None
 
 
 class Answer(NamedTuple):
@@ -69,7 +74,13 @@ class Answer(NamedTuple):
 
 
 def http(
-    method: str, url: str, *, headers: dict[str, str], body: Any | None, timeout: float
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: Any | None,
+    timeout: float,
+    keep: int = RESPONSE_KEPT,
 ) -> Answer:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310  # the URL is checked against the API's
@@ -79,9 +90,7 @@ def http(
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return Answer(
-                response.status, response.read(RESPONSE_KEPT).decode(errors="replace"), ""
-            )
+            return Answer(response.status, response.read(keep).decode(errors="replace"), "")
     except urllib.error.HTTPError as exc:
         text = exc.read(RESPONSE_KEPT).decode(errors="replace")
         return Answer(exc.code, text, f"HTTP {exc.code}: {text.strip()[:200]}")
@@ -169,6 +178,46 @@ def _github(
     return answer
 
 
+def _gitlab_project(project: str) -> str:
+    """GitLab's API names a project by its full path, URL-encoded as one segment."""
+    return quote(project, safe="")
+
+
+def gitlab_blocked(
+    settings: PlatformSettings, project: str, environment: str
+) -> list[dict[str, Any]] | Answer:
+    """The project's deployments to `environment` that wait for approval (newest 100)."""
+    query = urlencode({"status": "blocked", "environment": environment, "per_page": 100})
+    answer = http(
+        "GET",
+        f"{settings.gitlab_url}/api/v4/projects/{_gitlab_project(project)}/deployments?{query}",
+        headers={"PRIVATE-TOKEN": settings.gitlab_token or ""},
+        body=None,
+        timeout=settings.timeout,
+        keep=GITLAB_LIST_KEPT,
+    )
+    if answer.status != 200:
+        return answer._replace(error=answer.error or f"HTTP {answer.status}")
+    try:
+        found = json.loads(answer.text)
+    except ValueError:
+        return Answer(answer.status, "", "the deployments list is not JSON")
+    return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
+
+def _gitlab(
+    call: dict[str, Any], callback: dict[str, Any], *, settings: PlatformSettings
+) -> Answer:
+    return http(
+        "POST",
+        f"{settings.gitlab_url}/api/v4/projects/{_gitlab_project(callback['project'])}"
+        f"/deployments/{int(callback['deployment'])}/approval",
+        headers={"PRIVATE-TOKEN": settings.gitlab_token or ""},
+        body={"status": call["state"], "comment": call["comment"]},
+        timeout=settings.timeout,
+    )
+
+
 class _Row(NamedTuple):
     id: int
     attempts: int
@@ -240,6 +289,8 @@ def deliver(
                 callback, call, timeout=settings.timeout, allow_private=settings.allow_private
             )
             answer = Answer(status, "", error)
+        elif platform == "gitlab":
+            answer = _gitlab(call, callback, settings=settings)
         else:
             answer = _github(call, callback, settings=settings, now=clock.now())
         log.info(
@@ -258,7 +309,10 @@ def _outcome(answer: Answer) -> tuple[str, str]:
     if answer.status is not None and 200 <= answer.status < 300:
         return ("sent", "")
     error = answer.error or f"HTTP {answer.status}"
-    permanent = answer.status is not None and 400 <= answer.status < 500
+    # A 4xx other than the transient ones, or an address the SSRF guard refuses, stays so.
+    permanent = error.startswith("refused: ") or (
+        answer.status is not None and 400 <= answer.status < 500
+    )
     return ("dead" if permanent and answer.status not in _TRANSIENT else "retry", error)
 
 

@@ -26,6 +26,7 @@ from gatekeeper.db.models import (
     Package,
     PackageApplication,
     PlatformDeployment,
+    PlatformPoll,
 )
 from gatekeeper.domain import deploy_gate
 from gatekeeper.domain import gate as gate_rules
@@ -49,6 +50,8 @@ class GateSettings:
     secret_keys: Sequence[str]
     overdue_policy: str = "block"
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER
+    # How often the worker looks for GitLab's blocked deployments, which fire no webhook.
+    poll_every: timedelta = timedelta(seconds=60)
 
     def board_url(self, key: str) -> str:
         return f"{self.base_url}/packages/{quote(key, safe='')}"
@@ -78,11 +81,9 @@ class ReconcileReport:
     keys: list[str] = field(default_factory=list)
 
 
-def _candidates(
-    session: Session, platform: str, project: str, environment: str
-) -> list[deploy_gate.Candidate]:
-    """Application versions of in-review packages whose pinned checklist declares the target."""
-    wanted = {"platform": platform, "project": project, "environment": environment}
+def _targeted(session: Session) -> list[tuple[str, str, dict[str, str]]]:
+    """(package key, application version, deploy target) for every in-review package's
+    pinned checklists."""
     rows = session.execute(
         sa.select(Package.key, PackageApplication.version_label, ChecklistVersion.content)
         .join(PackageApplication, PackageApplication.package_id == Package.id)
@@ -101,9 +102,68 @@ def _candidates(
                     "project": place.get("repository") or place.get("project"),
                     "environment": place["environment"],
                 }
-                if target == wanted:
-                    found.append(deploy_gate.Candidate(key, version))
+                found.append((key, version, target))
     return found
+
+
+def _candidates(
+    session: Session, platform: str, project: str, environment: str
+) -> list[deploy_gate.Candidate]:
+    """Application versions of in-review packages whose pinned checklist declares the target."""
+    wanted = {"platform": platform, "project": project, "environment": environment}
+    return [
+        deploy_gate.Candidate(key, version)
+        for key, version, target in _targeted(session)
+        if target == wanted
+    ]
+
+
+def targets(session: Session, platform: str) -> list[tuple[str, str]]:
+    """(project, environment) of every target of `platform` that in-review packages declare."""
+    return sorted(
+        {
+            (t["project"], t["environment"])
+            for _, _, t in _targeted(session)
+            if t["platform"] == platform
+        }
+    )
+
+
+def poll_soon(session: Session, platform: str, *, clock: Clock) -> None:
+    """Make the worker's next pass poll `platform` (its webhook said something moved)."""
+    now = clock.now()
+    moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(PlatformPoll).where(PlatformPoll.platform == platform).values(next_poll_at=now)
+    )
+    if moved.rowcount == 0:
+        session.add(PlatformPoll(platform=platform, next_poll_at=now))
+
+
+def take_poll(session: Session, platform: str, *, now: datetime, every: timedelta) -> bool:
+    """Whether this worker polls `platform` now: the one that moves its time on does."""
+    if session.get(PlatformPoll, platform) is None:
+        session.add(PlatformPoll(platform=platform, next_poll_at=now + every))
+        return True
+    taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sa.update(PlatformPoll)
+        .where(PlatformPoll.platform == platform, PlatformPoll.next_poll_at <= now)
+        .values(next_poll_at=now + every)
+        .execution_options(synchronize_session=False)
+    )
+    return taken.rowcount == 1
+
+
+def gitlab_request(project: str, environment: str, deployment: Mapping[str, Any]) -> Request:
+    """A blocked GitLab deployment, as the deployments API lists it."""
+    return Request(
+        platform="gitlab",
+        external_id=f"{project}#{int(deployment['id'])}",
+        project=project,
+        environment=environment,
+        ref=str(deployment.get("ref") or ""),
+        sha=str(deployment.get("sha") or ""),
+        callback={"project": project, "deployment": int(deployment["id"])},
+    )
 
 
 def _queue(

@@ -60,6 +60,34 @@ class PassReport:
         default_factory=deployment_gates.ReconcileReport
     )
     reminders: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def poll_gitlab(
+    session: Session | scoped_session[Session],
+    *,
+    clock: Clock,
+    gate: deployment_gates.GateSettings,
+    calls: platforms.PlatformSettings,
+) -> list[str]:
+    """Record the blocked deployments of every mapped GitLab project, when a poll is due;
+    what went wrong, for the worker's log."""
+    with unit_of_work(session) as tx:
+        if not deployment_gates.take_poll(tx, "gitlab", now=clock.now(), every=gate.poll_every):
+            return []
+        wanted = deployment_gates.targets(tx, "gitlab")
+    errors = []
+    for project, environment in wanted:
+        # No transaction stays open while GitLab answers.
+        found = platforms.gitlab_blocked(calls, project, environment)
+        if isinstance(found, platforms.Answer):
+            errors.append(f"gitlab {project} {environment}: {found.error}")
+            continue
+        with unit_of_work(session) as tx:
+            for deployment in found:
+                request = deployment_gates.gitlab_request(project, environment, deployment)
+                deployment_gates.record_request(tx, request, clock=clock, settings=gate)
+    return errors
 
 
 def worker_pass(
@@ -101,6 +129,8 @@ def worker_pass(
         if posted.handled == 0 or posted.retried:
             break
     if gate is not None and calls is not None:
+        if calls.gitlab_token:
+            report.errors.extend(poll_gitlab(session, clock=clock, gate=gate, calls=calls))
         # Every pass: a gate changed by anything (a sign-off, a finding, time itself) reaches
         # the deployments waiting on it within one pass.
         with unit_of_work(session) as tx:

@@ -48,6 +48,7 @@ PUBLIC_BLUEPRINTS = frozenset(
         "mailbox",
         "api",
         "github",
+        "gitlab",
         "azure_devops",
     }
 )

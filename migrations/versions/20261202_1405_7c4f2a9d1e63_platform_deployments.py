@@ -1,7 +1,8 @@
 """CI platform deployments waiting on the gate
 
 Deployments that GitHub, GitLab or Azure DevOps hold until Gatekeeper decides, with the one
-decision posted for each, and a third kind of outbox row: one call to a platform.
+decision posted for each, when the worker next polls a platform, and a third kind of outbox
+row: one call to a platform.
 
 Revision ID: 7c4f2a9d1e63
 Revises: 3e7d1c9a5b20
@@ -54,6 +55,11 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_platform_deployments_package_id'), ['package_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_platform_deployments_state'), ['state'], unique=False)
 
+    op.create_table('platform_polls',
+    sa.Column('platform', sa.Enum('github', 'gitlab', 'azure_devops', name='platform', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('next_poll_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('platform', name=op.f('pk_platform_polls'))
+    )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         _kinds(batch_op, OLD_KINDS, NEW_KINDS)
 
@@ -67,4 +73,5 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_platform_deployments_state'))
         batch_op.drop_index(batch_op.f('ix_platform_deployments_package_id'))
 
+    op.drop_table('platform_polls')
     op.drop_table('platform_deployments')
