@@ -62,13 +62,14 @@ def command(ctx: click.Context, once: bool, interval: float) -> None:
         except sa.exc.OperationalError as exc:
             click.echo(f"database unavailable, will retry: {exc.orig}", err=True)
         else:
-            delivery, posted = report.delivery, report.webhooks
+            delivery, posted, called = report.delivery, report.webhooks, report.platform_calls
             if (
                 once
                 or delivery.sent
                 or delivery.retried
                 or delivery.dead
                 or posted.handled
+                or called.handled
                 or any(report.reminders.values())
             ):
                 click.echo(
@@ -80,8 +81,14 @@ def command(ctx: click.Context, once: bool, interval: float) -> None:
                         if posted.handled
                         else ""
                     )
+                    + (
+                        f"; CI platform calls made {called.sent}, retrying {called.retried}, "
+                        f"dead {called.dead}"
+                        if called.handled
+                        else ""
+                    )
                 )
-            for error in [*delivery.errors, *posted.errors]:
+            for error in [*delivery.errors, *posted.errors, *called.errors, *report.errors]:
                 click.echo(f"  {error}", err=True)
         if once or stop.wait(interval):
             return
