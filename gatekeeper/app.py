@@ -79,8 +79,10 @@ def create_app(
     csrf.init_app(app)
 
     from gatekeeper.api import register_api
+    from gatekeeper.integrations import register_integrations
     from gatekeeper.web import register_web
 
     register_web(app)
     register_api(app, csrf)
+    register_integrations(app, csrf)
     return app

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.gate import GateResult
+from gatekeeper.services.deployment_gates import GateSettings, PlatformSettings
 from gatekeeper.services.gate_cache import GateAnswer, GateCache
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
@@ -58,6 +59,34 @@ class Runtime:
             secret_keys=s.secret_keys,
             allow_private=s.webhook_allow_private,
             timeout=s.webhook_timeout,
+        )
+
+    def deployment_gate_settings(self) -> GateSettings:
+        s = self.settings
+        return GateSettings(
+            base_url=s.base_url,
+            secret_keys=s.secret_keys,
+            overdue_policy=s.overdue_review_policy,
+            finding_warn_after=timedelta(days=s.finding_warn_days),
+            poll_every=timedelta(seconds=s.gitlab_poll_seconds),
+        )
+
+    def platform_settings(self) -> PlatformSettings:
+        """Read the App's private key on each call: a rotated key file needs no restart."""
+        s = self.settings
+        key = ""
+        if s.github_private_key_file:
+            with open(s.github_private_key_file, encoding="utf-8") as found:
+                key = found.read()
+        return PlatformSettings(
+            secret_keys=s.secret_keys,
+            github_app_id=s.github_app_id,
+            github_private_key=key,
+            github_api_url=s.github_api_url,
+            timeout=s.webhook_timeout,
+            allow_private=s.webhook_allow_private,
+            gitlab_url=s.gitlab_url,
+            gitlab_token=s.gitlab_token,
         )
 
     def governance_settings(self) -> GovernanceSettings:

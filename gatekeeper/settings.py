@@ -69,6 +69,20 @@ class Settings:
     log_format: str = "text"
     metrics_token: str | None = None
     metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Gatekeeper as a GitHub App answering deployment protection rules; off while
+    # github_app_id is None. See docs/ci.md.
+    github_app_id: str | None = None
+    github_private_key_file: str | None = None
+    github_webhook_secret: str | None = None
+    github_api_url: str = "https://api.github.com"
+    # The shared secret Azure DevOps' Invoke REST API check sends; off while None.
+    azure_devops_secret: str | None = None
+    # GitLab deployment approvals by Gatekeeper's bot user; off while gitlab_token is None.
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_token: str | None = None
+    gitlab_webhook_secret: str | None = None
+    # Blocked deployments fire no webhook: the worker looks for them this often.
+    gitlab_poll_seconds: int = 60
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The GATEKEEPER_* variables that were set: everything else is a default, which a command
     # may fill in better (the demo points links at the port it serves on).
@@ -266,6 +280,18 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_LOG_FORMAT": ("log_format", lambda n, v: _choice(n, v, LOG_FORMATS)),
     "GATEKEEPER_METRICS_TOKEN": ("metrics_token", _metrics_token),
     "GATEKEEPER_METRICS_ALLOW": ("metrics_allow", _networks),
+    "GATEKEEPER_GITHUB_APP_ID": ("github_app_id", _text),
+    "GATEKEEPER_GITHUB_PRIVATE_KEY_FILE": ("github_private_key_file", _text),
+    "GATEKEEPER_GITHUB_WEBHOOK_SECRET": ("github_webhook_secret", _text),
+    "GATEKEEPER_GITHUB_API_URL": ("github_api_url", lambda n, v: v.rstrip("/")),
+    "GATEKEEPER_AZURE_DEVOPS_SECRET": ("azure_devops_secret", _text),
+    "GATEKEEPER_GITLAB_URL": ("gitlab_url", lambda n, v: v.rstrip("/")),
+    "GATEKEEPER_GITLAB_TOKEN": ("gitlab_token", _text),
+    "GATEKEEPER_GITLAB_WEBHOOK_SECRET": ("gitlab_webhook_secret", _text),
+    "GATEKEEPER_GITLAB_POLL_SECONDS": (
+        "gitlab_poll_seconds",
+        lambda n, v: _int(n, v, minimum=1, maximum=86400),
+    ),
 }
 _OIDC_REQUIRED = ("GATEKEEPER_OIDC_CLIENT_ID", "GATEKEEPER_OIDC_ROLE_MAP")
 # Read by other parts (CLI client, test suite), not by the server; known so they are not typos.

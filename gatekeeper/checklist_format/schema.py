@@ -70,6 +70,25 @@ def _object(
     }
 
 
+def _place(key: str, description: str) -> dict[str, Any]:
+    return _object(
+        "A project and one of its environments.",
+        {
+            key: {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$",
+                "description": description,
+            },
+            "environment": {
+                "type": "string",
+                "pattern": r"^[^\s/]\S{0,254}$",
+                "description": "The environment's name.",
+            },
+        },
+        (key, "environment"),
+    )
+
+
 def checklist_json_schema() -> dict[str, Any]:
     """The schema of one checklist file (schema 1), built from the domain's constants."""
     defs: dict[str, Any] = {
@@ -250,6 +269,24 @@ def checklist_json_schema() -> dict[str, Any]:
                 "type": "array",
                 "items": _text("One reference, such as a finding or ticket id.", 64),
                 "description": "References (findings, tickets) this checklist addresses.",
+            },
+            "deploy_targets": {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        _object(
+                            "A GitHub environment whose deployments wait on the gate.",
+                            {"github": _place("repository", "owner/name of the repository.")},
+                            ("github",),
+                        ),
+                        _object(
+                            "A GitLab protected environment whose deployments wait on the gate.",
+                            {"gitlab": _place("project", "Full path of the project.")},
+                            ("gitlab",),
+                        ),
+                    ]
+                },
+                "description": "CI platform deployments held until the gate decides (optional).",
             },
         },
         (

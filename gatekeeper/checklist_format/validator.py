@@ -39,6 +39,7 @@ from gatekeeper.domain.checklist import (
     ChecklistInvalid,
     ConfirmAfterRelease,
     Consumer,
+    DeployTarget,
     Governance,
     Item,
     KeyUser,
@@ -267,7 +268,7 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
             "sections",
             "user_validation",
         ),
-        optional=("description", "groups", "consumers", "addresses"),
+        optional=("description", "groups", "consumers", "addresses", "deploy_targets"),
     )
     if top is None:
         return None
@@ -394,6 +395,8 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
             if finding:
                 addresses.append(finding)
 
+    deploy_targets = _read_deploy_targets(reader, get("deploy_targets"))
+
     if (
         reader.problems
         or not (sections_ok and groups_ok)
@@ -417,7 +420,56 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
         user_validation=user_validation,
         consumers=tuple(consumers),
         addresses=tuple(addresses),
+        deploy_targets=deploy_targets,
     )
+
+
+# A GitHub `owner/name` or a GitLab `group/subgroup/project` path; environments as the
+# platforms allow them, without white space.
+_PROJECT_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
+_ENVIRONMENT_RE = re.compile(r"[^\s/][^\s]{0,254}")
+
+
+def _read_deploy_targets(reader: _Reader, node: Node | None) -> tuple[DeployTarget, ...]:
+    if node is None:
+        return ()
+    raw = reader.sequence(node, ("deploy_targets",), at_least=0)
+    targets: list[DeployTarget] = []
+    for index, t_node in enumerate(raw or ()):
+        at: Path = ("deploy_targets", index)
+        t_map = reader.mapping(t_node, at, required=(), optional=("github", "gitlab"))
+        if t_map is None:
+            continue
+        platforms = [k for k in t_map.entries if k in ("github", "gitlab")]
+        if len(t_map.entries) != 1 or len(platforms) != 1:
+            reader.fail(t_node, at, "name exactly one platform: github or gitlab")
+            continue
+        platform = platforms[0]
+        place = "repository" if platform == "github" else "project"
+        p_node = _value(t_map, platform)
+        assert p_node is not None  # the key was just read from this mapping
+        p_map = reader.mapping(p_node, (*at, platform), required=(place, "environment"))
+        if p_map is None:
+            continue
+        project = reader.text(v, (*at, platform, place)) if (v := _value(p_map, place)) else None
+        environment = (
+            reader.text(v, (*at, platform, "environment"))
+            if (v := _value(p_map, "environment"))
+            else None
+        )
+        if project is not None and not _PROJECT_RE.fullmatch(project):
+            where = (*at, platform, place)
+            reader.fail(_value(p_map, place) or p_node, where, f"{project!r} is not a path")
+            continue
+        if environment is not None and not _ENVIRONMENT_RE.fullmatch(environment):
+            where = (*at, platform, "environment")
+            reader.fail(
+                _value(p_map, "environment") or p_node, where, f"{environment!r} is not valid"
+            )
+            continue
+        if project and environment:
+            targets.append(DeployTarget(platform, project, environment))
+    return tuple(targets)
 
 
 def _read_item(

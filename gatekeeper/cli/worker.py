@@ -42,6 +42,8 @@ def worker_pass(
                 governance=rt.governance_settings(),
                 hooks=rt.webhook_settings(),
                 heartbeat=heartbeat,
+                gate=rt.deployment_gate_settings(),
+                calls=rt.platform_settings(),
             )
         finally:
             db.session.remove()
@@ -100,13 +102,14 @@ def command(
         except sa.exc.OperationalError as exc:
             click.echo(f"database unavailable, will retry: {exc.orig}", err=True)
         else:
-            delivery, posted = report.delivery, report.webhooks
+            delivery, posted, called = report.delivery, report.webhooks, report.platform_calls
             if (
                 once
                 or delivery.sent
                 or delivery.retried
                 or delivery.dead
                 or posted.handled
+                or called.handled
                 or any(report.reminders.values())
             ):
                 click.echo(
@@ -118,8 +121,14 @@ def command(
                         if posted.handled
                         else ""
                     )
+                    + (
+                        f"; CI platform calls made {called.sent}, retrying {called.retried}, "
+                        f"dead {called.dead}"
+                        if called.handled
+                        else ""
+                    )
                 )
-            for error in [*delivery.errors, *posted.errors]:
+            for error in [*delivery.errors, *posted.errors, *called.errors, *report.errors]:
                 click.echo(f"  {error}", err=True)
         if once or stop.wait(interval):
             return

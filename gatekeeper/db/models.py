@@ -258,9 +258,12 @@ class ApiToken(Base):
 OUTBOX_STATES = ("queued", "sending", "sent", "dead", "moot")
 # The emailed link an outbox row carries: a row whose link can no longer be used is moot.
 OUTBOX_LINK_KINDS = ("signoff", "review", "sign_in", "triage", "confirmation")
-# What an outbox row carries: an email for the SMTP worker, or one webhook event for one
-# subscription, posted by the webhook deliverer.
-OUTBOX_KINDS = ("email", "webhook")
+# What an outbox row carries: an email for the SMTP worker, one webhook event for one
+# subscription, posted by the webhook deliverer, or one call to a CI platform (a status report
+# or a decision on a waiting deployment), posted by notify/platforms.
+OUTBOX_KINDS = ("email", "webhook", "platform_call")
+PLATFORMS = ("github", "gitlab", "azure_devops")
+PLATFORM_DEPLOYMENT_STATES = ("waiting", "approved", "rejected")
 LINK_STATES = ("active", "used", "superseded", "revoked")
 
 
@@ -299,6 +302,48 @@ class OutboxMessage(Base):
     # The Standard Webhooks `webhook-id`: one per event and subscription, the same on every
     # retry, so a receiver can drop a duplicate.
     webhook_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class PlatformDeployment(Base):
+    """A CI platform's deployment waiting on the gate, and the one decision Gatekeeper posts.
+
+    The state moves from `waiting` once, by a conditional update: whichever worker or request
+    wins it queues the decision, so two workers never decide the same deployment twice."""
+
+    __tablename__ = "platform_deployments"
+    __table_args__ = (sa.UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(str_enum("platform", *PLATFORMS))
+    # GitHub: the run's callback URL; GitLab: project and deployment id; Azure DevOps: the
+    # plan and task instance. Unique per platform: a redelivered request is the same wait.
+    external_id: Mapped[str] = mapped_column(sa.String(500))
+    project: Mapped[str] = mapped_column(sa.String(255))
+    environment: Mapped[str] = mapped_column(sa.String(255))
+    ref: Mapped[str] = mapped_column(sa.String(255), default="")
+    sha: Mapped[str] = mapped_column(sa.String(64), default="")
+    package_id: Mapped[int | None] = mapped_column(sa.ForeignKey("packages.id"), index=True)
+    # Where and how to answer (JSON), sealed: it may hold a platform's job token.
+    callback_sealed: Mapped[str] = mapped_column(sa.Text)
+    state: Mapped[str] = mapped_column(
+        str_enum("platform_deployment_state", *PLATFORM_DEPLOYMENT_STATES), index=True
+    )
+    reports: Mapped[int] = mapped_column(default=0)
+    last_report: Mapped[str] = mapped_column(sa.Text, default="")
+    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PlatformPoll(Base):
+    """When the worker next looks for deployments a platform holds without telling anyone
+    (GitLab's blocked deployments). Taken by a conditional update: one worker polls at a time;
+    a platform's webhook moves it to now."""
+
+    __tablename__ = "platform_polls"
+
+    platform: Mapped[str] = mapped_column(str_enum("platform", *PLATFORMS), primary_key=True)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WebhookSubscription(Base):

@@ -136,6 +136,23 @@ class Governance:
     reviewers: tuple[str, ...]
 
 
+DEPLOY_PLATFORMS = ("github", "gitlab")
+
+
+@dataclass(frozen=True, slots=True)
+class DeployTarget:
+    """Where a platform deploys this application: a GitHub repository (`owner/name`) or a
+    GitLab project path, and one of its environments. Such a deployment waits on the gate."""
+
+    platform: str
+    project: str
+    environment: str
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        place = "repository" if self.platform == "github" else "project"
+        return {self.platform: {place: self.project, "environment": self.environment}}
+
+
 @dataclass(frozen=True, slots=True)
 class Consumer:
     name: str
@@ -155,6 +172,7 @@ class Checklist:
     consumers: tuple[Consumer, ...] = ()
     description: str = ""
     addresses: tuple[str, ...] = ()
+    deploy_targets: tuple[DeployTarget, ...] = ()
     schema: int = SCHEMA_VERSION
 
     def items(self) -> Iterator[tuple[Section, Item]]:
@@ -216,6 +234,9 @@ class Checklist:
             doc["description"] = self.description
         if self.addresses:
             doc["addresses"] = list(self.addresses)
+        # Only when declared: the digest of every checklist without targets stays what it was.
+        if self.deploy_targets:
+            doc["deploy_targets"] = [t.to_dict() for t in self.deploy_targets]
         return doc
 
     @classmethod
@@ -256,6 +277,13 @@ class Checklist:
             ),
             consumers=tuple(Consumer(c["name"], c["contact"]) for c in doc.get("consumers", [])),
             addresses=tuple(doc.get("addresses", ())),
+            deploy_targets=tuple(
+                DeployTarget(
+                    platform, place.get("repository") or place["project"], place["environment"]
+                )
+                for raw in doc.get("deploy_targets", ())
+                for platform, place in raw.items()
+            ),
         )
 
 

@@ -498,9 +498,9 @@ def requeue(session: Session, message_id: int, *, clock: Clock) -> OutboxMessage
         return None
     row.state, row.attempts, row.next_attempt_at = "queued", 0, clock.now()
     row.claimed_by = row.claimed_at = None
-    if row.kind == "webhook":
-        # A webhook is retried for a day from its row's creation: queued again, it gets a
-        # new day (its body still carries the event's own time).
+    if row.kind in ("webhook", "platform_call"):
+        # A webhook or a platform call is retried for a day from its row's creation: queued
+        # again, it gets a new day (a webhook's body still carries the event's own time).
         row.created_at = clock.now()
     return row
 

@@ -51,6 +51,8 @@ ACTIONS: Mapping[str, str] = {
     "token.created": "API token created",
     "token.revoked": "API token revoked",
     "webhook.added": "Webhook subscription added",
+    "deployment.approved": "CI platform deployment approved",
+    "deployment.rejected": "CI platform deployment rejected",
     "webhook.removed": "Webhook subscription removed",
     "webhook.secret_rotated": "Webhook signing secret rotated",
 }

@@ -1,5 +1,5 @@
 """One pass of the worker: remind, warn and escalate, deliver the email that is due (except what
-is moot), then post the webhooks that are due."""
+is moot), post the webhooks that are due, then tell CI platforms what the gate decided."""
 
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ from sqlalchemy.orm import Session, scoped_session
 
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import Clock
-from gatekeeper.notify import webhooks, worker
-from gatekeeper.services import confirmations, findings, heartbeats, reviews, sign_ins, signoffs
+from gatekeeper.notify import platforms, webhooks, worker
+from gatekeeper.services import (
+    confirmations,
+    deployment_gates,
+    findings,
+    heartbeats,
+    reviews,
+    sign_ins,
+    signoffs,
+)
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.reviews import send_review_reminders
 from gatekeeper.services.signoffs import LinkSettings, send_reminders
@@ -56,7 +64,39 @@ def moot_messages(
 class PassReport:
     delivery: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
     webhooks: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
+    platform_calls: worker.DeliveryReport = field(default_factory=worker.DeliveryReport)
+    deployments: deployment_gates.ReconcileReport = field(
+        default_factory=deployment_gates.ReconcileReport
+    )
     reminders: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def poll_gitlab(
+    session: Session | scoped_session[Session],
+    *,
+    clock: Clock,
+    gate: deployment_gates.GateSettings,
+    calls: platforms.PlatformSettings,
+) -> list[str]:
+    """Record the blocked deployments of every mapped GitLab project, when a poll is due;
+    what went wrong, for the worker's log."""
+    with unit_of_work(session) as tx:
+        if not deployment_gates.take_poll(tx, "gitlab", now=clock.now(), every=gate.poll_every):
+            return []
+        wanted = deployment_gates.targets(tx, "gitlab")
+    errors = []
+    for project, environment in wanted:
+        # No transaction stays open while GitLab answers.
+        found = platforms.gitlab_blocked(calls, project, environment)
+        if isinstance(found, platforms.Answer):
+            errors.append(f"gitlab {project} {environment}: {found.error}")
+            continue
+        with unit_of_work(session) as tx:
+            for deployment in found:
+                request = deployment_gates.gitlab_request(project, environment, deployment)
+                deployment_gates.record_request(tx, request, clock=clock, settings=gate)
+    return errors
 
 
 def worker_pass(
@@ -71,6 +111,8 @@ def worker_pass(
     governance: GovernanceSettings,
     hooks: webhooks.WebhookSettings,
     heartbeat: heartbeats.Heartbeat | None = None,
+    gate: deployment_gates.GateSettings | None = None,
+    calls: platforms.PlatformSettings | None = None,
 ) -> PassReport:
     """With `heartbeat`, the worker is recorded alive as the pass starts and after every batch
     it delivers: its heartbeat is never older than one batch (at most SENDING_TIME)."""
@@ -106,6 +148,19 @@ def worker_pass(
         if posted.handled == 0 or posted.retried:
             break
         _beat(session, heartbeat, clock)
+    if gate is not None and calls is not None:
+        if calls.gitlab_token:
+            report.errors.extend(poll_gitlab(session, clock=clock, gate=gate, calls=calls))
+        # Every pass: a gate changed by anything (a sign-off, a finding, time itself) reaches
+        # the deployments waiting on it within one pass.
+        with unit_of_work(session) as tx:
+            report.deployments = deployment_gates.reconcile(tx, clock=clock, settings=gate)
+        for _ in range(MAX_BATCHES_PER_PASS):
+            called = platforms.deliver(session, worker=worker_id, clock=clock, settings=calls)
+            report.platform_calls.add(called)
+            if called.handled == 0 or called.retried:
+                break
+            _beat(session, heartbeat, clock)
     return report
 
 

@@ -35,8 +35,9 @@ GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 # Reachable without a staff session: emailed sign-off, governance-review (and finding
 # triage), problem-report and post-release confirmation links, sign-in itself (by link and by
 # single sign-on), badges, the health check, static files, the demo mailbox, the JSON API
-# (which has its own bearer tokens) and /metrics (which has its own token or address
-# allowlist, see web/observability.py).
+# (which has its own bearer tokens), /metrics (which has its own token or address allowlist,
+# see web/observability.py) and the CI platforms' integrations (each verifies its caller's
+# signature or shared secret).
 PUBLIC_BLUEPRINTS = frozenset(
     {
         "auth",
@@ -50,6 +51,9 @@ PUBLIC_BLUEPRINTS = frozenset(
         "mailbox",
         "api",
         "metrics",
+        "github",
+        "gitlab",
+        "azure_devops",
     }
 )
 PUBLIC_ENDPOINTS = frozenset({"static"})

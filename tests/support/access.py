@@ -98,12 +98,17 @@ def methods(rule: Rule) -> list[str]:
     return sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
 
 
+# Called by machines that authenticate otherwise than by the session cookie: the bearer-token
+# JSON API and the CI platforms' integrations (signatures, shared secrets).
+MACHINE_BLUEPRINTS = frozenset({"api", "github", "gitlab", "azure_devops"})
+
+
 def browser_post_rules(app: Flask) -> list[Rule]:
-    """Every rule a browser can POST to: everything but the bearer-token JSON API."""
+    """Every rule a browser can POST to: everything but what machines call."""
     return [
         rule
         for rule in app.url_map.iter_rules()
-        if "POST" in methods(rule) and blueprint_of(rule) != "api"
+        if "POST" in methods(rule) and blueprint_of(rule) not in MACHINE_BLUEPRINTS
     ]
 
 

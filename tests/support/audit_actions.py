@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gatekeeper.domain import finding, governance
+from gatekeeper.domain import deploy_gate, finding, governance
 
 PACKAGE = Path(__file__).resolve().parents[2] / "gatekeeper"
 AUDIT_MODULE = PACKAGE / "services" / "audit.py"
@@ -27,6 +27,7 @@ BUILT: dict[str, Iterable[str]] = {
         for (_, action), after in finding.FINDING_TRANSITIONS.items()
         if action in (finding.ACCEPT, finding.DECLINE)
     ),
+    "f'deployment.{decision}'": [deploy_gate.APPROVED, deploy_gate.REJECTED],
 }
 
 

@@ -89,6 +89,8 @@ def run_worker(app: Flask, *, timeout: float = 5.0, worker_id: str = "test") -> 
         links=rt.link_settings(),
         governance=rt.governance_settings(),
         hooks=rt.webhook_settings(),
+        gate=rt.deployment_gate_settings(),
+        calls=rt.platform_settings(),
     )
 
 

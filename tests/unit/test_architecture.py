@@ -33,6 +33,8 @@ ALLOWED: dict[str, set[str]] = {
         "logs",
     },
     "api": {"domain", "db", "services", "runtime", "origin", "settings", "signing"},
+    # CI platforms' endpoints: adapters like api, standing beside it.
+    "integrations": {"domain", "db", "services", "runtime", "origin", "settings", "signing"},
     "cli": {
         "domain",
         "db",
@@ -55,7 +57,17 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": set(),
     "logs": {"redaction"},
     "gunicorn_config": {"redaction", "logs"},
-    "app": {"domain", "db", "web", "api", "runtime", "settings", "notify", "services"},
+    "app": {
+        "domain",
+        "db",
+        "web",
+        "api",
+        "integrations",
+        "runtime",
+        "settings",
+        "notify",
+        "services",
+    },
     "runtime": {"domain", "services", "settings"},
     "origin": {"db"},
     "wsgi": {"app"},
