@@ -44,8 +44,12 @@ QUORUM_UNREACHABLE = "QUORUM_UNREACHABLE"
 USER_VALIDATION_PENDING = "USER_VALIDATION_PENDING"
 USER_PROBLEM_REPORTED = "USER_PROBLEM_REPORTED"
 USER_QUORUM_UNREACHABLE = "USER_QUORUM_UNREACHABLE"
+# A sign-off or governance review whose record MAC does not verify: written or changed by
+# someone without the record keys. It never counts, and it blocks until someone looks.
+TAMPERING_DETECTED = "TAMPERING_DETECTED"
 
 BLOCKING_CODES = (
+    TAMPERING_DETECTED,
     PACKAGE_CANCELLED,
     PACKAGE_EMPTY,
     NO_APPROVED_CHECKLIST,
@@ -104,6 +108,18 @@ class SignoffRecord:
     section_id: str | None = None
     item_id: str | None = None
     comment: str = ""
+    # The service layer's verdict on the record's MAC: an unverified record never counts.
+    verified: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TamperedRecord:
+    """A record other than a sign-off (a governance review) whose MAC does not verify."""
+
+    kind: str
+    id: int
+    signer: str
+    application: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +152,7 @@ class GateInput:
     environment: str = ""
     finding_warn_after: timedelta = DEFAULT_FINDING_WARN_AFTER
     release: Release | None = None
+    tampered: tuple[TamperedRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,7 +476,9 @@ def evaluate(gate: GateInput) -> GateResult:
         blockers.append(Blocker(PACKAGE_EMPTY, f"package {gate.package} has no applications"))
     records_by_app: dict[str, list[SignoffRecord]] = {}
     for record in gate.signoffs:
-        records_by_app.setdefault(record.application, []).append(record)
+        if record.verified:
+            records_by_app.setdefault(record.application, []).append(record)
+    blockers.extend(_tampering(gate))
     progress: list[ApplicationProgress] = []
     counted: list[int] = []
     # A draft pins nothing yet: judging its applications would report missing checklists
@@ -492,6 +511,38 @@ def evaluate(gate: GateInput) -> GateResult:
         release=gate.release,
     )
     return _with_digest(gate, result)
+
+
+def _tampering(gate: GateInput) -> list[Blocker]:
+    """One blocker per record whose MAC does not verify, naming the record."""
+    found = [
+        Blocker(
+            code=TAMPERING_DETECTED,
+            application=r.application,
+            section=r.section_id,
+            item=r.item_id,
+            message=(
+                f"sign-off {r.id} ({r.kind}) by {r.signer} on {r.application} does not carry "
+                "a valid record MAC: it was written or changed outside Gatekeeper and is not "
+                "counted"
+            ),
+        )
+        for r in gate.signoffs
+        if not r.verified
+    ]
+    found.extend(
+        Blocker(
+            code=TAMPERING_DETECTED,
+            application=t.application,
+            message=(
+                f"{t.kind.replace('_', ' ')} {t.id} by {t.signer} on {t.application} does not "
+                "carry a valid record MAC: it was written or changed outside Gatekeeper and is "
+                "not counted"
+            ),
+        )
+        for t in gate.tampered
+    )
+    return found
 
 
 def stable_until(gate: GateInput) -> datetime | None:

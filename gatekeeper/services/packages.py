@@ -29,7 +29,7 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, findings, gates
+from gatekeeper.services import audit, findings, gates, integrity
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
@@ -604,6 +604,7 @@ def record_signoff(
     )
     session.add(signoff)
     session.flush()
+    integrity.seal_signoff(session, signoff, package, target)
     audit.record_package_event(
         session,
         package,
