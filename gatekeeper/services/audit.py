@@ -161,6 +161,14 @@ def latest(session: Session) -> tuple[int, str]:
     return (found.seq, found.hash) if found else (0, GENESIS)
 
 
+def first_signed_seq(session: Session) -> int | None:
+    """From which event on the chain is signed (None before the first signed event)."""
+    found: int | None = session.scalar(
+        sa.select(sa.func.min(AuditEvent.seq)).where(AuditEvent.signature.is_not(None))
+    )
+    return found
+
+
 def head(session: Session) -> str:
     return latest(session)[1]
 

@@ -204,8 +204,12 @@ class AuditKeys:
         signing = loaded[0]
         if not isinstance(signing, Ed25519PrivateKey):
             raise ValueError(f"{files[0]} must hold an Ed25519 private key (it signs new events)")
-        public = [k.public_key() if isinstance(k, Ed25519PrivateKey) else k for k in loaded]
+        public = [_public(k) for k in loaded]
         return cls(signing, {audit_key_id(k): k for k in public})
+
+
+def _public(key: Ed25519PrivateKey | Ed25519PublicKey) -> Ed25519PublicKey:
+    return key.public_key() if isinstance(key, Ed25519PrivateKey) else key
 
 
 def _load_pem(path: Path) -> Ed25519PrivateKey | Ed25519PublicKey:
@@ -222,6 +226,14 @@ def _load_pem(path: Path) -> Ed25519PrivateKey | Ed25519PublicKey:
     except ValueError as error:
         raise ValueError(f"{path} is not a readable PEM key ({error})") from None
     raise ValueError(f"{path} does not hold an Ed25519 key")
+
+
+def published_keys(files: Sequence[Path]) -> dict[str, str]:
+    """Key id -> base64 public key of PEM files (private or public), to pin when verifying."""
+    public = [
+        k.public_key() if isinstance(k, Ed25519PrivateKey) else k for k in map(_load_pem, files)
+    ]
+    return {audit_key_id(k): public_key_text(k) for k in public}
 
 
 @dataclass(frozen=True)
