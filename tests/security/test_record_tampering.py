@@ -345,6 +345,10 @@ def test_verify_export_checks_every_signature_offline(
             integrity.keyring_of(db.session).audit.signing_key.public_key()
         )
         assert f"audit keys {key_id}" in checked.stdout
+    assert (
+        f'public key id(s) <span class="hash">{key_id}</span>'
+        in (tmp_path / "pack.html").read_text()
+    )
     pack = json.loads((tmp_path / "pack.json").read_text())
     assert pack["audit_keys"] == integrity.keyring_of(db.session).audit.published()
     # An attacker edits an event, recomputes its hash and the pack's digest: only the
