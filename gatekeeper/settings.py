@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -330,27 +331,36 @@ def _check_oidc(environ: Mapping[str, str], settings: Settings) -> None:
 def _development_key(instance_path: Path, name: str = "secret_key") -> str:
     """A per-checkout key kept in the instance folder so links survive restarts in development."""
     key_file = instance_path / name
-    if key_file.exists():
-        return key_file.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
-    return key
+    if not key_file.exists():
+        _create_once(key_file, secrets.token_urlsafe(48).encode())
+    return key_file.read_text().strip()
 
 
 def _development_audit_key(instance_path: Path) -> Path:
     """A per-checkout Ed25519 key for the audit trail, kept in the instance folder like the
     other development keys (production names its own file)."""
     key_file = instance_path / "audit_signing_key.pem"
-    if key_file.exists():
-        return key_file
-    instance_path.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(pem)
+    if not key_file.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _create_once(key_file, pem)
     return key_file
+
+
+def _create_once(key_file: Path, content: bytes) -> None:
+    """Write a key file whole, readable by its owner only; when several processes start at
+    once (gunicorn workers) the first one's key wins and every process reads that one."""
+    instance_path = key_file.parent
+    instance_path.mkdir(parents=True, exist_ok=True)
+    staged = instance_path / f".{key_file.name}.{os.getpid()}"
+    staged.write_bytes(content)
+    staged.chmod(0o600)
+    try:
+        os.link(staged, key_file)
+    except FileExistsError:
+        pass
+    finally:
+        staged.unlink()
