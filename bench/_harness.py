@@ -16,6 +16,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -29,6 +30,7 @@ from flask import Flask
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 BENCH_KEY = "bench-signing-key-" + "x" * 32  # GATEKEEPER_SECRET_KEYS needs 32+ characters
+BENCH_RECORD_KEY = "bench-record-key-" + "x" * 32
 MANAGER = "release-manager@example.com"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # The only database names these scripts create and drop; `test` and others are never touched.
@@ -48,9 +50,30 @@ def server_environ(
         GATEKEEPER_DATABASE_URL=database_url,
         GATEKEEPER_SECRET_KEYS=BENCH_KEY,
         GATEKEEPER_BASE_URL=base_url,
+        # One deployment's keys: the process that builds the data and the servers share them.
+        GATEKEEPER_RECORD_KEYS=BENCH_RECORD_KEY,
+        GATEKEEPER_AUDIT_SIGNING_KEY_FILE=str(bench_audit_key()),
     )
     environ.update(extra)
     return environ
+
+
+def bench_audit_key() -> Path:
+    """An Ed25519 key for every benchmark process, outside the checkout."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = Path(tempfile.gettempdir()) / f"gatekeeper-bench-audit-key-{os.getuid()}.pem"
+    if not path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        staged = path.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_bytes(pem)
+        staged.replace(path)
+    return path
 
 
 def make_app(

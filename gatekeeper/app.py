@@ -17,7 +17,8 @@ from gatekeeper.db.engine import configure_engine
 from gatekeeper.domain.clock import Clock, SystemClock
 from gatekeeper.notify.worker import mail
 from gatekeeper.runtime import Runtime
-from gatekeeper.settings import load_settings
+from gatekeeper.services import integrity
+from gatekeeper.settings import Settings, SettingsError, load_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 migrate = Migrate()
@@ -74,6 +75,7 @@ def create_app(
     )
     with app.app_context():
         configure_engine(db.engine, busy_timeout=settings.sqlite_busy_timeout)
+        integrity.bind(db.engine, _keyring(settings))
 
     mail.init_app(app)
     csrf.init_app(app)
@@ -86,3 +88,12 @@ def create_app(
     register_api(app, csrf)
     register_integrations(app, csrf)
     return app
+
+
+def _keyring(settings: Settings) -> integrity.Keyring:
+    records = integrity.RecordKeys(settings.record_keys)
+    try:
+        audit_keys = integrity.AuditKeys.from_files(settings.audit_signing_key_files)
+    except ValueError as error:
+        raise SettingsError(f"GATEKEEPER_AUDIT_SIGNING_KEY_FILE: {error}") from None
+    return integrity.Keyring(records, audit_keys)

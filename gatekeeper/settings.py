@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -10,6 +11,9 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gatekeeper.domain.sso import FALLBACK_ADMINS, FALLBACKS, parse_role_map
 
@@ -29,6 +33,12 @@ class Settings:
     env: str = "development"
     database_url: str = ""
     secret_keys: tuple[str, ...] = ()
+    # Keys of the MACs on sign-offs and governance reviews (first signs, any verifies); kept
+    # out of the database so that write access to it alone cannot make a record count.
+    record_keys: tuple[str, ...] = ()
+    # PEM files of the Ed25519 keys of the audit trail: the first (a private key) signs every
+    # new event, the others (private or public) only verify events signed before a rotation.
+    audit_signing_key_files: tuple[str, ...] = ()
     base_url: str = "http://127.0.0.1:5000"
     mail_server: str = "127.0.0.1"
     mail_port: int = 8025
@@ -214,10 +224,22 @@ def _networks(name: str, raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(found)
 
 
+def _files(name: str, raw: str) -> tuple[str, ...]:
+    files = tuple(f.strip() for f in raw.split(",") if f.strip())
+    if not files:
+        raise SettingsError(f"{name} is empty; give one or more comma-separated key files")
+    for file in files:
+        if not Path(file).is_file():
+            raise SettingsError(f"{name}: {file} is not a readable file")
+    return files
+
+
 _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_ENV": ("env", lambda n, v: _choice(n, v, ENVIRONMENTS)),
     "GATEKEEPER_DATABASE_URL": ("database_url", _database_url),
     "GATEKEEPER_SECRET_KEYS": ("secret_keys", _keys),
+    "GATEKEEPER_RECORD_KEYS": ("record_keys", _keys),
+    "GATEKEEPER_AUDIT_SIGNING_KEY_FILE": ("audit_signing_key_files", _files),
     "GATEKEEPER_BASE_URL": ("base_url", _url),
     "GATEKEEPER_MAIL_SERVER": ("mail_server", lambda n, v: v),
     "GATEKEEPER_MAIL_PORT": ("mail_port", lambda n, v: _int(n, v, minimum=1)),
@@ -333,6 +355,8 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
                 "GATEKEEPER_DATABASE_URL",
                 "GATEKEEPER_MAIL_SERVER",
                 "GATEKEEPER_MAIL_SENDER",
+                "GATEKEEPER_RECORD_KEYS",
+                "GATEKEEPER_AUDIT_SIGNING_KEY_FILE",
             )
             if name not in environ
         ]
@@ -345,6 +369,12 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         )
     if not settings.secret_keys:
         settings = replace(settings, secret_keys=(_development_key(instance_path),))
+    if not settings.record_keys:
+        settings = replace(settings, record_keys=(_development_key(instance_path, "record_key"),))
+    if not settings.audit_signing_key_files:
+        settings = replace(
+            settings, audit_signing_key_files=(str(_development_audit_key(instance_path)),)
+        )
     served = instance_path / DEMO_BASE_URL_FILE
     if "GATEKEEPER_BASE_URL" not in environ and served.is_file():
         # Where `gatekeeper demo` serves: links that other commands email point there too.
@@ -375,13 +405,39 @@ def _check_oidc(environ: Mapping[str, str], settings: Settings) -> None:
         )
 
 
-def _development_key(instance_path: Path) -> str:
+def _development_key(instance_path: Path, name: str = "secret_key") -> str:
     """A per-checkout key kept in the instance folder so links survive restarts in development."""
-    key_file = instance_path / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
+    key_file = instance_path / name
+    if not key_file.exists():
+        _create_once(key_file, secrets.token_urlsafe(48).encode())
+    return key_file.read_text().strip()
+
+
+def _development_audit_key(instance_path: Path) -> Path:
+    """A per-checkout Ed25519 key for the audit trail, kept in the instance folder like the
+    other development keys (production names its own file)."""
+    key_file = instance_path / "audit_signing_key.pem"
+    if not key_file.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _create_once(key_file, pem)
+    return key_file
+
+
+def _create_once(key_file: Path, content: bytes) -> None:
+    """Write a key file whole, readable by its owner only; when several processes start at
+    once (gunicorn workers) the first one's key wins and every process reads that one."""
+    instance_path = key_file.parent
     instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
-    return key
+    staged = instance_path / f".{key_file.name}.{os.getpid()}"
+    staged.write_bytes(content)
+    staged.chmod(0o600)
+    try:
+        os.link(staged, key_file)
+    except FileExistsError:
+        pass
+    finally:
+        staged.unlink()

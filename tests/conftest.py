@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +23,16 @@ from gatekeeper.domain.clock import FixedClock
 
 # `X as X`: re-exported to the tests that sync checklists.
 from tests.support.generated import CHECKLIST_AUTHOR as CHECKLIST_AUTHOR
+from tests.support.keys import RECORD_KEY, write_audit_key
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "checklists"
 POSTGRES_URL = os.environ.get("GATEKEEPER_TEST_DATABASE_URL", "")
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 TEST_KEY = "k" * 40
+# One deployment's keys, shared by every app a test starts (as a deployment's processes share
+# them); the audit key lives outside the checkout, which tests must leave as they found it.
+TEST_AUDIT_KEY = write_audit_key(Path(tempfile.mkdtemp(prefix="gatekeeper-keys-")) / "audit.pem")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 _CHECKOUT = pytest.StashKey[str | None]()
 _GIT_STATE = (("diff", "HEAD", "--binary"), ("ls-files", "--others", "--exclude-standard"))
@@ -69,7 +74,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def clean_environ(**extra: str) -> dict[str, str]:
     """A clean environment: the developer's own GATEKEEPER_* variables never leak into tests."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    environ.update(GATEKEEPER_ENV="testing", GATEKEEPER_SECRET_KEYS=TEST_KEY)
+    environ.update(
+        GATEKEEPER_ENV="testing",
+        GATEKEEPER_SECRET_KEYS=TEST_KEY,
+        GATEKEEPER_RECORD_KEYS=RECORD_KEY,
+        GATEKEEPER_AUDIT_SIGNING_KEY_FILE=str(TEST_AUDIT_KEY),
+    )
     environ.update(extra)
     return environ
 

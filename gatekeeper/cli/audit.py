@@ -13,10 +13,10 @@ from flask.cli import AppGroup
 
 from gatekeeper.cli.app_loading import reports_errors
 from gatekeeper.db.base import db
-from gatekeeper.db.unit_of_work import read_snapshot
+from gatekeeper.db.unit_of_work import read_snapshot, unit_of_work
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, evidence, population
+from gatekeeper.services import audit, evidence, integrity, population, sealing
 
 
 @click.group("audit", cls=AppGroup)
@@ -28,12 +28,17 @@ def group() -> None:
 @click.option("--expect-head", help="a chain head kept elsewhere (CI log, release email)")
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(expect_head: str | None, as_json: bool) -> None:
-    """Walk the hash chain; exit 0 intact, 1 with the first bad sequence number."""
+    """Walk the hash chain and check every event's signature; exit 0 intact, 1 with the first
+    bad sequence number."""
     report = audit.verify(db.session, expect_head=expect_head)
     if as_json:
         click.echo(json.dumps(_report(report)))
     elif report.ok:
-        click.echo(f"audit chain intact: {report.events} events, head {report.head}")
+        older = f" ({report.unsigned} older than audit signing)" if report.unsigned else ""
+        click.echo(
+            f"audit chain intact: {report.events} events, every signature valid{older}, "
+            f"head {report.head}"
+        )
     else:
         click.echo(
             f"audit chain broken at event {report.first_bad_seq}: {report.problem}", err=True
@@ -48,7 +53,23 @@ def _report(report: Any) -> dict[str, Any]:
         "head": report.head,
         "first_bad_seq": report.first_bad_seq,
         "problem": report.problem,
+        "unsigned": report.unsigned,
     }
+
+
+@group.command("seal-records")
+@click.option("--actor", required=True, help="who is sealing (recorded in the audit trail)")
+@reports_errors
+def audit_seal_records(actor: str) -> None:
+    """Once, after upgrading to record MACs: sign every sign-off and governance review that
+    has no MAC yet, trusting them as they are now; until then they do not count."""
+    with unit_of_work(db.session) as session:
+        sealed = sealing.seal_unsigned_records(
+            session, actor=actor, now=runtime(current_app).clock.now()
+        )
+    click.echo(
+        f"sealed {len(sealed.signoffs)} sign-off(s) and {len(sealed.reviews)} governance review(s)"
+    )
 
 
 @group.command("export")
@@ -72,22 +93,33 @@ def audit_export(package: str, output_format: str, output: Path | None) -> None:
 
 @group.command("verify-export", with_appcontext=False)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def audit_verify_export(file: Path) -> None:
-    """Re-check the hashes of an exported evidence pack (JSON or HTML); exit 0 intact, 1 not."""
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="an audit public key (PEM) to trust instead of the keys the pack carries; repeatable",
+)
+def audit_verify_export(file: Path, key_files: tuple[Path, ...]) -> None:
+    """Re-check an exported evidence pack (JSON or HTML) offline, with no database: its digest,
+    every event's hash and every event's signature. Exit 0 intact, 1 not."""
     text = file.read_text(encoding="utf-8")
     try:
+        pinned = integrity.published_keys(key_files) if key_files else None
         pack = json.loads(
             _embedded_json(text) if file.suffix.lower() in (".html", ".htm") else text
         )
-        problems = evidence.verify_pack(pack)
+        problems = evidence.verify_pack(pack, pinned_keys=pinned)
     except (ValueError, KeyError, TypeError, GatekeeperError) as exc:
         click.echo(f"error: {file} is not a readable evidence pack ({exc})", err=True)
         sys.exit(1)
     for problem in problems:
         click.echo(problem, err=True)
     if not problems:
+        keys = ", ".join(sorted(pinned or pack.get("audit_keys") or {})) or "none"
         click.echo(
-            f"{file}: evidence pack intact ({len(pack['audit_events'])} events, {pack['digest']})"
+            f"{file}: evidence pack intact ({len(pack['audit_events'])} events, "
+            f"{evidence.signed_count(pack)} signed, audit keys {keys}, {pack['digest']})"
         )
     sys.exit(1 if problems else 0)
 

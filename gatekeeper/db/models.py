@@ -75,6 +75,10 @@ class GovernanceReview(Base):
     consulted: Mapped[str] = mapped_column(sa.Text, default="")
     notes: Mapped[str] = mapped_column(sa.Text, default="")
     reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # HMAC-SHA256 over the record's canonical fields (services/integrity) with a record key
+    # kept outside the database, and which key; None only on rows older than record MACs.
+    mac: Mapped[str | None] = mapped_column(sa.String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(sa.String(16))
 
     checklist_version: Mapped[ChecklistVersion] = relationship(back_populates="reviews")
 
@@ -209,6 +213,10 @@ class Signoff(Base):
     revision: Mapped[int]
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stale_since_revision: Mapped[int | None]
+    # HMAC-SHA256 over the record's canonical fields (services/integrity) with a record key
+    # kept outside the database, and which key; None only on rows older than record MACs.
+    mac: Mapped[str | None] = mapped_column(sa.String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(sa.String(16))
 
     package_application: Mapped[PackageApplication] = relationship()
 
@@ -433,6 +441,10 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(sa.Text)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64))
+    # Ed25519 over the hash with the audit signing key, and which key; None only on events
+    # older than audit signing (accepted only before the first signed event).
+    signature: Mapped[str | None] = mapped_column(sa.String(100))
+    key_id: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 SIGN_IN_LINK_STATES = ("active", "used", "superseded")

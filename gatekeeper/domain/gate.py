@@ -46,8 +46,12 @@ QUORUM_UNREACHABLE = "QUORUM_UNREACHABLE"
 USER_VALIDATION_PENDING = "USER_VALIDATION_PENDING"
 USER_PROBLEM_REPORTED = "USER_PROBLEM_REPORTED"
 USER_QUORUM_UNREACHABLE = "USER_QUORUM_UNREACHABLE"
+# A sign-off or governance review whose record MAC does not verify: written or changed by
+# someone without the record keys. It never counts, and it blocks until someone looks.
+TAMPERING_DETECTED = "TAMPERING_DETECTED"
 
 BLOCKING_CODES = (
+    TAMPERING_DETECTED,
     PACKAGE_CANCELLED,
     PACKAGE_EMPTY,
     NO_APPROVED_CHECKLIST,
@@ -111,6 +115,18 @@ class SignoffRecord:
     section_id: str | None = None
     item_id: str | None = None
     comment: str = ""
+    # The service layer's verdict on the record's MAC: an unverified record never counts.
+    verified: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TamperedRecord:
+    """A record other than a sign-off (a governance review) whose MAC does not verify."""
+
+    kind: str
+    id: int
+    signer: str
+    application: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +161,7 @@ class GateInput:
     release: Release | None = None
     # Key users' post-release answers: (application, key user, works|problem).
     confirmations: tuple[tuple[str, str, str], ...] = ()
+    tampered: tuple[TamperedRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +518,9 @@ def evaluate(gate: GateInput) -> GateResult:
         blockers.append(Blocker(PACKAGE_EMPTY, f"package {gate.package} has no applications"))
     records_by_app: dict[str, list[SignoffRecord]] = {}
     for record in gate.signoffs:
-        records_by_app.setdefault(record.application, []).append(record)
+        if record.verified:
+            records_by_app.setdefault(record.application, []).append(record)
+    blockers.extend(_tampering(gate))
     progress: list[ApplicationProgress] = []
     counted: list[int] = []
     # A draft pins nothing yet: judging its applications would report missing checklists
@@ -553,6 +572,38 @@ def _confirmation(gate: GateInput) -> confirmation_rules.Outcome | None:
     """A released package's outcome, from its key users' answers after go-live."""
     answers = {(app, user): answer for app, user, answer in gate.confirmations}
     return confirmation_rules.outcome(_windows(gate), answers, gate.now)
+
+
+def _tampering(gate: GateInput) -> list[Blocker]:
+    """One blocker per record whose MAC does not verify, naming the record."""
+    found = [
+        Blocker(
+            code=TAMPERING_DETECTED,
+            application=r.application,
+            section=r.section_id,
+            item=r.item_id,
+            message=(
+                f"sign-off {r.id} ({r.kind}) by {r.signer} on {r.application} does not carry "
+                "a valid record MAC: it was written or changed outside Gatekeeper and is not "
+                "counted"
+            ),
+        )
+        for r in gate.signoffs
+        if not r.verified
+    ]
+    found.extend(
+        Blocker(
+            code=TAMPERING_DETECTED,
+            application=t.application,
+            message=(
+                f"{t.kind.replace('_', ' ')} {t.id} by {t.signer} on {t.application} does not "
+                "carry a valid record MAC: it was written or changed outside Gatekeeper and is "
+                "not counted"
+            ),
+        )
+        for t in gate.tampered
+    )
+    return found
 
 
 def stable_until(gate: GateInput) -> datetime | None:

@@ -19,6 +19,7 @@ from gatekeeper.domain.audit import (
     canonical_details,
     verify_chain,
 )
+from gatekeeper.services import integrity
 
 # Any constant works; it names the lock that serialises appends on PostgreSQL.
 _APPEND_LOCK = 0x6761_7465  # "gate"
@@ -58,6 +59,8 @@ def record(
         details=canonical_details(details),
         prev_hash=prev,
     )
+    event_hash = chained.computed_hash()
+    key_id, signature = integrity.keyring_of(session).audit.sign(event_hash)
     event = AuditEvent(
         seq=chained.seq,
         occurred_at=chained.occurred_at,
@@ -70,7 +73,9 @@ def record(
         user_agent=chained.user_agent,
         details=chained.details,
         prev_hash=chained.prev_hash,
-        hash=chained.computed_hash(),
+        hash=event_hash,
+        signature=signature,
+        key_id=key_id,
     )
     session.add(event)
     session.flush()
@@ -119,16 +124,24 @@ def as_chained(event: AuditEvent) -> ChainedEvent:
         details=event.details,
         prev_hash=event.prev_hash,
         hash=event.hash,
+        signature=event.signature,
+        key_id=event.key_id,
     )
 
 
 def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
-    """Stream the whole chain in storage order (constant memory, however long the history)."""
+    """Stream the whole chain in storage order (constant memory, however long the history),
+    checking every hash link and every Ed25519 signature."""
+    keys = integrity.keyring_of(session).audit
     rows = session.scalars(
         sa.select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
     )
     try:
-        return verify_chain((as_chained(e) for e in rows), expect_head=expect_head)
+        return verify_chain(
+            (as_chained(e) for e in rows),
+            expect_head=expect_head,
+            signature_valid=lambda e: keys.verifies(e.hash, e.key_id, e.signature),
+        )
     finally:
         # The walk stops at the first bad event; close the server-side cursor it leaves open.
         rows.close()
@@ -145,6 +158,14 @@ def latest(session: Session) -> tuple[int, str]:
     # 0.47x -> 0.53-0.60x of /healthz in process on PostgreSQL, with the token lookup below).
     found = session.connection().execute(_LATEST).first()
     return (found.seq, found.hash) if found else (0, GENESIS)
+
+
+def first_signed_seq(session: Session) -> int | None:
+    """From which event on the chain is signed (None before the first signed event)."""
+    found: int | None = session.scalar(
+        sa.select(sa.func.min(AuditEvent.seq)).where(AuditEvent.signature.is_not(None))
+    )
+    return found
 
 
 def head(session: Session) -> str:

@@ -26,7 +26,7 @@ from gatekeeper.domain.checklist import (
 )
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
-from gatekeeper.services import audit, findings
+from gatekeeper.services import audit, findings, integrity
 
 CHECKLIST_SUFFIXES = (".yaml", ".yml")
 
@@ -396,6 +396,7 @@ def review_version(
     )
     session.add(review)
     session.flush()
+    integrity.seal_review(session, review, stored)
     addressed: list[Finding] = []
     if outcome == governance.REVIEW_OUTCOME[governance.APPROVE]:
         addressed = findings.address_findings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from gatekeeper.db.models import (
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.audit import ChainedEvent
 from gatekeeper.domain.errors import ValidationFailed
-from gatekeeper.services import audit, boards, labels, packages
+from gatekeeper.services import audit, boards, integrity, labels, packages
 
 FORMAT = "gatekeeper-evidence/1"
 
@@ -46,6 +47,8 @@ def _event_json(event: AuditEvent) -> dict[str, Any]:
         "details": event.details,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+        "signature": event.signature,
+        "key_id": event.key_id,
     }
 
 
@@ -92,6 +95,10 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
         "format": FORMAT,
         "generated_at": _iso(now),
         "audit_head": audit.head(session),
+        # Offline verification: the public halves of the audit keys, and from which event on
+        # the chain is signed (events before it predate audit signing).
+        "audit_keys": integrity.keyring_of(session).audit.published(),
+        "audit_signed_from": audit.first_signed_seq(session),
         "package": {
             "key": package.key,
             "title": package.title,
@@ -208,13 +215,20 @@ def _confirmation(session: Session, key: str, now: datetime) -> dict[str, Any] |
     return found.to_dict() if found else None
 
 
-def verify_pack(pack: Any) -> list[str]:
-    """Re-check an exported pack: its own digest and every audit event's hash."""
+def verify_pack(pack: Any, *, pinned_keys: Mapping[str, str] | None = None) -> list[str]:
+    """Re-check an exported pack: its own digest, every audit event's hash and every event's
+    Ed25519 signature, with the keys the pack carries or, better, keys the auditor pinned
+    (an edited pack can carry an attacker's keys; it cannot carry the real key's signatures)."""
     if not isinstance(pack, dict) or pack.get("format") != FORMAT:
         raise ValidationFailed(f"not a Gatekeeper evidence pack ({FORMAT})")
     problems: list[str] = []
     if pack.get("digest") != pack_digest(pack):
         problems.append("the pack's digest does not match its content (edited after export)")
+    keys = {
+        kid: integrity.public_key_from_text(text)
+        for kid, text in (pinned_keys or pack.get("audit_keys") or {}).items()
+    }
+    signed_from = pack.get("audit_signed_from")
     for raw in pack.get("audit_events", []):
         event = ChainedEvent(
             seq=raw["seq"],
@@ -232,7 +246,35 @@ def verify_pack(pack: Any) -> list[str]:
         )
         if event.computed_hash() != event.hash:
             problems.append(f"audit event {event.seq} does not match its hash")
+        problem = _signature_problem(event.seq, event.hash, raw, keys, signed_from)
+        if problem:
+            problems.append(problem)
     return problems
+
+
+def _signature_problem(
+    seq: int,
+    event_hash: str,
+    raw: Mapping[str, Any],
+    keys: Mapping[str, Any],
+    signed_from: object,
+) -> str:
+    signature, key_id = raw.get("signature"), raw.get("key_id")
+    if signature is None:
+        # Only events from before audit signing began may be unsigned.
+        if signed_from is None or (isinstance(signed_from, int) and seq < signed_from):
+            return ""
+        return f"audit event {seq} is not signed although the chain is signed from there on"
+    public_key = keys.get(key_id or "")
+    if public_key is None:
+        return f"audit event {seq} is signed with audit key {key_id}, which is not known"
+    if not integrity.event_signature_valid(public_key, event_hash, signature):
+        return f"audit event {seq}: its signature does not verify with audit key {key_id}"
+    return ""
+
+
+def signed_count(pack: Mapping[str, Any]) -> int:
+    return sum(1 for e in pack.get("audit_events", []) if e.get("signature"))
 
 
 # --- the pack as people read it (the HTML file) ----------------------------------------------

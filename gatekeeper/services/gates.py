@@ -21,7 +21,7 @@ from gatekeeper.db.models import (
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.services import findings, learning_reviews, webhooks
+from gatekeeper.services import findings, integrity, learning_reviews, webhooks
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -37,11 +37,16 @@ class PinnedRow:
 
 @dataclass
 class GateMaterial:
-    """Everything the gate reads for a set of packages, loaded in five queries."""
+    """Everything the gate reads for a set of packages, loaded in five queries, and the keys
+    that tell which of its sign-offs and reviews are authentic."""
 
+    records: integrity.RecordKeys
     packages: dict[int, Package] = field(default_factory=dict)
     applications: dict[int, list[PinnedRow]] = field(default_factory=dict)
+    # Only governance reviews whose record MAC verifies count (services/integrity).
     last_reviews: dict[int, datetime] = field(default_factory=dict)
+    approved_versions: set[int] = field(default_factory=set)
+    tampered_reviews: dict[int, list[GovernanceReview]] = field(default_factory=dict)
     open_findings: dict[int, tuple[gate_rules.OpenFinding, ...]] = field(default_factory=dict)
     learning_due: dict[int, tuple[learning.Overdue, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
@@ -58,7 +63,7 @@ def load_material(
     """Packages, their active applications and pinned checklists, the latest governance reviews,
     the untriaged post-release findings and the sign-offs (only those still counting unless
     `include_stale`), in five queries."""
-    material = GateMaterial()
+    material = GateMaterial(integrity.keyring_of(session).records)
     if not package_ids:
         return material
     ids = list(package_ids)
@@ -84,16 +89,7 @@ def load_material(
         )
         application_ids.add(target.application_id)
     if application_ids:
-        reviews = session.execute(
-            sa.select(ChecklistVersion.application_id, sa.func.max(GovernanceReview.reviewed_at))
-            .join(GovernanceReview, GovernanceReview.checklist_version_id == ChecklistVersion.id)
-            .where(
-                ChecklistVersion.application_id.in_(sorted(application_ids)),
-                GovernanceReview.outcome.in_(("approved", "reaffirmed")),
-            )
-            .group_by(ChecklistVersion.application_id)
-        ).all()
-        material.last_reviews = dict(reviews)
+        _load_reviews(session, material, sorted(application_ids))
         material.open_findings = findings.open_findings_for_gate(session, sorted(application_ids))
         material.learning_due = learning_reviews.due_for_gate(session, sorted(application_ids))
     query = sa.select(Signoff).where(Signoff.package_id.in_(ids)).order_by(Signoff.id)
@@ -133,6 +129,48 @@ def _confirmation_answers(
     return found
 
 
+def _load_reviews(session: Session, material: GateMaterial, application_ids: list[int]) -> None:
+    """The approving reviews of these applications, each checked against its record MAC: the
+    newest verified one sets when the next review is due, a verified "approved" is what lets
+    a version count as approved, and any other is tampering."""
+    rows = session.execute(
+        sa.select(GovernanceReview, ChecklistVersion)
+        .join(ChecklistVersion, GovernanceReview.checklist_version_id == ChecklistVersion.id)
+        .where(
+            ChecklistVersion.application_id.in_(application_ids),
+            GovernanceReview.outcome.in_((governance.APPROVED, "reaffirmed")),
+        )
+        .order_by(GovernanceReview.id)
+    ).all()
+    for review, version in rows:
+        fields = integrity.review_fields(review, version)
+        if not material.records.verifies(
+            integrity.GOVERNANCE_REVIEW, fields, review.mac_key_id, review.mac
+        ):
+            material.tampered_reviews.setdefault(version.application_id, []).append(review)
+            continue
+        held = material.last_reviews.get(version.application_id)
+        if held is None or review.reviewed_at > held:
+            material.last_reviews[version.application_id] = review.reviewed_at
+        if review.outcome == governance.APPROVED:
+            material.approved_versions.add(version.id)
+
+
+def signoff_verified(
+    records: integrity.RecordKeys, signoff: Signoff, package: Package, row: PinnedRow
+) -> bool:
+    """Whether a current sign-off's MAC verifies against what its signer was shown now."""
+    fields = integrity.signoff_fields(
+        signoff,
+        package_key=package.key,
+        environment=package.environment,
+        version_label=row.target.version_label,
+        change_summary=row.target.change_summary,
+        checklist_sha256=row.version.sha256 if row.version is not None else None,
+    )
+    return records.verifies(integrity.SIGNOFF, fields, signoff.mac_key_id, signoff.mac)
+
+
 def gate_input_from(
     material: GateMaterial,
     package_id: int,
@@ -141,7 +179,8 @@ def gate_input_from(
     overdue_policy: str,
     finding_warn_after: timedelta = gate_rules.DEFAULT_FINDING_WARN_AFTER,
 ) -> gate_rules.GateInput:
-    """The gate input of one package, from material loaded for one or many packages."""
+    """The gate input of one package, from material loaded for one or many packages; every
+    sign-off carries the verdict on its record MAC."""
     package = material.packages[package_id]
     rows = material.applications.get(package_id, [])
     pinned: list[gate_rules.PinnedApplication] = []
@@ -160,7 +199,9 @@ def gate_input_from(
                 change_summary=row.target.change_summary,
                 checklist=checklist,
                 checklist_sha256=version.sha256 if version is not None else None,
-                checklist_approved=version is not None and version.state == governance.APPROVED,
+                checklist_approved=version is not None
+                and version.state == governance.APPROVED
+                and version.id in material.approved_versions,
                 review_due_at=due,
                 reviewers=checklist.governance.reviewers if checklist else (),
                 changed_in_revision=row.target.changed_in_revision,
@@ -169,7 +210,12 @@ def gate_input_from(
                 learning_due=material.learning_due.get(row.target.application_id, ()),
             )
         )
-    slug_of = {row.target.id: row.slug for row in rows}
+    row_of = {row.target.id: row for row in rows}
+    current = [
+        (s, row_of[s.package_application_id])
+        for s in material.signoffs.get(package_id, [])
+        if s.stale_since_revision is None and s.package_application_id in row_of
+    ]
     return gate_rules.GateInput(
         package=package.key,
         revision=package.revision,
@@ -180,7 +226,7 @@ def gate_input_from(
         signoffs=tuple(
             gate_rules.SignoffRecord(
                 id=s.id,
-                application=slug_of[s.package_application_id],
+                application=row.slug,
                 kind=s.kind,
                 signer=s.signer,
                 decision=s.decision,
@@ -189,9 +235,14 @@ def gate_input_from(
                 section_id=s.section_id,
                 item_id=s.item_id,
                 comment=s.comment,
+                verified=signoff_verified(material.records, s, package, row),
             )
-            for s in material.signoffs.get(package_id, [])
-            if s.stale_since_revision is None and s.package_application_id in slug_of
+            for s, row in current
+        ),
+        tampered=tuple(
+            gate_rules.TamperedRecord(integrity.GOVERNANCE_REVIEW, r.id, r.reviewer, row.slug)
+            for row in rows
+            for r in material.tampered_reviews.get(row.target.application_id, [])
         ),
         now=now,
         overdue_policy=overdue_policy,

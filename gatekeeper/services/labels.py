@@ -35,6 +35,7 @@ ACTIONS: Mapping[str, str] = {
     "finding.declined": "Finding declined",
     "finding.addressed": "Finding addressed by a new checklist version",
     "checklist.synced": "Checklist version synced",
+    "records.sealed": "Records older than record MACs sealed",
     "checklist.approved": "Checklist version approved",
     "checklist.partially_approved": "First of two approvals (the author is unknown)",
     "checklist.changes_requested": "Changes requested to a checklist version",

@@ -30,7 +30,7 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, findings, gates, operations, webhooks
+from gatekeeper.services import audit, findings, gates, integrity, operations, webhooks
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
@@ -614,6 +614,7 @@ def record_signoff(
     operations.on_commit(
         session, metrics.observe_signoff_lead, (now - request.created_at).total_seconds()
     )
+    integrity.seal_signoff(session, signoff, package, target)
     audit.record_package_event(
         session,
         package,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TEST_KEY, clean_environ
+from tests.support.keys import production_keys
 from tests.support.mail import free_port
 
 
@@ -30,7 +31,11 @@ def start(tmp_path: Path, **environ: str) -> subprocess.CompletedProcess[str]:
 def test_memory_storage_with_two_workers_is_refused_in_production(
     tmp_path: Path, storage: str | None
 ) -> None:
-    environ = {"GATEKEEPER_ENV": "production", "GATEKEEPER_SECRET_KEYS": TEST_KEY}
+    environ = {
+        "GATEKEEPER_ENV": "production",
+        "GATEKEEPER_SECRET_KEYS": TEST_KEY,
+        **production_keys(tmp_path),
+    }
     if storage:
         environ["GATEKEEPER_RATE_LIMIT_STORAGE"] = storage
     refused = start(tmp_path, WEB_CONCURRENCY="2", **environ)

@@ -39,6 +39,7 @@ from gatekeeper.services import packages, signoffs
 from tests.conftest import POSTGRES_URL, REPO, TEST_KEY, dispose, make_app, postgres_url
 from tests.functional.api_helpers import create_token
 from tests.support.flows import KEY, MANAGER, approve_payments
+from tests.support.keys import production_keys
 from tests.support.link_forms import positive_form
 from tests.support.mail import free_port
 
@@ -148,6 +149,7 @@ def test_a_release_through_two_hosts_and_two_workers(tmp_path: Path) -> None:
             GATEKEEPER_ENV="production",
             GATEKEEPER_DATABASE_URL=database,
             GATEKEEPER_SECRET_KEYS=TEST_KEY,
+            **production_keys(tmp_path),
             GATEKEEPER_BASE_URL=f"http://127.0.0.1:{ports[0]}",
             GATEKEEPER_MAIL_SERVER="127.0.0.1",
             GATEKEEPER_MAIL_PORT=str(box.port),

@@ -1,11 +1,23 @@
 """A hypothesis state machine over the whole workflow, checked against an independent oracle.
 
 Invariant: the gate is open exactly when every required, current, eligible sign-off exists, none
-failed, and governance allows it; and a release succeeds only then.
+failed, and governance allows it, and no current sign-off was forged; and a release succeeds
+only then. Tampering steps write sign-offs straight into the database (or change a decision
+there), as someone with write access but no record key would: the oracle expects each current
+forged row to be named by a TAMPERING_DETECTED blocker and never counted.
+
+Two profiles (HYPOTHESIS_PROFILE): "quick", the default CI runs (35 examples of up to 12 steps),
+and "deep" (docs/security.md), at least 10,000 steps in all:
+
+    HYPOTHESIS_PROFILE=deep nice pytest -p no:cacheprovider -s \
+        tests/reliability/test_workflow_state_machine.py
 """
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from datetime import timedelta
 from itertools import count
 
@@ -20,13 +32,15 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.base import db
 from gatekeeper.db.models import GovernanceReview, Signoff, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, packages, signoffs
+from gatekeeper.services import audit, checklists, integrity, packages, signoffs
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
+from tests.support.keys import RECORD_KEY
 
 pytestmark = pytest.mark.reliability
 MANAGER = "release-manager@example.com"
@@ -34,6 +48,9 @@ APPS = ("payments-api", "storefront-web")
 REVIEWER = "release-board@example.com"
 POSITIVE = {"pass", "not_applicable", "confirmed"}
 NEGATIVE = {"fail", "problem"}
+# (examples, steps per example, steps the run must reach in all)
+PROFILES = {"quick": (35, 12, 0), "deep": (600, 25, 10_000)}
+FORGED_ID = re.compile(r"^sign-off (\d+) \(")
 
 
 def approve_both(session: Session, clock: FixedClock) -> None:
@@ -58,10 +75,28 @@ def approve_samples(clock: FixedClock) -> None:
         approve_both(session, clock)
 
 
-def oracle(key: str, clock: FixedClock) -> bool:
-    """Open or not, computed from the rows with none of the gate's code."""
+def forged_and_current(key: str, forged: set[int]) -> set[int]:
+    """The forged rows the gate must name: not stale, on an application still in the package."""
+    package = packages.get_package(db.session, key)
+    active = [t.id for t in package.applications if t.removed_in_revision is None]
+    return set(
+        db.session.scalars(
+            sa.select(Signoff.id).where(
+                Signoff.id.in_(sorted(forged)),
+                Signoff.package_application_id.in_(active),
+                Signoff.stale_since_revision.is_(None),
+            )
+        )
+    )
+
+
+def oracle(key: str, clock: FixedClock, forged: set[int]) -> bool:
+    """Open or not, computed from the rows with none of the gate's code; forged rows never
+    count, and a current one keeps the gate shut."""
     package = packages.get_package(db.session, key)
     if package.state != "in_review":
+        return False
+    if forged_and_current(key, forged):
         return False
     now = clock.now()
     for target in package.applications:
@@ -88,6 +123,7 @@ def oracle(key: str, clock: FixedClock) -> bool:
                 Signoff.package_application_id == target.id,
                 Signoff.stale_since_revision.is_(None),
                 Signoff.revision >= target.changed_in_revision,
+                Signoff.id.not_in(sorted(forged)),
             )
             .order_by(Signoff.signed_at, Signoff.id)
         ).all()
@@ -126,6 +162,13 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             self.key = f"sm-{next(keys)}"
             self.versions = dict.fromkeys(APPS, 0)
             self.released = False
+            # Rows the attacker wrote (inserted) or changed (flipped): none may ever count.
+            self.forged: set[int] = set()
+            self.inserted: set[int] = set()
+            # The audit head when a row was last forged: until it moves, the gate cache may
+            # serve its answer from before the forgery (which could not count the row).
+            self.forged_at_head: tuple[int, str] | None = None
+            self.served: gate_rules.GateResult | None = None
             with unit_of_work(db.session) as session:
                 # Every example starts with freshly reviewed checklists, whatever time the
                 # earlier examples advanced the shared clock to.
@@ -227,11 +270,80 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
                     clock=clock,
                 )
 
+        @rule(data=st.data(), positive=st.booleans())
+        def forge_signoff(self, data: st.DataObject, positive: bool) -> None:
+            """INSERT a decision for a request, with a MAC made without the record key."""
+            package = packages.get_package(db.session, self.key)
+            requests = db.session.scalars(
+                sa.select(SignoffRequest)
+                .where(SignoffRequest.package_id == package.id)
+                .order_by(SignoffRequest.id)
+            ).all()
+            db.session.rollback()
+            request = data.draw(st.sampled_from(requests))
+            if request.kind == "item":
+                decision = "pass" if positive else "fail"
+            else:
+                decision = "confirmed" if positive else "problem"
+            with db.engine.begin() as connection:
+                forged = connection.execute(
+                    sa.insert(Signoff)
+                    .values(
+                        package_id=package.id,
+                        package_application_id=request.package_application_id,
+                        request_id=request.id,
+                        kind=request.kind,
+                        section_id=request.section_id,
+                        item_id=request.item_id,
+                        signer=request.signer,
+                        decision=decision,
+                        comment="forged",
+                        evidence="",
+                        scenarios_confirmed="0,1,2,3",
+                        revision=package.revision,
+                        signed_at=clock.now(),
+                        mac=data.draw(st.sampled_from(["0" * 64, None]), label="mac"),
+                        mac_key_id=integrity.record_key_id(RECORD_KEY),
+                    )
+                    .returning(Signoff.id)
+                ).scalar_one()
+            self.inserted.add(forged)
+            self._forged(forged)
+
+        @rule(data=st.data())
+        def flip_a_decision(self, data: st.DataObject) -> None:
+            """UPDATE a recorded decision to its opposite, straight in the database."""
+            package = packages.get_package(db.session, self.key)
+            rows = db.session.scalars(
+                sa.select(Signoff)
+                .where(Signoff.package_id == package.id, Signoff.id.not_in(sorted(self.forged)))
+                .order_by(Signoff.id)
+            ).all()
+            db.session.rollback()
+            if not rows:
+                return
+            row = data.draw(st.sampled_from(rows))
+            opposite = {"pass": "fail", "fail": "pass", "not_applicable": "fail"}
+            opposite |= {"confirmed": "problem", "problem": "confirmed"}
+            with db.engine.begin() as connection:
+                connection.execute(
+                    sa.update(Signoff)
+                    .where(Signoff.id == row.id)
+                    .values(decision=opposite[row.decision])
+                )
+            self._forged(row.id)
+
+        def _forged(self, signoff_id: int) -> None:
+            self.forged.add(signoff_id)
+            self.forged_at_head = audit.latest(db.session)
+            db.session.rollback()
+            seen["forged"] = seen.get("forged", 0) + 1
+
         @precondition(lambda self: not self.released)
         @rule()
         def release(self) -> None:
             gate = packages.evaluate_gate(db.session, self.key, clock=clock, overdue_policy="block")
-            expected_open = oracle(self.key, clock)
+            expected_open = oracle(self.key, clock, self.forged)
             db.session.rollback()
             try:
                 with unit_of_work(db.session) as session:
@@ -251,14 +363,35 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
 
         @invariant()
         def gate_is_open_exactly_when_the_oracle_says(self) -> None:
+            seen["steps"] = seen.get("steps", 0) + 1
             gate = packages.evaluate_gate(db.session, self.key, clock=clock, overdue_policy="block")
-            expected = oracle(self.key, clock)
+            expected = oracle(self.key, clock, self.forged)
+            expected_named = forged_and_current(self.key, self.forged)
+            head = audit.latest(db.session)
             db.session.rollback()
             # What CI polls goes through the gate cache: it must never differ from a fresh
-            # evaluation, whatever happened since it last evaluated (or how far the clock moved).
+            # evaluation, whatever happened since it last evaluated (or how far the clock
+            # moved), except in one way: a forgery moves no audit head, so until the head
+            # moves the cache may still serve the answer it gave before the forgery.
             cached = runtime(app).gate_now(db.session, self.key)
             db.session.rollback()
-            assert cached == gate
+            assert not self.forged & set(gate.counted), "the gate counted a forgery"
+            # A flipped row was genuine when the cache last evaluated; an inserted one never.
+            assert not self.inserted & set(cached.counted), "the cached gate counted a forgery"
+            if cached != gate:
+                assert head == self.forged_at_head, "the cache served a stale gate"
+                assert cached == self.served, "the cache served an answer it never computed"
+                seen["cache_before_forgery"] = seen.get("cache_before_forgery", 0) + 1
+            self.served = cached
+            named = {
+                int(m.group(1))
+                for b in gate.blockers
+                if b.code == gate_rules.TAMPERING_DETECTED
+                and (m := FORGED_ID.match(b.message)) is not None
+            }
+            assert named == expected_named, (named, expected_named)
+            if named:
+                seen["tampering_named"] = seen.get("tampering_named", 0) + 1
             if self.released:
                 return
             seen[gate.status] = seen.get(gate.status, 0) + 1
@@ -268,21 +401,26 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
 
 
 def test_the_gate_matches_the_oracle_through_any_workflow(app: Flask, clock: FixedClock) -> None:
+    profile = os.environ.get("HYPOTHESIS_PROFILE", "quick")
+    examples, steps, at_least = PROFILES[profile]
     approve_samples(clock)
     seen: dict[str, int] = {}
     machine = machine_for(app, clock, seen)
     machine.TestCase.settings = settings(
-        max_examples=35,
-        stateful_step_count=12,
+        max_examples=examples,
+        stateful_step_count=steps,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
+    started = time.monotonic()
     run = machine.TestCase("runTest")
     run.runTest()
-    print(seen)
+    print(f"profile {profile}: {seen} in {time.monotonic() - started:.0f} s, 0 disagreements")
+    assert seen.get("steps", 0) >= at_least, f"only {seen.get('steps', 0)} steps: {seen}"
     assert seen.get("open", 0) > 0, f"the workflow never reached an open gate: {seen}"
     assert seen.get("blocked", 0) > 0, f"the workflow never reached a blocked gate: {seen}"
+    assert seen.get("tampering_named", 0) > 0, f"no forgery was ever current: {seen}"
     cache = runtime(app).gate_cache
     assert cache.hits > 0, "no step ever reused a cached gate: the cache went untested"
     assert cache.misses > 0

@@ -108,9 +108,10 @@ def base(app: Flask, clock: FixedClock) -> None:
 
 
 def row(obj: object, *, drop: Iterable[str] = ()) -> dict[str, object]:
-    """Every column of a mapped row but its ids (and `drop`): ids differ between twins."""
+    """Every column of a mapped row but its ids (and `drop`): ids differ between twins, and so
+    do record MACs, which cover the ids."""
     mapper = sa.inspect(obj).mapper
-    dropped = set(drop)
+    dropped = {*drop, "mac"}
     return {
         a.key: getattr(obj, a.key)
         for a in mapper.column_attrs

@@ -84,3 +84,42 @@ def test_truncation_is_found_with_an_outside_anchor() -> None:
 def test_details_encoding_is_canonical() -> None:
     assert canonical_details({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
     assert canonical_details(None) == "{}"
+
+
+def signed_chain(length: int, unsigned_first: int = 0) -> list[ChainedEvent]:
+    """A chain whose events carry a stand-in signature (the event's hash, reversed) from
+    event `unsigned_first + 1` on."""
+    return [
+        e if e.seq <= unsigned_first else replace(e, signature=e.hash[::-1], key_id="k1")
+        for e in chain(length)
+    ]
+
+
+def stand_in(event: ChainedEvent) -> bool:
+    return event.signature == event.hash[::-1]
+
+
+def test_every_signature_is_checked_and_older_unsigned_events_are_counted() -> None:
+    report = verify_chain(signed_chain(5, unsigned_first=2), signature_valid=stand_in)
+    assert (report.ok, report.unsigned) == (True, 2)
+    assert verify_chain(signed_chain(3), signature_valid=stand_in).unsigned == 0
+
+
+def test_a_bad_signature_is_the_first_bad_event() -> None:
+    events = signed_chain(5)
+    events[3] = replace(events[3], signature="forged")
+    report = verify_chain(events, signature_valid=stand_in)
+    assert (report.ok, report.first_bad_seq) == (False, 4)
+    assert "signature does not verify with audit key k1" in report.problem
+    events[3] = replace(events[3], key_id=None)
+    assert "audit key (none)" in verify_chain(events, signature_valid=stand_in).problem
+
+
+def test_an_unsigned_event_after_signed_ones_was_written_without_the_key() -> None:
+    events = signed_chain(4)
+    events.append(replace(chain(5)[4], prev_hash=events[-1].hash))
+    events[4] = replace(events[4], hash=events[4].computed_hash())
+    report = verify_chain(events, signature_valid=stand_in)
+    assert (report.ok, report.first_bad_seq) == (False, 5)
+    assert "has no signature although earlier events are signed" in report.problem
+    assert verify_chain(events).ok, "the hashes alone cannot tell"

@@ -896,7 +896,7 @@ def test_blocking_waiting_and_warning_codes_cover_every_code_once() -> None:
     every = {v for k, v in vars(gate).items() if re.fullmatch(r"[A-Z_]+", k) and v == k}
     kinds = (gate.BLOCKING_CODES, gate.WAITING_CODES, gate.WARNING_CODES)
     assert set().union(*kinds) == every
-    assert sum(len(k) for k in kinds) == len(every) == 15
+    assert sum(len(k) for k in kinds) == len(every) == 16
 
 
 # Progress and the JSON shape ------------------------------------------------------------------
@@ -1072,3 +1072,30 @@ def test_the_digest_changes_with_the_status() -> None:
     assert evaluate(overdue).digest != evaluate(base).digest
     cancelled = open_input(state="cancelled")
     assert evaluate(cancelled).digest != evaluate(base).digest
+
+
+# Records whose MAC does not verify (the service layer's verdict) ------------------------------
+
+
+def test_a_record_whose_mac_does_not_verify_never_counts_and_is_named() -> None:
+    forged = replace(signed(SEC, section="security", item_id="scan"), verified=False)
+    result = run(signoffs=(signed(ANA), forged, validated(DANA)))
+    assert result.status == gate.BLOCKED
+    assert forged.id not in result.counted
+    blocker = only(result, gate.TAMPERING_DETECTED)
+    assert blocker.blocks
+    assert (blocker.application, blocker.section, blocker.item) == (APP, "security", "scan")
+    assert blocker.message.startswith(f"sign-off {forged.id} (item) by {SEC} on {APP}")
+    assert requirement(result, "security", "scan")[0].code == gate.TAMPERING_DETECTED
+    assert gate.ITEM_PENDING in codes(result)
+
+
+def test_a_tampered_governance_review_blocks_an_otherwise_open_gate() -> None:
+    tampered = gate.TamperedRecord("governance_review", 41, "board@example.com", APP)
+    result = run(signoffs=all_signed(), tampered=(tampered,))
+    assert result.status == gate.BLOCKED
+    assert codes(result) == [gate.TAMPERING_DETECTED]
+    assert only(result, gate.TAMPERING_DETECTED).message.startswith(
+        f"governance review 41 by board@example.com on {APP} does not carry a valid record MAC"
+    )
+    assert run(signoffs=all_signed()).digest != result.digest

@@ -7,16 +7,9 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.settings import SettingsError, load_settings
+from tests.support.keys import RECORD_KEY, production_keys, write_audit_key
 
 GOOD_KEY = "x" * 40
-PRODUCTION = {
-    "GATEKEEPER_ENV": "production",
-    "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
-    "GATEKEEPER_BASE_URL": "https://gate.example.com",
-    "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
-    "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
-    "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
-}
 
 
 def test_development_defaults_fill_in_a_local_database_and_a_stable_key(tmp_path: Path) -> None:
@@ -109,25 +102,27 @@ def test_production_refuses_to_start_without_real_settings(tmp_path: Path) -> No
     assert not (tmp_path / "secret_key").exists()
 
 
-PRODUCTION = {
-    "GATEKEEPER_ENV": "production",
-    "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
-    "GATEKEEPER_BASE_URL": "https://gate.example.com",
-    "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
-    "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
-    "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
-}
+def production(folder: Path) -> dict[str, str]:
+    return {
+        "GATEKEEPER_ENV": "production",
+        "GATEKEEPER_SECRET_KEYS": GOOD_KEY,
+        "GATEKEEPER_BASE_URL": "https://gate.example.com",
+        "GATEKEEPER_DATABASE_URL": "postgresql+psycopg://gk@db/gk",
+        "GATEKEEPER_MAIL_SERVER": "smtp.example.com",
+        "GATEKEEPER_MAIL_SENDER": "Gatekeeper <gate@example.com>",
+        **production_keys(folder),
+    }
 
 
 def test_production_with_everything_set_starts(tmp_path: Path) -> None:
-    settings = load_settings(PRODUCTION, tmp_path)
+    settings = load_settings(production(tmp_path), tmp_path)
     assert settings.is_production
 
 
 def test_syncs_must_name_their_author_in_production_unless_turned_off(tmp_path: Path) -> None:
-    assert load_settings(PRODUCTION, tmp_path).sync_require_author is True
+    assert load_settings(production(tmp_path), tmp_path).sync_require_author is True
     assert load_settings({}, tmp_path).sync_require_author is False
-    off = {**PRODUCTION, "GATEKEEPER_SYNC_REQUIRE_AUTHOR": "false"}
+    off = {**production(tmp_path), "GATEKEEPER_SYNC_REQUIRE_AUTHOR": "false"}
     assert load_settings(off, tmp_path).sync_require_author is False
     on = load_settings({"GATEKEEPER_SYNC_REQUIRE_AUTHOR": "yes"}, tmp_path)
     assert on.sync_require_author is True
@@ -236,11 +231,11 @@ def test_single_sign_on_settings_without_an_issuer_are_an_error(tmp_path: Path) 
 
 def test_production_single_sign_on_needs_the_secret_and_https(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="needs these settings: GATEKEEPER_OIDC_CLIENT_SECRET"):
-        load_settings({**PRODUCTION, **SSO}, tmp_path)
+        load_settings({**production(tmp_path), **SSO}, tmp_path)
     with pytest.raises(SettingsError, match="must be an https URL in production"):
         load_settings(
             {
-                **PRODUCTION,
+                **production(tmp_path),
                 **SSO,
                 "GATEKEEPER_OIDC_ISSUER": "http://login.example.com",
                 "GATEKEEPER_OIDC_CLIENT_SECRET": "s3cret",
@@ -248,7 +243,7 @@ def test_production_single_sign_on_needs_the_secret_and_https(tmp_path: Path) ->
             tmp_path,
         )
     started = load_settings(
-        {**PRODUCTION, **SSO, "GATEKEEPER_OIDC_CLIENT_SECRET": "s3cret"}, tmp_path
+        {**production(tmp_path), **SSO, "GATEKEEPER_OIDC_CLIENT_SECRET": "s3cret"}, tmp_path
     )
     assert started.oidc_client_secret == "s3cret"
 
@@ -256,3 +251,43 @@ def test_production_single_sign_on_needs_the_secret_and_https(tmp_path: Path) ->
 def test_a_typo_in_a_single_sign_on_setting_is_caught(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="did you mean GATEKEEPER_OIDC_ROLE_MAP"):
         load_settings({**SSO, "GATEKEEPER_OIDC_ROLEMAP": "x=admin"}, tmp_path)
+
+
+def test_production_refuses_to_start_without_record_or_audit_keys(tmp_path: Path) -> None:
+    for name in ("GATEKEEPER_RECORD_KEYS", "GATEKEEPER_AUDIT_SIGNING_KEY_FILE"):
+        environ = {k: v for k, v in production(tmp_path).items() if k != name}
+        with pytest.raises(SettingsError, match=f"production needs these settings: {name}"):
+            load_settings(environ, tmp_path)
+    assert not (tmp_path / "record_key").exists()
+    assert not (tmp_path / "audit_signing_key.pem").exists()
+
+
+def test_development_generates_record_and_audit_keys_in_the_instance_folder(
+    tmp_path: Path,
+) -> None:
+    first = load_settings({}, tmp_path)
+    assert load_settings({}, tmp_path).record_keys == first.record_keys
+    assert len(first.record_keys[0]) >= 32
+    assert first.audit_signing_key_files == (str(tmp_path / "audit_signing_key.pem"),)
+    assert b"PRIVATE KEY" in (tmp_path / "audit_signing_key.pem").read_bytes()
+    assert (tmp_path / "record_key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "audit_signing_key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_key_lists_are_parsed_for_rotation(tmp_path: Path) -> None:
+    new, old = write_audit_key(tmp_path / "new.pem"), write_audit_key(tmp_path / "old.pem")
+    settings = load_settings(
+        {
+            "GATEKEEPER_RECORD_KEYS": f"{RECORD_KEY}, {'s' * 32}",
+            "GATEKEEPER_AUDIT_SIGNING_KEY_FILE": f"{new},{old}",
+        },
+        tmp_path,
+    )
+    assert settings.record_keys == (RECORD_KEY, "s" * 32)
+    assert settings.audit_signing_key_files == (str(new), str(old))
+    with pytest.raises(SettingsError, match="at least 32 characters"):
+        load_settings({"GATEKEEPER_RECORD_KEYS": "short"}, tmp_path)
+    with pytest.raises(SettingsError, match="is not a readable file"):
+        load_settings({"GATEKEEPER_AUDIT_SIGNING_KEY_FILE": str(tmp_path / "none.pem")}, tmp_path)
+    with pytest.raises(SettingsError, match="GATEKEEPER_AUDIT_SIGNING_KEY_FILE is empty"):
+        load_settings({"GATEKEEPER_AUDIT_SIGNING_KEY_FILE": " , "}, tmp_path)

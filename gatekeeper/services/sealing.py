@@ -1,0 +1,54 @@
+"""Sealing records older than record MACs, once, after upgrading (see docs/security.md).
+
+The migration that added the MAC columns could not sign anything: the keys are not in the
+database. Sealing trusts the rows as they are at that moment, which is exactly the trust the
+previous version placed in them, and writes which rows it sealed into the signed audit trail,
+so an auditor can compare them with the `signoff.recorded` and `checklist.*` events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gatekeeper.db.models import ChecklistVersion, GovernanceReview, Package, Signoff
+from gatekeeper.services import audit, integrity
+
+
+@dataclass(frozen=True)
+class Sealed:
+    signoffs: tuple[int, ...]
+    reviews: tuple[int, ...]
+
+
+def seal_unsigned_records(session: Session, *, actor: str, now: datetime) -> Sealed:
+    """MAC every sign-off and governance review that has none, in one audited transaction."""
+    signoffs = session.scalars(
+        sa.select(Signoff).where(Signoff.mac.is_(None)).order_by(Signoff.id)
+    ).all()
+    for signoff in signoffs:
+        target = signoff.package_application
+        package = session.get_one(Package, signoff.package_id)
+        integrity.seal_signoff(session, signoff, package, target)
+    reviews = session.execute(
+        sa.select(GovernanceReview, ChecklistVersion)
+        .join(ChecklistVersion, GovernanceReview.checklist_version_id == ChecklistVersion.id)
+        .where(GovernanceReview.mac.is_(None))
+        .order_by(GovernanceReview.id)
+    ).all()
+    for review, version in reviews:
+        integrity.seal_review(session, review, version)
+    sealed = Sealed(tuple(s.id for s in signoffs), tuple(r.id for r, _ in reviews))
+    if sealed.signoffs or sealed.reviews:
+        audit.record(
+            session,
+            action="records.sealed",
+            actor=actor,
+            subject=f"{len(sealed.signoffs)} sign-off(s), {len(sealed.reviews)} review(s)",
+            now=now,
+            details={"signoffs": list(sealed.signoffs), "governance_reviews": list(sealed.reviews)},
+        )
+    return sealed
