@@ -232,6 +232,7 @@ def test_a_problem_reported_from_the_release_email_becomes_a_finding(
         "Which application is it about?",
         "What happened?",
         "What was the impact?",
+        "How bad is it?",
         "What could the release checklist have caught?",
     ]
     assert not re.search(r"\bwho\b", " ".join(labels), re.IGNORECASE)
