@@ -53,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         GATEKEEPER_BASE_URL=f"http://127.0.0.1:{port}",
     )
     with running_demo(workdir, env, port, free_port()) as demo:
-        yield {"base": demo.base, **env}
+        yield {"base": demo.base, "workdir": str(workdir), **env}
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,16 @@ def browser() -> Iterator[object]:
 
 
 def gate_check(server: dict[str, str]) -> int:
+    """`gatekeeper gate check` on the demo's database, from the demo's folder: development
+    record and audit keys live in its instance/ folder, as they would on the demo's machine."""
     env = {k: v for k, v in server.items() if k.startswith("GATEKEEPER_")}
     env["PATH"] = os.environ.get("PATH", "")
     return subprocess.run(
-        [str(CONSOLE_SCRIPT), "gate", "check", KEY], env=env, capture_output=True, check=False
+        [str(CONSOLE_SCRIPT), "gate", "check", KEY],
+        env=env,
+        cwd=server["workdir"],
+        capture_output=True,
+        check=False,
     ).returncode
 
 
