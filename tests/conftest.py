@@ -20,10 +20,12 @@ from flask_migrate import upgrade
 from gatekeeper.app import create_app
 from gatekeeper.db.base import db
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.notify.catcher import MailCatcher
 
 # `X as X`: re-exported to the tests that sync checklists.
 from tests.support.generated import CHECKLIST_AUTHOR as CHECKLIST_AUTHOR
 from tests.support.keys import RECORD_KEY, write_audit_key
+from tests.support.mail import catcher, point_mail_at
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "checklists"
@@ -53,7 +55,10 @@ def _checkout_state() -> str | None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_CHECKOUT] = _checkout_state()
+    # Under pytest-xdist only the controller checks: a worker finishing early could otherwise
+    # catch another worker's test in the middle of writing (and cleaning up) a file.
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[_CHECKOUT] = _checkout_state()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -97,10 +102,24 @@ def make_app(
 
 
 def postgres_url() -> str:
-    url = POSTGRES_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
+    """The PostgreSQL database of this test process: pytest-xdist workers get one each."""
+    url = sa.engine.make_url(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        url = url.set(database=f"{url.database}_{worker}")
+    return url.render_as_string(hide_password=False)
+
+
+def create_postgres_database(url: str) -> None:
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        ).first()
+        if not exists:
+            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
 
 
 def reset_postgres(url: str) -> None:
@@ -130,6 +149,7 @@ def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
     found["sqlite"] = str(template)
     if POSTGRES_URL:
         url = postgres_url()
+        create_postgres_database(url)
         reset_postgres(url)
         app = make_app(url, template.parent)
         with app.app_context():
@@ -186,3 +206,11 @@ def app(database_url: str, tmp_path: Path, clock: FixedClock) -> Iterator[Flask]
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def smtp(app: Flask) -> Iterator[MailCatcher]:
+    """A real SMTP server on loopback that the app's mail goes to."""
+    with catcher() as box:
+        point_mail_at(app, box.port)
+        yield box

@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import AuditEvent, OutboxMessage, PlatformDeployment
+from gatekeeper.db.models import AuditEvent
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
@@ -27,8 +27,8 @@ from gatekeeper.services import packages, signoffs
 from tests.conftest import START, dispose, make_app
 from tests.contracts import azure_devops as fake
 from tests.support.flows import approve_payments, race
-from tests.support.link_forms import sign_link
-from tests.support.mail import ANY_LINK, catcher, point_mail_at, run_worker
+from tests.support.mail import run_worker
+from tests.support.platform_loop import deployments, platform_calls, sign_every_emailed_link
 
 SECRET = "azure-shared-secret-0123456789"
 KEY = "2026.12-azure"
@@ -56,13 +56,6 @@ def app(database_url: str, tmp_path: Path, clock: FixedClock) -> Iterator[Flask]
     with app.app_context():
         yield app
     dispose(app)
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 def submit_package(app: Flask, clock: FixedClock) -> None:
@@ -107,41 +100,6 @@ def callbacks(server: HTTPServer) -> list[dict[str, object]]:
     return [req.get_json() for req, _ in server.log if "/_apis/distributedtask/" in req.path]
 
 
-def deployments() -> list[PlatformDeployment]:
-    db.session.remove()
-    rows = list(db.session.scalars(sa.select(PlatformDeployment).order_by(PlatformDeployment.id)))
-    db.session.expunge_all()
-    return rows
-
-
-def calls() -> list[OutboxMessage]:
-    db.session.remove()
-    rows = list(
-        db.session.scalars(
-            sa.select(OutboxMessage)
-            .where(OutboxMessage.kind == "platform_call")
-            .order_by(OutboxMessage.id)
-        )
-    )
-    db.session.expunge_all()
-    return rows
-
-
-def sign_every_emailed_link(app: Flask, box: MailCatcher) -> int:
-    links = {
-        match.group(0)
-        for message in box.messages()
-        for match in ANY_LINK.finditer(message.text)
-        if match.group(1) == "s"
-    }
-    browser = app.test_client()
-    for link in sorted(links):
-        answer = sign_link(browser, link.removeprefix("http://127.0.0.1:5000"))
-        assert answer.status_code in (200, 302, 303), answer.text
-    db.session.remove()
-    return len(links)
-
-
 def test_full_loop_check_waits_key_users_sign_by_email_and_azure_gets_one_callback(
     app: Flask, clock: FixedClock, smtp: MailCatcher, httpserver: HTTPServer
 ) -> None:
@@ -164,7 +122,7 @@ def test_full_loop_check_waits_key_users_sign_by_email_and_azure_gets_one_callba
     assert callbacks(httpserver) == [fake.task_completed(TASK, "succeeded")]
     httpserver.check_assertions()
     assert [(d.state, d.package_id is not None) for d in deployments()] == [("approved", True)]
-    assert [c.state for c in calls()] == ["sent"]
+    assert [c.state for c in platform_calls()] == ["sent"]
     logged = db.session.scalars(
         sa.select(AuditEvent.action).where(AuditEvent.action.like("deployment.%"))
     ).all()
@@ -241,14 +199,14 @@ def test_a_callback_answering_5xx_is_retried_until_azure_takes_it(
     )
     send_check(app, httpserver, {"package": "no-such-package"})
     run_worker(app)
-    assert [c.state for c in calls()] == ["queued"]
-    assert "HTTP 503" in calls()[0].last_error
+    assert [c.state for c in platform_calls()] == ["queued"]
+    assert "HTTP 503" in platform_calls()[0].last_error
     run_worker(app)
     assert len(callbacks(httpserver)) == 1, "nothing is posted again before the backoff"
     clock.advance(timedelta(hours=2))
     run_worker(app)
     assert len(callbacks(httpserver)) == 2
-    assert [(c.state, c.attempts) for c in calls()] == [("sent", 2)]
+    assert [(c.state, c.attempts) for c in platform_calls()] == [("sent", 2)]
 
 
 def test_a_plan_url_inside_the_network_is_refused_unless_allowed(
@@ -261,7 +219,7 @@ def test_a_plan_url_inside_the_network_is_refused_unless_allowed(
             send_check(app, httpserver, {"package": "no-such-package"})
             run_worker(app)
             assert callbacks(httpserver) == []
-            [call] = calls()
+            [call] = platform_calls()
             assert call.state != "sent"
             assert call.last_error.startswith("refused: ")
     finally:
@@ -280,4 +238,4 @@ def test_two_workers_at_once_call_azure_back_once(
     assert outcomes == [None, None]
     assert callbacks(httpserver) == [fake.task_completed(TASK, "succeeded")]
     assert [d.state for d in deployments()] == ["approved"]
-    assert [c.state for c in calls()] == ["sent"]
+    assert [c.state for c in platform_calls()] == ["sent"]

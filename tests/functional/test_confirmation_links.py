@@ -5,11 +5,9 @@ Real SMTP on loopback; the clock is fixed and moved to each boundary to the micr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -31,7 +29,7 @@ from tests.support.governance import (
     sync,
     tokens,
 )
-from tests.support.mail import catcher, messages_to, point_mail_at, run_worker
+from tests.support.mail import messages_to, run_worker
 
 RELEASED = "2026.11-live"
 SETTLEMENT = "settlement-lead@example.com"
@@ -43,13 +41,6 @@ PROBLEM = {
     "impact": "Settlement was off by 12,000 EUR",
     "could_have_caught": "Compare totals after a refund",
 }
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 def ship(app: Flask, clock: FixedClock, tmp_path: Path, confirm: str = "") -> datetime:

@@ -16,7 +16,7 @@ from flask import Flask
 from pytest_httpserver import HTTPServer
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import AuditEvent, OutboxMessage, PlatformDeployment
+from gatekeeper.db.models import AuditEvent, PlatformDeployment
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock, SystemClock
 from gatekeeper.notify import platforms
@@ -27,7 +27,8 @@ from tests.conftest import CHECKLIST_AUTHOR, SAMPLES, dispose, make_app
 from tests.contracts import github as fake
 from tests.support.flows import race
 from tests.support.link_forms import sign_link
-from tests.support.mail import ANY_LINK, catcher, point_mail_at, run_worker
+from tests.support.mail import ANY_LINK, run_worker
+from tests.support.platform_loop import deployments, platform_calls, sign_every_emailed_link
 
 SECRET = "github-webhook-secret-0123456789"
 KEY = "2026.12-payments"
@@ -75,13 +76,6 @@ def app(
 @pytest.fixture
 def github(httpserver: HTTPServer, key: tuple[str, object], clock: FixedClock) -> fake.FakeGitHub:
     return fake.FakeGitHub(httpserver, key[1], clock.now)
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 def targeted_checklists(tmp_path: Path) -> Path:
@@ -145,41 +139,6 @@ def send(
     return answer.status_code, answer.get_json(silent=True) or {}
 
 
-def deployments() -> list[PlatformDeployment]:
-    db.session.remove()
-    rows = list(db.session.scalars(sa.select(PlatformDeployment).order_by(PlatformDeployment.id)))
-    db.session.expunge_all()
-    return rows
-
-
-def calls() -> list[OutboxMessage]:
-    db.session.remove()
-    rows = list(
-        db.session.scalars(
-            sa.select(OutboxMessage)
-            .where(OutboxMessage.kind == "platform_call")
-            .order_by(OutboxMessage.id)
-        )
-    )
-    db.session.expunge_all()
-    return rows
-
-
-def sign_every_emailed_link(app: Flask, box: MailCatcher) -> int:
-    links = {
-        m.group(0)
-        for message in box.messages()
-        for m in ANY_LINK.finditer(message.text)
-        if m.group(1) == "s"
-    }
-    browser = app.test_client()
-    for link in sorted(links):
-        answer = sign_link(browser, link.removeprefix("http://127.0.0.1:5000"))
-        assert answer.status_code in (200, 302, 303), answer.text
-    db.session.remove()
-    return len(links)
-
-
 def test_full_loop_github_waits_key_users_sign_by_email_and_github_gets_one_approval(
     app: Flask,
     clock: FixedClock,
@@ -208,7 +167,7 @@ def test_full_loop_github_waits_key_users_sign_by_email_and_github_gets_one_appr
     assert "gate open" in approval["comment"]
     assert github.tokens_issued == ["ghs_1"], "the installation token is kept while it lasts"
     assert [d.state for d in deployments()] == ["approved"]
-    assert {c.state for c in calls()} <= {"sent", "moot"}
+    assert {c.state for c in platform_calls()} <= {"sent", "moot"}
     logged = db.session.scalars(
         sa.select(AuditEvent.action).where(AuditEvent.action.like("deployment.%"))
     ).all()
@@ -305,7 +264,7 @@ def test_a_callback_answering_5xx_is_retried_until_it_answers_204(
     assert run_worker(app).platform_calls.sent == 1
     [report] = github.reports()
     assert "waiting on" in report["comment"]
-    [row] = calls()
+    [row] = platform_calls()
     assert (row.state, row.attempts) == ("sent", 3)
 
 

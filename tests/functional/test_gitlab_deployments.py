@@ -15,7 +15,7 @@ from flask import Flask
 from pytest_httpserver import HTTPServer
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import AuditEvent, PlatformDeployment
+from gatekeeper.db.models import AuditEvent
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
@@ -24,8 +24,8 @@ from gatekeeper.services import checklists, packages, signoffs
 from tests.conftest import CHECKLIST_AUTHOR, SAMPLES, START, dispose, make_app
 from tests.contracts import gitlab as fake
 from tests.support.flows import race
-from tests.support.link_forms import sign_link
-from tests.support.mail import ANY_LINK, catcher, point_mail_at, run_worker
+from tests.support.mail import run_worker
+from tests.support.platform_loop import deployments, sign_every_emailed_link
 
 SECRET = "gitlab-webhook-secret-0123456789"
 KEY = "2026.12-gitlab"
@@ -59,13 +59,6 @@ def app(
 @pytest.fixture
 def gitlab(httpserver: HTTPServer) -> fake.FakeGitLab:
     return fake.FakeGitLab(httpserver)
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 def submit_package(app: Flask, clock: FixedClock, tmp_path: Path, version: str = "v2.0.1") -> None:
@@ -105,28 +98,6 @@ def submit_package(app: Flask, clock: FixedClock, tmp_path: Path, version: str =
         signoffs.submit_for_signoff(
             session, KEY, actor=MANAGER, clock=clock, links=runtime(app).link_settings()
         )
-
-
-def deployments() -> list[PlatformDeployment]:
-    db.session.remove()
-    rows = list(db.session.scalars(sa.select(PlatformDeployment).order_by(PlatformDeployment.id)))
-    db.session.expunge_all()
-    return rows
-
-
-def sign_every_emailed_link(app: Flask, box: MailCatcher) -> int:
-    links = {
-        m.group(0)
-        for message in box.messages()
-        for m in ANY_LINK.finditer(message.text)
-        if m.group(1) == "s"
-    }
-    browser = app.test_client()
-    for link in sorted(links):
-        answer = sign_link(browser, link.removeprefix("http://127.0.0.1:5000"))
-        assert answer.status_code in (200, 302, 303), answer.text
-    db.session.remove()
-    return len(links)
 
 
 def event(app: Flask, secret: str, kind: str = "Job Hook") -> int:

@@ -4,7 +4,6 @@ client. GET shows and changes nothing, the POST decides once, each purpose has i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,18 +32,11 @@ from tests.functional.api_helpers import (
 )
 from tests.functional.web_helpers import client, csrf
 from tests.support.governance import BOARD, UX_LEAD, approve, checklist_dir, write_version
-from tests.support.mail import catcher, link_to, messages_to, point_mail_at, run_worker
+from tests.support.mail import link_to, messages_to, run_worker
 
 AUTHOR = "dev@example.com"
 KEY = "2026.11-gl"
 REPORTER = "refunds-desk@example.com"
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ replaced, revoked or expired, or what it asks for was already decided. Real work
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,18 +26,11 @@ from tests.conftest import CHECKLIST_AUTHOR
 from tests.functional.api_helpers import create_package
 from tests.functional.web_helpers import add_user, sign_in_url
 from tests.support.governance import BOARD, approve, checklist_dir
-from tests.support.mail import catcher, messages_to, point_mail_at, run_worker
+from tests.support.mail import messages_to, run_worker
 
 KEY = "2026.11-moot"
 MANAGER = "release-manager@example.com"
 DANA = "settlement-lead@example.com"  # a payments-api key user
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 def moot_rows(template: str | None = None) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -22,20 +21,13 @@ from gatekeeper.services import packages, signoffs
 from gatekeeper.signing import TokenService
 from tests.conftest import TEST_KEY
 from tests.support.flows import approve_payments
-from tests.support.mail import catcher, link_in, messages_to, point_mail_at, run_worker
+from tests.support.mail import link_in, messages_to, run_worker
 
 KEY = "2026.11-r3"
 MANAGER = "release-manager@example.com"
 ENGINEER = "raj@example.com"  # in two groups of payments-api: several items, one email
 KEY_USER = "settlement-lead@example.com"
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 @pytest.fixture

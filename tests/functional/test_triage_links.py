@@ -4,7 +4,6 @@ links from the finding's staff page. Real SMTP on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,13 +39,6 @@ from tests.support.mail import catcher, link_to, messages_to, point_mail_at, run
 RELEASED = "2026.10-triage"
 REPORTER = "refunds-desk@example.com"
 RATIONALE = "Large refunds are checked by the payments provider, not in our release"
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 @pytest.fixture

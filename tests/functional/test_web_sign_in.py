@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -30,16 +29,9 @@ from tests.functional.web_helpers import (
     post,
     sign_in,
 )
-from tests.support.mail import catcher, messages_to, point_mail_at, run_worker
+from tests.support.mail import messages_to, run_worker
 
 LOGIN_LINK = re.compile(r"https?://[^\s<>\"']+/login/[A-Za-z0-9_\-.]+")
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[MailCatcher]:
-    with catcher() as box:
-        point_mail_at(app, box.port)
-        yield box
 
 
 @pytest.fixture
