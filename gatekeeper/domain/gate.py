@@ -21,6 +21,8 @@ from gatekeeper.domain.signoff import (
     KEY_USER,
     POSITIVE,
     PROBLEM,
+    barred_deputies,
+    stand_ins,
     technical_signers,
 )
 
@@ -297,16 +299,15 @@ class _StandIns:
 
     checklist: Checklist
     gate: GateInput
-    # People who may not stand in here (separation of duties), besides the assembler.
     barred: frozenset[str]
 
     def allowed(self, person: str, eligible: tuple[str, ...]) -> tuple[str, ...]:
-        """A deputy never counts twice: one who may sign the requirement in their own name
-        cannot also fill another's place in it."""
-        return tuple(
-            d
-            for d in self.checklist.deputies_of(person)
-            if d != self.gate.assembler and d not in self.barred and d not in eligible
+        return stand_ins(
+            self.checklist,
+            person=person,
+            assembler=self.gate.assembler,
+            barred=self.barred,
+            eligible=eligible,
         )
 
     def counts(self, record: SignoffRecord, eligible: tuple[str, ...]) -> bool:
@@ -551,11 +552,8 @@ def _evaluate_application(
     engineers = technical_signers(checklist)
     key_users = checklist.user_validation.emails
     eligible_users = tuple(u for u in key_users if u != gate.assembler and u not in engineers)
-    engineer_deputies = {d for p in engineers for d in checklist.deputies_of(p)}
-    # Separation of duties holds for deputies too: nobody signs both a technical item and the
-    # key-user validation of one application, in their own name or another's.
-    item_stand_ins = _StandIns(checklist, gate, frozenset(eligible_users))
-    user_stand_ins = _StandIns(checklist, gate, frozenset(engineers | engineer_deputies))
+    item_stand_ins = _StandIns(checklist, gate, barred_deputies(checklist, ITEM))
+    user_stand_ins = _StandIns(checklist, gate, barred_deputies(checklist, KEY_USER))
     reported_away: set[str] = set()
     for section, item in checklist.items():
         eligible = tuple(s for s in item.signers if s != gate.assembler)

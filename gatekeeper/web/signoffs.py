@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import EmailField, StringField
+from wtforms import DateField, EmailField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import signoff as signoff_rules
-from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.domain.errors import Conflict, LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import link_outcomes, signoffs
+from gatekeeper.services import deputies, link_outcomes, signoffs
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import asking_for_links, link_page
 
@@ -25,6 +27,16 @@ bp = Blueprint("signoffs", __name__, url_prefix="/s")
 
 class ConfirmForm(FlaskForm):
     """Only carries the CSRF token; the decisions are read per request below."""
+
+
+class AwayForm(FlaskForm):
+    """ "I am away until …": the day the signer is back (their absence ends as it begins)."""
+
+    until = DateField("I am away until", validators=[DataRequired()])
+    note = StringField(
+        "Note for the release manager (optional)",
+        validators=[Length(max=absence_rules.MAX_NOTE_CHARS)],
+    )
 
 
 class ResendForm(FlaskForm):
@@ -58,7 +70,12 @@ def show(token: str) -> ResponseReturnValue:
     if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
         return refused
     page = render_template(
-        "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
+        "signoffs/sign.html",
+        view=view,
+        form=ConfirmForm(),
+        away=AwayForm(formdata=None),
+        errors={},
+        values={},
     )
     # Most opens write nothing: only the first, then one an hour, is recorded.
     if signoffs.open_worth_recording(view.link, clock.now()):
@@ -123,7 +140,12 @@ def decide(token: str) -> ResponseReturnValue:
     if not form.validate_on_submit() or errors:
         return (
             render_template(
-                "signoffs/sign.html", view=view, form=form, errors=errors, values=request.form
+                "signoffs/sign.html",
+                view=view,
+                form=form,
+                away=AwayForm(formdata=None),
+                errors=errors,
+                values=request.form,
             ),
             422,
         )
@@ -141,6 +163,48 @@ def decide(token: str) -> ResponseReturnValue:
     except (LinkUnusable, TokenInvalid) as error:
         return _unusable(token, error)
     return render_template("signoffs/done.html", **done)
+
+
+@bp.post("/<token>/away")
+@link_page
+def away(token: str) -> ResponseReturnValue:
+    """The signer is away: their deputies get what this link asks, and the link dies."""
+    form = AwayForm()
+    clock = runtime(current_app).clock
+    try:
+        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(token, error)
+    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+        return refused
+    problem = None
+    if form.validate_on_submit() and form.until.data is not None:
+        until = datetime.combine(form.until.data, time(), UTC)
+        try:
+            with unit_of_work(db.session, origin=request_origin()) as session:
+                done = deputies.away_from_link(
+                    session,
+                    token,
+                    until=until,
+                    note=form.note.data or "",
+                    links=link_settings(),
+                    clock=clock,
+                )
+            return render_template("signoffs/away.html", done=done)
+        except (LinkUnusable, TokenInvalid) as error:
+            return _unusable(token, error)
+        except (ValidationFailed, Conflict) as error:
+            problem = error.message
+    page = render_template(
+        "signoffs/sign.html",
+        view=view,
+        form=ConfirmForm(formdata=None),
+        away=form,
+        away_problem=problem,
+        errors={},
+        values={},
+    )
+    return page, 422
 
 
 @bp.route("/resend", methods=["GET", "POST"])
