@@ -636,7 +636,8 @@ def record_signoff(
         package,
         action="signoff.recorded",
         actor=request.signer,
-        subject=f"{target.application.slug}: {request.item_id or 'key-user validation'}",
+        subject=f"{target.application.slug}: {request.item_id or 'key-user validation'}"
+        + (f" — by {request.signer} for {request.on_behalf_of}" if request.on_behalf_of else ""),
         now=now,
         details={
             "signoff": signoff.id,
