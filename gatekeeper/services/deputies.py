@@ -3,6 +3,7 @@ requests with whoever can answer them now (the person, or their deputies while t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,15 @@ def _describe(row: AbsenceRow) -> dict[str, str]:
     }
 
 
+def _lock_person(session: Session, person: str) -> None:
+    """Serialise the absences of one person (two "I am away" posts of one link record one).
+    Taken before any package lock and never while holding one, so it cannot deadlock with
+    them; SQLite's write transactions are serial already."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(person.encode()).digest()[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def record_absence(
     session: Session,
     *,
@@ -70,6 +80,7 @@ def record_absence(
     worker's pass)."""
     now = clock.now()
     email = normalized_email(person)
+    _lock_person(session, email)
     note = note.strip()
     absence_rules.check_interval(starts_at, ends_at, note)
     if ends_at <= now:
@@ -84,6 +95,7 @@ def record_absence(
     )
     session.add(row)
     session.flush()
+    settle(session, clock=clock, links=links, people=[email])
     audit.record(
         session,
         action="person.away",
@@ -92,7 +104,6 @@ def record_absence(
         now=now,
         details={"absence": row.id, **_describe(row)},
     )
-    settle(session, clock=clock, links=links, people=[email])
     return row
 
 
@@ -108,6 +119,7 @@ def end_absence(
         raise Conflict(f"this absence of {row.person} is over already")
     row.ends_at = max(row.starts_at, now)
     session.flush()
+    settle(session, clock=clock, links=links, people=[row.person])
     audit.record(
         session,
         action="person.back",
@@ -116,7 +128,6 @@ def end_absence(
         now=now,
         details={"absence": row.id, **_describe(row)},
     )
-    settle(session, clock=clock, links=links, people=[row.person])
     return row
 
 
@@ -188,7 +199,14 @@ def settle(
     if people is not None:
         query = query.where(SignoffRequest.signer.in_(sorted(people)))
     settled = Settled({}, {})
-    for package_id in sorted(session.scalars(query)):
+    ids = sorted(session.scalars(query))
+    # Every package locked first, in one order, before anything is written: a sign-off holds
+    # its package's lock while it appends to the audit trail, so taking the audit lock and
+    # then a package lock here could deadlock with it.
+    newly_locked = [packages.lock_package(session, package_id) for package_id in ids]
+    if any(newly_locked):
+        session.expire_all()
+    for package_id in ids:
         _settle_package(session, package_id, known, now, clock, links, settled)
     return settled
 
@@ -202,8 +220,6 @@ def _settle_package(
     links: LinkSettings,
     settled: Settled,
 ) -> None:
-    if packages.lock_package(session, package_id):
-        session.expire_all()
     package = session.get(Package, package_id)
     if package is None or package.state != lifecycle.IN_REVIEW:
         return
@@ -270,11 +286,11 @@ def away_from_link(
     """The link's signer says they are away from now until `until`. The link must be one they
     could sign with; what it asked goes to their deputies, and the link dies with it."""
     now = clock.now()
+    person = open_link(session, token, settings=links, clock=clock).link.signer
+    _lock_person(session, person)
+    # Read again under the lock: the link may have been used or handed meanwhile.
+    session.expire_all()
     view = open_link(session, token, settings=links, clock=clock)
-    packages.lock_package(session, view.package.id)
-    session.refresh(view.link)
-    view = open_link(session, token, settings=links, clock=clock)
-    person = view.link.signer
     if (current := away_until(session, person, now)) is not None:
         raise Conflict(f"you are already recorded as away until {current.date().isoformat()}")
     record_absence(

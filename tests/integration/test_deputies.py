@@ -116,7 +116,8 @@ def test_an_absence_in_force_hands_pending_requests_over_at_once(
         ("compliance@example.com",)
     ], "the deputy's sign-offs count for both of sec-oncall's items"
     actions = db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).all()
-    assert "person.away" in actions and "signoff.handed_to_deputies" in actions
+    assert "person.away" in actions
+    assert "signoff.handed_to_deputies" in actions
     details = db.session.scalars(
         sa.select(AuditEvent.details).where(AuditEvent.action == "signoff.recorded")
     ).all()
@@ -281,5 +282,6 @@ def test_away_from_a_link_hands_it_over_and_refuses_twice(app: Flask, clock: Fix
     ):
         deputies.away_from_link(session, refunds, until=until, note="", links=settings, clock=clock)
     link = db.session.scalar(sa.select(SignoffLink).where(SignoffLink.signer == REFUNDS))
-    assert link is not None and link.state == "active"
+    assert link is not None
+    assert link.state == "active"
     db.session.rollback()
