@@ -21,18 +21,22 @@ LEAD_BACKUP = "settlement-backup@example.com"
 SEC = "sec-oncall@example.com"  # signs two security items, one deputy
 SEC_DEPUTY = "sec-deputy@example.com"
 REFUNDS = "refunds-desk@example.com"  # key user without a deputy
+SAMPLE_DEPUTIES = f"""deputies:
+  {LEAD}: [{LEAD_DEPUTY}]
+"""
 DEPUTIES = f"""deputies:
   {LEAD}: [{LEAD_DEPUTY}, {LEAD_BACKUP}]
-  {SEC}: [{SEC_DEPUTY}]
 """
 
 
 def with_deputies(app: Flask, clock: FixedClock, tmp_path: Path) -> None:
-    """Sync the samples with payments-api at v8 (v7 plus deputies) and approve it."""
+    """Sync the samples with payments-api at v8 (v7 with a second deputy for the settlement
+    lead) and approve it."""
     directory = checklist_dir(tmp_path)
     path = directory / "payments-api.yaml"
     text = path.read_text("utf-8").replace("\nversion: 7\n", "\nversion: 8\n", 1)
-    path.write_text(text + DEPUTIES, "utf-8")
+    assert SAMPLE_DEPUTIES in text
+    path.write_text(text.replace(SAMPLE_DEPUTIES, DEPUTIES), "utf-8")
     sync(app, clock, directory)
     approve(clock, "payments-api", 8)
 
