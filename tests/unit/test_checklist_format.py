@@ -703,6 +703,8 @@ def test_confirm_after_release_is_in_the_json_schema() -> None:
 
 # --- deputies ------------------------------------------------------------------------------------
 
+# The sample without its own deputies, so that each test gives its own.
+BARE = PAYMENTS[: PAYMENTS.index("# While one of them is away")]
 DEPUTIES = """deputies:
   settlement-lead@example.com: [settlement-deputy@example.com]
   stranger@example.com: [someone@example.com]
@@ -714,15 +716,15 @@ DEPUTIES = """deputies:
 
 
 def test_deputies_parse_and_each_bad_one_is_reported_at_its_line_and_column() -> None:
-    good = PAYMENTS + DEPUTIES.splitlines(keepends=True)[0] + DEPUTIES.splitlines(True)[1]
+    good = BARE + DEPUTIES.splitlines(keepends=True)[0] + DEPUTIES.splitlines(True)[1]
     parsed = parse_checklist(good.encode(), "p.yaml")
     assert parsed.deputies == {"settlement-lead@example.com": ("settlement-deputy@example.com",)}
-    text = PAYMENTS + DEPUTIES
+    text = BARE + DEPUTIES
     found = [str(p) for p in problems_of(text.encode(), "p.yaml")]
     assert len(found) == 1  # a bad address stops the cross-field rules
     line, col = position_of(text, "not-an-address")
     assert found[0].startswith(f"p.yaml:{line}:{col}: deputies.li@example.com[0]:")
-    text = PAYMENTS + DEPUTIES.replace("  li@example.com: [not-an-address]\n", "")
+    text = BARE + DEPUTIES.replace("  li@example.com: [not-an-address]\n", "")
     found = [str(p) for p in problems_of(text.encode(), "p.yaml")]
     expected = [
         ("[someone@example.com]", "is not a signer or key user of this checklist"),
@@ -738,12 +740,12 @@ def test_deputies_parse_and_each_bad_one_is_reported_at_its_line_and_column() ->
 
 
 def test_deputies_must_be_a_mapping() -> None:
-    (problem,) = problems_of((PAYMENTS + "deputies: [a@example.com]\n").encode(), "p.yaml")
+    (problem,) = problems_of((BARE + "deputies: [a@example.com]\n").encode(), "p.yaml")
     assert "expected a mapping of email to deputies" in problem.message
 
 
 def test_the_schema_knows_deputies() -> None:
-    doc = yaml.safe_load(PAYMENTS + DEPUTIES.splitlines(True)[0] + DEPUTIES.splitlines(True)[1])
+    doc = yaml.safe_load(BARE + DEPUTIES.splitlines(True)[0] + DEPUTIES.splitlines(True)[1])
     SCHEMA_VALIDATOR.validate(doc)
     doc["deputies"] = {"not an address": ["x@example.com"]}
     assert not SCHEMA_VALIDATOR.is_valid(doc)
