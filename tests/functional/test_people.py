@@ -148,3 +148,19 @@ def test_away_from_the_link_hands_it_to_the_deputy_who_signs_for_the_person(
     assert f"by {LEAD_DEPUTY} for {LEAD}" in timeline
     evidence = manager.get(f"/packages/{KEY}/evidence.html").text
     assert f"{LEAD_DEPUTY} for {LEAD}" in evidence
+
+
+def test_saying_away_twice_from_a_link_without_deputy_is_refused_on_the_page(
+    app: Flask, clock: FixedClock, tmp_path: Path
+) -> None:
+    submitted(app, clock, tmp_path)
+    path = f"/s/{tokens('s')[REFUNDS]}"
+    browser = client(app)
+    page = browser.get(path).text
+    first = browser.post(f"{path}/away", data={"csrf_token": csrf(page), "until": "2026-12-20"})
+    assert first.status_code == 200
+    assert "names no deputy who can sign in your place" in first.text
+    again = browser.post(f"{path}/away", data={"csrf_token": csrf(page), "until": "2026-12-22"})
+    assert again.status_code == 422
+    assert "you are already recorded as away until 2026-12-20" in again.text
+    assert 'data-testid="away-form"' in again.text
