@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import Absence as AbsenceRow
-from gatekeeper.db.models import Package, SignoffLink, SignoffRequest
+from gatekeeper.db.models import Package, PackageApplication, SignoffLink, SignoffRequest
 from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain import signoff as signoff_rules
@@ -187,12 +187,13 @@ def settle(
     to_return = sa.and_(
         SignoffRequest.state == signoff_rules.REVOKED,
         SignoffRequest.handed_at.is_not(None),
-        SignoffRequest.revision == Package.revision,
+        handover.still_asked(),
         SignoffRequest.signer.not_in(away),
     )
     query = (
         sa.select(SignoffRequest.package_id)
         .join(Package, in_review)
+        .join(PackageApplication, PackageApplication.id == SignoffRequest.package_application_id)
         .where(sa.or_(to_hand, to_return))
         .distinct()
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gatekeeper.db.models import Package, SignoffRequest
+from gatekeeper.db.models import Package, PackageApplication, SignoffRequest
 from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.absence import Absence
@@ -41,6 +41,15 @@ def available_stand_ins(
             eligible=eligible,
         )
         if absence_rules.away_until(absences, d, now) is None
+    )
+
+
+def still_asked() -> sa.ColumnElement[bool]:
+    """A request (joined with its package application) that the package still asks: its
+    application is in the package and has not changed since the request was made."""
+    return sa.and_(
+        PackageApplication.removed_in_revision.is_(None),
+        SignoffRequest.revision >= PackageApplication.changed_in_revision,
     )
 
 
@@ -120,11 +129,12 @@ def take_back(
     per person back, the deputies whose requests died."""
     handed = session.scalars(
         sa.select(SignoffRequest)
+        .join(PackageApplication, PackageApplication.id == SignoffRequest.package_application_id)
         .where(
             SignoffRequest.package_id == package.id,
-            SignoffRequest.revision == package.revision,
             SignoffRequest.state == signoff_rules.REVOKED,
             SignoffRequest.handed_at.is_not(None),
+            still_asked(),
         )
         .order_by(SignoffRequest.id)
     ).all()

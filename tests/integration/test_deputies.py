@@ -17,7 +17,7 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, LinkUnusable, NotFound, ValidationFailed
 from gatekeeper.runtime import runtime
-from gatekeeper.services import deputies, signoffs
+from gatekeeper.services import deputies, packages, signoffs
 from tests.support.deputies import (
     LEAD,
     LEAD_BACKUP,
@@ -285,3 +285,34 @@ def test_away_from_a_link_hands_it_over_and_refuses_twice(app: Flask, clock: Fix
     assert link is not None
     assert link.state == "active"
     db.session.rollback()
+
+
+@pytest.mark.usefixtures("prepared")
+def test_an_edit_while_away_hands_the_new_requests_and_back_returns_only_current_ones(
+    app: Flask, clock: FixedClock
+) -> None:
+    submit_with_links(app, clock, KEY)
+    away(app, clock, SEC)
+    clock.advance(timedelta(hours=1))
+    with unit_of_work(db.session) as session:
+        signoffs.edit_and_reissue(
+            session,
+            KEY,
+            packages.PackageChanges(
+                applications=(packages.ApplicationSpec("payments-api", "8.1"),)
+            ),
+            actor=MANAGER,
+            clock=clock,
+            links=runtime(app).link_settings(),
+        )
+    # Revision 1's places were handed and then went stale with the edit; revision 2's were
+    # handed as they were made.
+    assert states(SEC) == ["revoked"] * 4
+    assert [r.revision for r in requests_of(SEC_DEPUTY) if r.state == "pending"] == [2, 2]
+    back(app, clock, SEC)
+    assert [(r.revision, r.state) for r in requests_of(SEC)] == [
+        (1, "revoked"),
+        (1, "revoked"),
+        (2, "pending"),
+        (2, "pending"),
+    ]
