@@ -59,6 +59,27 @@ def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnV
     return token_pages.unusable_page("signoffs/unusable.html", error, outcome=outcome)
 
 
+def _sign_page(
+    view: signoffs.LinkView,
+    *,
+    form: FlaskForm | None = None,
+    away: AwayForm | None = None,
+    away_problem: str | None = None,
+    errors: dict[int, str] | None = None,
+    values: Any = None,
+) -> str:
+    """The sign-off page, with the "I am away" form under it."""
+    return render_template(
+        "signoffs/sign.html",
+        view=view,
+        form=form or ConfirmForm(),
+        away=away or AwayForm(formdata=None),
+        away_problem=away_problem,
+        errors=errors or {},
+        values=values or {},
+    )
+
+
 @bp.route("/<token>", methods=["GET", "HEAD"])
 @link_page
 def show(token: str) -> ResponseReturnValue:
@@ -69,14 +90,7 @@ def show(token: str) -> ResponseReturnValue:
         return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
         return refused
-    page = render_template(
-        "signoffs/sign.html",
-        view=view,
-        form=ConfirmForm(),
-        away=AwayForm(formdata=None),
-        errors={},
-        values={},
-    )
+    page = _sign_page(view)
     # Most opens write nothing: only the first, then one an hour, is recorded.
     if signoffs.open_worth_recording(view.link, clock.now()):
         with unit_of_work(db.session, origin=request_origin()) as session:
@@ -138,17 +152,7 @@ def decide(token: str) -> ResponseReturnValue:
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
-        return (
-            render_template(
-                "signoffs/sign.html",
-                view=view,
-                form=form,
-                away=AwayForm(formdata=None),
-                errors=errors,
-                values=request.form,
-            ),
-            422,
-        )
+        return _sign_page(view, form=form, errors=errors, values=request.form), 422
     try:
         with unit_of_work(db.session, origin=request_origin()) as session:
             recorded = signoffs.submit_link(
@@ -195,16 +199,7 @@ def away(token: str) -> ResponseReturnValue:
             return _unusable(token, error)
         except (ValidationFailed, Conflict) as error:
             problem = error.message
-    page = render_template(
-        "signoffs/sign.html",
-        view=view,
-        form=ConfirmForm(formdata=None),
-        away=form,
-        away_problem=problem,
-        errors={},
-        values={},
-    )
-    return page, 422
+    return _sign_page(view, form=ConfirmForm(formdata=None), away=form, away_problem=problem), 422
 
 
 @bp.route("/resend", methods=["GET", "POST"])
