@@ -270,6 +270,13 @@ def checklist_json_schema() -> dict[str, Any]:
                 "items": _text("One reference, such as a finding or ticket id.", 64),
                 "description": "References (findings, tickets) this checklist addresses.",
             },
+            "deputies": {
+                "type": "object",
+                "description": "Who may sign in a signer's or key user's place while they are "
+                "away: their email to a list of deputies' emails (optional).",
+                "propertyNames": {"$ref": "#/$defs/email"},
+                "additionalProperties": _emails("The deputies of this person."),
+            },
             "deploy_targets": {
                 "type": "array",
                 "items": {

@@ -268,7 +268,14 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
             "sections",
             "user_validation",
         ),
-        optional=("description", "groups", "consumers", "addresses", "deploy_targets"),
+        optional=(
+            "description",
+            "groups",
+            "consumers",
+            "addresses",
+            "deploy_targets",
+            "deputies",
+        ),
     )
     if top is None:
         return None
@@ -396,6 +403,7 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
                 addresses.append(finding)
 
     deploy_targets = _read_deploy_targets(reader, get("deploy_targets"))
+    deputies = _read_deputies(reader, get("deputies"))
 
     if (
         reader.problems
@@ -421,7 +429,25 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
         consumers=tuple(consumers),
         addresses=tuple(addresses),
         deploy_targets=deploy_targets,
+        deputies=deputies,
     )
+
+
+def _read_deputies(reader: _Reader, node: Node | None) -> dict[str, tuple[str, ...]]:
+    if node is None:
+        return {}
+    if not isinstance(node, Mapping):
+        reader.fail(
+            node, ("deputies",), f"expected a mapping of email to deputies, found {_kind(node)}"
+        )
+        return {}
+    deputies: dict[str, tuple[str, ...]] = {}
+    for raw, (key_node, value_node) in node.entries.items():
+        person = reader.email(key_node, ("deputies", raw))
+        listed = reader.emails(value_node, ("deputies", raw))
+        if person is not None and listed is not None:
+            deputies[person] = listed
+    return deputies
 
 
 # A GitHub `owner/name` or a GitLab `group/subgroup/project` path; environments as the

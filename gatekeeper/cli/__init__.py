@@ -74,6 +74,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "Inspect queued and dead-lettered email and webhooks.",
         True,
     ),
+    "people": (
+        "gatekeeper.cli.people:group",
+        "Who is away and when they are back; their deputies sign meanwhile.",
+        True,
+    ),
     "reviews": (
         "gatekeeper.cli.reviews:group",
         "Learning reviews of releases that failed their users.",

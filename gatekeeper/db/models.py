@@ -189,6 +189,10 @@ class SignoffRequest(Base):
     link_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signoff_links.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A deputy's request: the away person whose place the deputy takes.
+    on_behalf_of: Mapped[str | None] = mapped_column(EMAIL)
+    # When this request (revoked) was handed to the deputies of its away signer.
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     package_application: Mapped[PackageApplication] = relationship()
 
@@ -213,6 +217,8 @@ class Signoff(Base):
     revision: Mapped[int]
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stale_since_revision: Mapped[int | None]
+    # Set when a deputy signed: the away person the sign-off was given for.
+    on_behalf_of: Mapped[str | None] = mapped_column(EMAIL)
     # HMAC-SHA256 over the record's canonical fields (services/integrity) with a record key
     # kept outside the database, and which key; None only on rows older than record MACs.
     mac: Mapped[str | None] = mapped_column(sa.String(64))
@@ -419,8 +425,26 @@ class SignoffLink(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When an open of this link was last written to the audit trail (at most once an hour).
     open_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the link died because its signer is away and their requests went to deputies.
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     package: Mapped[Package] = relationship()
+
+
+class Absence(Base):
+    """A person away from `starts_at` until `ends_at`: their deputies sign in their place."""
+
+    __tablename__ = "absences"
+    __table_args__ = (sa.CheckConstraint("ends_at >= starts_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person: Mapped[str] = mapped_column(EMAIL, index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Ending an absence early moves this to the moment of return (never before starts_at).
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_by: Mapped[str] = mapped_column(sa.String(254))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEvent(Base):

@@ -173,7 +173,12 @@ class Checklist:
     description: str = ""
     addresses: tuple[str, ...] = ()
     deploy_targets: tuple[DeployTarget, ...] = ()
+    # Who may sign in a signer's or key user's place while they are away.
+    deputies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
+
+    def deputies_of(self, person: str) -> tuple[str, ...]:
+        return self.deputies.get(person, ())
 
     def items(self) -> Iterator[tuple[Section, Item]]:
         for section in self.sections:
@@ -237,6 +242,8 @@ class Checklist:
         # Only when declared: the digest of every checklist without targets stays what it was.
         if self.deploy_targets:
             doc["deploy_targets"] = [t.to_dict() for t in self.deploy_targets]
+        if self.deputies:
+            doc["deputies"] = {person: list(d) for person, d in self.deputies.items()}
         return doc
 
     @classmethod
@@ -284,6 +291,7 @@ class Checklist:
                 for raw in doc.get("deploy_targets", ())
                 for platform, place in raw.items()
             ),
+            deputies={p: tuple(d) for p, d in doc.get("deputies", {}).items()},
         )
 
 
@@ -350,4 +358,46 @@ def rule_violations(checklist: Checklist) -> list[tuple[Path, str]]:
         )
     if len(set(uv.scenarios)) != len(uv.scenarios):
         found.append((("user_validation", "scenarios"), "a scenario is listed twice"))
+    found.extend(_deputy_violations(checklist))
+    return found
+
+
+def _deputy_violations(checklist: Checklist) -> list[tuple[Path, str]]:
+    """Deputies are bound by the checklist: only its own people have them, nobody deputises for
+    themselves, and separation of duties holds for a deputy as it does for the person."""
+    found: list[tuple[Path, str]] = []
+    engineers = {s for _, item in checklist.items() for s in item.signers}
+    # A key user who also signs technical items never validates (the gate's rule), so only
+    # the others are on the validating side.
+    validating = {k for k in checklist.user_validation.emails if k not in engineers}
+    engineer_deputies = {d for p in engineers for d in checklist.deputies_of(p)}
+    for person, deputies in checklist.deputies.items():
+        if person not in engineers and person not in validating:
+            found.append(
+                (("deputies", person), f"{person} is not a signer or key user of this checklist")
+            )
+        if len(set(deputies)) != len(deputies):
+            found.append((("deputies", person), "a deputy is listed more than once"))
+        for index, deputy in enumerate(deputies):
+            at: Path = ("deputies", person, index)
+            if deputy == person:
+                found.append((at, f"{person} cannot be their own deputy"))
+            elif person in validating and (deputy in engineers or deputy in engineer_deputies):
+                found.append(
+                    (
+                        at,
+                        f"separation of duties: {deputy} signs technical items of "
+                        f"{checklist.application} (or deputises for someone who does), so "
+                        f"cannot validate it for key user {person}",
+                    )
+                )
+            elif person in engineers and deputy in validating:
+                found.append(
+                    (
+                        at,
+                        f"separation of duties: {deputy} is a key user of "
+                        f"{checklist.application}, so cannot sign its technical items for "
+                        f"{person}",
+                    )
+                )
     return found

@@ -43,7 +43,8 @@ class LinkUnusable(GatekeeperError):
 
     code = "link_unusable"
     # "decided": someone else already took the decision the link asked for (a governance review).
-    REASONS = ("used", "expired", "superseded", "revoked", "decided")
+    # "handed": its signer is away and what it asked went to their deputies.
+    REASONS = ("used", "expired", "superseded", "revoked", "decided", "handed")
 
     def __init__(self, reason: str, message: str, *, details: Any = None) -> None:
         if reason not in self.REASONS:

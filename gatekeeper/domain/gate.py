@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import confirmation as confirmation_rules
 from gatekeeper.domain import learning
 from gatekeeper.domain import package as lifecycle
@@ -20,6 +21,8 @@ from gatekeeper.domain.signoff import (
     KEY_USER,
     POSITIVE,
     PROBLEM,
+    barred_deputies,
+    stand_ins,
     technical_signers,
 )
 
@@ -49,9 +52,12 @@ USER_QUORUM_UNREACHABLE = "USER_QUORUM_UNREACHABLE"
 # A sign-off or governance review whose record MAC does not verify: written or changed by
 # someone without the record keys. It never counts, and it blocks until someone looks.
 TAMPERING_DETECTED = "TAMPERING_DETECTED"
+# Someone whose sign-off is still needed is away and nobody may sign in their place.
+SIGNER_AWAY = "SIGNER_AWAY"
 
 BLOCKING_CODES = (
     TAMPERING_DETECTED,
+    SIGNER_AWAY,
     PACKAGE_CANCELLED,
     PACKAGE_EMPTY,
     NO_APPROVED_CHECKLIST,
@@ -117,6 +123,13 @@ class SignoffRecord:
     comment: str = ""
     # The service layer's verdict on the record's MAC: an unverified record never counts.
     verified: bool = True
+    # Set when a deputy signed: the away person whose place the record takes.
+    on_behalf_of: str | None = None
+
+    @property
+    def principal(self) -> str:
+        """Whose sign-off this is: the person themselves, or the one a deputy signed for."""
+        return self.on_behalf_of or self.signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +175,7 @@ class GateInput:
     # Key users' post-release answers: (application, key user, works|problem).
     confirmations: tuple[tuple[str, str, str], ...] = ()
     tampered: tuple[TamperedRecord, ...] = ()
+    absences: tuple[absence_rules.Absence, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,17 +283,61 @@ class _Tally:
 
 
 def _latest_per_signer(records: Iterable[SignoffRecord]) -> dict[str, SignoffRecord]:
-    """A person counts once per requirement: their most recent decision stands."""
+    """A person counts once per requirement: the most recent decision in their place (theirs
+    or their deputy's) stands."""
     latest: dict[str, SignoffRecord] = {}
     for record in records:
-        held = latest.get(record.signer)
+        held = latest.get(record.principal)
         if held is None or (record.signed_at, record.id) > (held.signed_at, held.id):
-            latest[record.signer] = record
+            latest[record.principal] = record
     return latest
+
+
+@dataclass(frozen=True, slots=True)
+class _StandIns:
+    """Who may take an eligible person's place in one requirement while they are away."""
+
+    checklist: Checklist
+    gate: GateInput
+    barred: frozenset[str]
+
+    def allowed(self, person: str, eligible: tuple[str, ...]) -> tuple[str, ...]:
+        return stand_ins(
+            self.checklist,
+            person=person,
+            assembler=self.gate.assembler,
+            barred=self.barred,
+            eligible=eligible,
+        )
+
+    def counts(self, record: SignoffRecord, eligible: tuple[str, ...]) -> bool:
+        return record.on_behalf_of is None or record.signer in self.allowed(
+            record.on_behalf_of, eligible
+        )
+
+
+def _away_blocker(
+    pinned: PinnedApplication, stand_ins: _StandIns, person: str, until: datetime
+) -> Blocker:
+    checklist = stand_ins.checklist
+    named = checklist.deputies_of(person)
+    where = f"checklist {pinned.application} v{checklist.version}"
+    return Blocker(
+        code=SIGNER_AWAY,
+        application=pinned.application,
+        waiting_on=(person,),
+        message=(
+            f"{person} is away until {until.date().isoformat()} and {where} names no deputy"
+            if not named
+            else f"{person} is away until {until.date().isoformat()} and no deputy named in "
+            f"{where} can sign in their place now ({', '.join(named)})"
+        ),
+    )
 
 
 def _evaluate_requirement(
     *,
+    gate: GateInput,
     pinned: PinnedApplication,
     gate_revision: int,
     eligible: tuple[str, ...],
@@ -290,17 +348,24 @@ def _evaluate_requirement(
     blockers: list[Blocker],
     section: str | None,
     item: Item | None,
+    stand_ins: _StandIns,
+    reported_away: set[str],
 ) -> None:
     app = pinned.application
-    decided = _latest_per_signer(r for r in records if r.signer in eligible)
+    decided = _latest_per_signer(
+        r for r in records if r.principal in eligible and stand_ins.counts(r, eligible)
+    )
     # A decision only counts when it is one its kind can make (a key user cannot "pass").
     allowed = DECISIONS[ITEM if item is not None else KEY_USER]
     positive = [r for r in decided.values() if r.decision in POSITIVE and r.decision in allowed]
     negative = [r for r in decided.values() if r.decision in (FAIL, PROBLEM)]
+    # A human counts once per requirement, whether signing for themselves or as a deputy.
+    signed_by = {r.signer for r in positive}
     tally.required += needed
-    tally.signed += min(len(positive), needed)
+    tally.signed += min(len(signed_by), needed)
     # Carried forward: still counting although given at an earlier revision of the package.
-    tally.carried += min(sum(1 for r in positive if r.revision < gate_revision), needed)
+    carried = {r.signer for r in positive if r.revision < gate_revision}
+    tally.carried += min(len(carried), needed)
     tally.counted.extend(r.id for r in decided.values())
     what = f"item {item.id!r}" if item else "user validation"
     for record in sorted(negative, key=lambda r: r.signer):
@@ -319,7 +384,7 @@ def _evaluate_requirement(
                 ),
             )
         )
-    if len(positive) >= needed:
+    if len(signed_by) >= needed:
         return
     if len(eligible) < needed:
         blockers.append(
@@ -335,8 +400,33 @@ def _evaluate_requirement(
             )
         )
         return
-    waiting = tuple(sorted(s for s in eligible if s not in decided))
-    if negative and not waiting:
+    waiting_on: set[str] = set()
+    reachable = len(signed_by)
+    stuck: list[tuple[str, datetime]] = []
+    for person in sorted(s for s in eligible if s not in decided):
+        until = absence_rules.away_until(gate.absences, person, gate.now)
+        if until is None:
+            waiting_on.add(person)
+            reachable += 1
+            continue
+        deputies = [
+            d
+            for d in stand_ins.allowed(person, eligible)
+            if d not in signed_by and absence_rules.away_until(gate.absences, d, gate.now) is None
+        ]
+        if deputies:
+            waiting_on.update(deputies)
+            reachable += 1
+        else:
+            stuck.append((person, until))
+    # An away person without a deputy blocks only when the others cannot make up the quorum.
+    if reachable < needed:
+        for person, until in stuck:
+            if person not in reported_away:
+                reported_away.add(person)
+                blockers.append(_away_blocker(pinned, stand_ins, person, until))
+    waiting = tuple(sorted(waiting_on))
+    if (negative or stuck) and not waiting:
         return
     blockers.append(
         Blocker(
@@ -347,7 +437,7 @@ def _evaluate_requirement(
             waiting_on=waiting,
             since=pinned.requested_at,
             message=(
-                f"{what} of {app}: {len(positive)} of {needed} required sign-offs, "
+                f"{what} of {app}: {len(signed_by)} of {needed} required sign-offs, "
                 f"waiting on {', '.join(waiting)}"
             ),
         )
@@ -459,9 +549,16 @@ def _evaluate_application(
             by_item.setdefault((record.section_id, record.item_id), []).append(record)
         elif record.kind == KEY_USER:
             key_user_records.append(record)
+    engineers = technical_signers(checklist)
+    key_users = checklist.user_validation.emails
+    eligible_users = tuple(u for u in key_users if u != gate.assembler and u not in engineers)
+    item_stand_ins = _StandIns(checklist, gate, barred_deputies(checklist, ITEM))
+    user_stand_ins = _StandIns(checklist, gate, barred_deputies(checklist, KEY_USER))
+    reported_away: set[str] = set()
     for section, item in checklist.items():
         eligible = tuple(s for s in item.signers if s != gate.assembler)
         _evaluate_requirement(
+            gate=gate,
             pinned=pinned,
             gate_revision=gate.revision,
             eligible=eligible,
@@ -472,11 +569,11 @@ def _evaluate_application(
             blockers=blockers,
             section=section.id,
             item=item,
+            stand_ins=item_stand_ins,
+            reported_away=reported_away,
         )
-    engineers = technical_signers(checklist)
-    key_users = checklist.user_validation.emails
-    eligible_users = tuple(u for u in key_users if u != gate.assembler and u not in engineers)
     _evaluate_requirement(
+        gate=gate,
         pinned=pinned,
         gate_revision=gate.revision,
         eligible=eligible_users,
@@ -487,6 +584,8 @@ def _evaluate_application(
         blockers=blockers,
         section=None,
         item=None,
+        stand_ins=user_stand_ins,
+        reported_away=reported_away,
     )
     progress = ApplicationProgress(
         app,
@@ -610,8 +709,8 @@ def stable_until(gate: GateInput) -> datetime | None:
     """The first instant after `gate.now` at which the clock alone could change what
     `evaluate(gate)` returns: a governance review falling due, an open finding becoming old
     enough to warn, a finding warning's day count going up, a learning review or action item
-    falling due, or a released package's
-    confirmation window closing. None when the result does not
+    falling due, someone leaving or coming back (an absence's start or end), or a released
+    package's confirmation window closing. None when the result does not
     depend on the clock at all. Callers may reuse an evaluation for any `now` in
     [gate.now, stable_until) as long as nothing else in the input changed."""
     moments: list[datetime] = []
@@ -628,6 +727,7 @@ def stable_until(gate: GateInput) -> datetime | None:
         if gate.state != lifecycle.RELEASED:
             moments.extend(d.due_at for d in pinned.learning_due if gate.now < d.due_at)
     moments.extend(w.closes_at for w in _windows(gate) if gate.now < w.closes_at)
+    moments.extend(absence_rules.boundaries(gate.absences, gate.now))
     return min(moments, default=None)
 
 

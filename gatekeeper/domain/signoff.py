@@ -92,6 +92,46 @@ def technical_signers(checklist: Checklist) -> frozenset[str]:
     return frozenset(signer for _, item in checklist.items() for signer in item.signers)
 
 
+def eligible_signers(
+    checklist: Checklist, *, kind: str, item: Item | None, assembler: str
+) -> tuple[str, ...]:
+    """Who may sign a requirement in their own name: an item's signers, or the key users who
+    sign no technical item; never the assembler."""
+    if kind == ITEM:
+        listed = item.signers if item is not None else ()
+    else:
+        engineers = technical_signers(checklist)
+        listed = tuple(k for k in checklist.user_validation.emails if k not in engineers)
+    return tuple(p for p in listed if p != assembler)
+
+
+def barred_deputies(checklist: Checklist, kind: str) -> frozenset[str]:
+    """Who may never stand in for anyone in a requirement of this kind: separation of duties
+    holds for deputies too, so nobody signs both a technical item and the key-user validation
+    of one application, in their own name or another's."""
+    engineers = technical_signers(checklist)
+    if kind == ITEM:
+        return frozenset(k for k in checklist.user_validation.emails if k not in engineers)
+    return engineers | {d for p in engineers for d in checklist.deputies_of(p)}
+
+
+def stand_ins(
+    checklist: Checklist,
+    *,
+    person: str,
+    assembler: str,
+    barred: frozenset[str],
+    eligible: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The deputies who may take `person`'s place in one requirement. A deputy never counts
+    twice: one who may sign the requirement in their own name cannot fill another's place."""
+    return tuple(
+        d
+        for d in checklist.deputies_of(person)
+        if d != assembler and d not in barred and d not in eligible
+    )
+
+
 def check_may_sign(
     *,
     signer: str,
@@ -99,8 +139,21 @@ def check_may_sign(
     assembler: str,
     checklist: Checklist,
     item: Item | None,
+    on_behalf_of: str | None = None,
 ) -> None:
-    """Separation of duties, applied when a request is created and again when it is used."""
+    """Separation of duties, applied when a request is created and again when it is used; a
+    deputy signing `on_behalf_of` someone must be one of their stand-ins for this requirement."""
+    if on_behalf_of is not None:
+        check_may_sign(
+            signer=on_behalf_of, kind=kind, assembler=assembler, checklist=checklist, item=item
+        )
+        eligible = eligible_signers(checklist, kind=kind, item=item, assembler=assembler)
+        barred = barred_deputies(checklist, kind)
+        if signer not in stand_ins(
+            checklist, person=on_behalf_of, assembler=assembler, barred=barred, eligible=eligible
+        ):
+            raise PermissionDenied(f"{signer} may not sign for {on_behalf_of} here")
+        return
     if signer == assembler:
         raise PermissionDenied("the release manager who assembled a package cannot sign off in it")
     if kind == ITEM:

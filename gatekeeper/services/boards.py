@@ -180,6 +180,7 @@ class SignoffEntry:
     revision: int
     carried: bool  # given at an earlier revision and still counting
     scenarios_confirmed: tuple[int, ...]
+    on_behalf_of: str | None = None  # a deputy's sign-off: whose place it took
 
     @property
     def evidence_is_link(self) -> bool:
@@ -284,15 +285,18 @@ def _entry(signoff: Signoff, revision: int) -> SignoffEntry:
         revision=signoff.revision,
         carried=signoff.revision < revision,
         scenarios_confirmed=tuple(int(i) for i in signoff.scenarios_confirmed.split(",") if i),
+        on_behalf_of=signoff.on_behalf_of,
     )
 
 
 def _latest_by_signer(signoffs: Iterable[Signoff]) -> dict[str, Signoff]:
+    """The decision standing in each person's place: theirs, or their deputy's."""
     latest: dict[str, Signoff] = {}
     for s in signoffs:
-        held = latest.get(s.signer)
+        place = s.on_behalf_of or s.signer
+        held = latest.get(place)
         if held is None or (s.signed_at, s.id) > (held.signed_at, held.id):
-            latest[s.signer] = s
+            latest[place] = s
     return latest
 
 

@@ -152,6 +152,7 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
                 "section": r.section_id,
                 "item": r.item_id,
                 "signer": r.signer,
+                **({"on_behalf_of": r.on_behalf_of} if r.on_behalf_of else {}),
                 "revision": r.revision,
                 "state": r.state,
                 "created_at": _iso(r.created_at),
@@ -167,6 +168,7 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
                 "section": d.section_id,
                 "item": d.item_id,
                 "signer": d.signer,
+                **({"on_behalf_of": d.on_behalf_of} if d.on_behalf_of else {}),
                 "decision": d.decision,
                 "comment": d.comment,
                 "evidence": d.evidence,
@@ -300,6 +302,7 @@ class DecisionRow:
     signed_at: datetime | None
     client_address: str
     user_agent: str
+    on_behalf_of: str | None = None  # a deputy's decision: whose place it took
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,7 @@ class RequestRow:
     state: str
     created_at: datetime | None
     closed_at: datetime | None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -449,6 +453,7 @@ def _decision(d: dict[str, Any], texts: _Texts) -> DecisionRow:
         signed_at=_moment(d["signed_at"]),
         client_address=d["client_address"] or "",
         user_agent=d["user_agent"] or "",
+        on_behalf_of=d.get("on_behalf_of"),
     )
 
 
@@ -511,6 +516,7 @@ def page(pack: dict[str, Any]) -> EvidencePage:
                 state=r["state"],
                 created_at=_moment(r["created_at"]),
                 closed_at=_moment(r["closed_at"]),
+                on_behalf_of=r.get("on_behalf_of"),
             )
             for r in pack["requests"]
         ),

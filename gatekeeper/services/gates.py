@@ -21,7 +21,8 @@ from gatekeeper.db.models import (
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.services import findings, integrity, learning_reviews, webhooks
+from gatekeeper.domain.absence import Absence
+from gatekeeper.services import absences, findings, integrity, learning_reviews, webhooks
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -51,6 +52,7 @@ class GateMaterial:
     learning_due: dict[int, tuple[learning.Overdue, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
+    absences: tuple[Absence, ...] = ()
 
 
 def load_material(
@@ -99,6 +101,15 @@ def load_material(
         material.signoffs.setdefault(signoff.package_id, []).append(signoff)
     released = [i for i, p in material.packages.items() if p.state == lifecycle.RELEASED]
     material.confirmations = _confirmation_answers(session, released)
+    submitted = [
+        p.submitted_at
+        for p in material.packages.values()
+        if p.state == lifecycle.IN_REVIEW and p.submitted_at is not None
+    ]
+    if submitted:
+        # Whoever came back before the earliest of these packages was submitted is of no
+        # concern to any of them.
+        material.absences = absences.ended_after(session, min(submitted))
     return material
 
 
@@ -236,6 +247,7 @@ def gate_input_from(
                 item_id=s.item_id,
                 comment=s.comment,
                 verified=signoff_verified(material.records, s, package, row),
+                on_behalf_of=s.on_behalf_of,
             )
             for s, row in current
         ),
@@ -249,6 +261,8 @@ def gate_input_from(
         finding_warn_after=finding_warn_after,
         release=_release_of(package),
         confirmations=tuple(material.confirmations.get(package_id, ())),
+        # Absences matter only while sign-offs are asked for.
+        absences=material.absences if package.state == lifecycle.IN_REVIEW else (),
     )
 
 

@@ -68,7 +68,7 @@ def signoff_fields(
     (the release's target, the application's version and change summary, the checklist's
     content). A service edit of any of those marks the sign-off stale, so a current sign-off
     whose MAC no longer verifies was changed behind the application's back."""
-    return {
+    fields: dict[str, Any] = {
         "id": signoff.id,
         "package_id": signoff.package_id,
         "package": package_key,
@@ -89,6 +89,10 @@ def signoff_fields(
         "revision": signoff.revision,
         "signed_at": signoff.signed_at,
     }
+    # Only on a deputy's sign-off: the MACs of sign-offs made before deputies still verify.
+    if signoff.on_behalf_of is not None:
+        fields["on_behalf_of"] = signoff.on_behalf_of
+    return fields
 
 
 def review_fields(review: GovernanceReview, version: ChecklistVersion) -> dict[str, Any]:

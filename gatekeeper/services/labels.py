@@ -56,6 +56,10 @@ ACTIONS: Mapping[str, str] = {
     "deployment.rejected": "CI platform deployment rejected",
     "webhook.removed": "Webhook subscription removed",
     "webhook.secret_rotated": "Webhook signing secret rotated",
+    "person.away": "Absence recorded: deputies sign in their place",
+    "person.back": "Absence ended",
+    "signoff.handed_to_deputies": "Sign-off requests handed to deputies (signer away)",
+    "signoff.taken_back": "Sign-off requests returned from deputies (signer back)",
 }
 
 

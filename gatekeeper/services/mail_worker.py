@@ -16,6 +16,7 @@ from gatekeeper.notify import platforms, webhooks, worker
 from gatekeeper.services import (
     confirmations,
     deployment_gates,
+    deputies,
     findings,
     heartbeats,
     reviews,
@@ -121,6 +122,10 @@ def worker_pass(
         if heartbeat is not None:
             heartbeats.beat(tx, heartbeat, clock.now())
         report.reminders = send_reminders(tx, settings=links, clock=clock)
+    # Absences begin and end on their own: each pass hands the requests of whoever has just
+    # left to their deputies, and gives back those of whoever has just returned.
+    with unit_of_work(session) as tx:
+        report.reminders.update(deputies.settle(tx, clock=clock, links=links).counts)
     # Its own transaction: the sign-off reminders above stay committed whatever happens here.
     with unit_of_work(session) as tx:
         report.reminders.update(send_review_reminders(tx, settings=governance, clock=clock))

@@ -30,7 +30,16 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.notify.outbox import queue_email
-from gatekeeper.services import audit, findings, gates, integrity, operations, webhooks
+from gatekeeper.services import (
+    absences,
+    audit,
+    findings,
+    gates,
+    handover,
+    integrity,
+    operations,
+    webhooks,
+)
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.governance import GovernanceSettings
 
@@ -253,6 +262,9 @@ def _issue_requests(
             if key_user != package.assembled_by and key_user not in engineers:
                 created.append(_request(package, target, signoff_rules.KEY_USER, key_user, now))
     session.add_all(created)
+    # Someone away now is not asked: their deputies are (in the same transaction, so no
+    # email ever goes to them for it).
+    handover.hand_over(session, package, created, absences.ended_after(session, now), now)
     for target in targets:
         asked = sorted(
             f"{r.item_id or 'key-user validation'}: {r.signer}"
@@ -574,6 +586,7 @@ def record_signoff(
         assembler=package.assembled_by,
         checklist=checklist,
         item=item,
+        on_behalf_of=request.on_behalf_of,
     )
     if submitted.kind != request.kind:
         raise ValidationFailed(f"this request asks for a {request.kind.replace('_', ' ')} decision")
@@ -594,6 +607,8 @@ def record_signoff(
     if claimed.rowcount != 1:
         session.refresh(request)
         raise Conflict(f"this sign-off request is already {request.state}")
+    if request.on_behalf_of is not None:
+        _close_other_deputies(session, request, request.on_behalf_of, now)
     signoff = Signoff(
         package_id=package.id,
         package_application_id=target.id,
@@ -608,6 +623,7 @@ def record_signoff(
         scenarios_confirmed=",".join(str(i) for i in decision.scenarios_confirmed),
         revision=package.revision,
         signed_at=now,
+        on_behalf_of=request.on_behalf_of,
     )
     session.add(signoff)
     session.flush()
@@ -620,7 +636,8 @@ def record_signoff(
         package,
         action="signoff.recorded",
         actor=request.signer,
-        subject=f"{target.application.slug}: {request.item_id or 'key-user validation'}",
+        subject=f"{target.application.slug}: {request.item_id or 'key-user validation'}"
+        + (f" — by {request.signer} for {request.on_behalf_of}" if request.on_behalf_of else ""),
         now=now,
         details={
             "signoff": signoff.id,
@@ -630,9 +647,27 @@ def record_signoff(
             "evidence": decision.evidence,
             "scenarios_confirmed": list(decision.scenarios_confirmed),
             "checklist_version": target.checklist_version.version,
+            **({"on_behalf_of": request.on_behalf_of} if request.on_behalf_of else {}),
         },
     )
     return signoff
+
+
+def _close_other_deputies(
+    session: Session, request: SignoffRequest, person: str, now: datetime
+) -> None:
+    """One deputy filled the away person's place: the other deputies' requests for the same
+    place die (the package lock makes two deputies signing at once run one after the other)."""
+    session.execute(
+        sa.update(SignoffRequest)
+        .where(
+            handover.deputies_place(request, person),
+            SignoffRequest.state == signoff_rules.PENDING,
+            SignoffRequest.id != request.id,
+        )
+        .values(state=signoff_rules.REVOKED, closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _review_due(session: Session, application_ids: Sequence[int]) -> dict[int, datetime]:

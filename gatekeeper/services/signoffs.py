@@ -74,6 +74,10 @@ class RequestView:
     item: Item | None = None
 
     @property
+    def on_behalf_of(self) -> str | None:
+        return self.request.on_behalf_of
+
+    @property
     def label(self) -> str:
         if self.item is not None and self.section is not None:
             return f"{self.application}: {self.section.title} › {self.item.text}"
@@ -278,6 +282,13 @@ def _check_usable(link: SignoffLink, package: Package, now: datetime) -> None:
     if link.state == USED:
         used = _fmt(link.used_at) if link.used_at else "earlier"
         raise LinkUnusable("used", f"You already answered on {used}.", details={"used_at": used})
+    if link.state == REVOKED and link.handed_at is not None:
+        raise LinkUnusable(
+            "handed",
+            f"You are recorded as away, so what this link asked in release {package.key} was "
+            "handed to your deputies on " + _fmt(link.handed_at) + "; each was emailed a link "
+            "of their own. Nothing to do.",
+        )
     if link.state == REVOKED or package.state != lifecycle.IN_REVIEW:
         raise LinkUnusable(
             "revoked", f"Release {package.key} no longer needs this sign-off ({package.state})."
@@ -341,6 +352,7 @@ def open_link(session: Session, token: str, *, settings: LinkSettings, clock: Cl
                 assembler=package.assembled_by,
                 checklist=view.checklist,
                 item=view.item,
+                on_behalf_of=view.request.on_behalf_of,
             )
         except GatekeeperError:
             raise LinkUnusable(

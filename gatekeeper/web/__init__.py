@@ -25,6 +25,7 @@ from gatekeeper.web import (
     oidc,
     outbox,
     packages,
+    people,
     reports,
     reviews,
     signoffs,
@@ -81,6 +82,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(outbox.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(people.bp)
     app.register_blueprint(badges.bp)
     app.register_blueprint(signoffs.bp)
     app.register_blueprint(governance.bp)

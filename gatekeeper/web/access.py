@@ -95,6 +95,9 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "webhooks.rotate": ADMINS,
     "webhooks.remove": ADMINS,
     "webhooks.deliveries": ADMINS,
+    "people.index": MANAGERS,
+    "people.record": MANAGERS,
+    "people.end": MANAGERS,
 }
 
 # Roles that see (and, with a managing role, act on) every package; anyone else only reaches

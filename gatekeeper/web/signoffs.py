@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import EmailField, StringField
+from wtforms import DateField, EmailField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import signoff as signoff_rules
-from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
+from gatekeeper.domain.errors import Conflict, LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import link_outcomes, signoffs
+from gatekeeper.services import deputies, link_outcomes, signoffs
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import asking_for_links, link_page
 
@@ -25,6 +27,16 @@ bp = Blueprint("signoffs", __name__, url_prefix="/s")
 
 class ConfirmForm(FlaskForm):
     """Only carries the CSRF token; the decisions are read per request below."""
+
+
+class AwayForm(FlaskForm):
+    """ "I am away until …": the day the signer is back (their absence ends as it begins)."""
+
+    until = DateField("I am away until", validators=[DataRequired()])
+    note = StringField(
+        "Note for the release manager (optional)",
+        validators=[Length(max=absence_rules.MAX_NOTE_CHARS)],
+    )
 
 
 class ResendForm(FlaskForm):
@@ -47,6 +59,27 @@ def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnV
     return token_pages.unusable_page("signoffs/unusable.html", error, outcome=outcome)
 
 
+def _sign_page(
+    view: signoffs.LinkView,
+    *,
+    form: FlaskForm | None = None,
+    away: AwayForm | None = None,
+    away_problem: str | None = None,
+    errors: dict[int, str] | None = None,
+    values: Any = None,
+) -> str:
+    """The sign-off page, with the "I am away" form under it."""
+    return render_template(
+        "signoffs/sign.html",
+        view=view,
+        form=form or ConfirmForm(),
+        away=away or AwayForm(formdata=None),
+        away_problem=away_problem,
+        errors=errors or {},
+        values=values or {},
+    )
+
+
 @bp.route("/<token>", methods=["GET", "HEAD"])
 @link_page
 def show(token: str) -> ResponseReturnValue:
@@ -57,9 +90,7 @@ def show(token: str) -> ResponseReturnValue:
         return _unusable(token, error)
     if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
         return refused
-    page = render_template(
-        "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
-    )
+    page = _sign_page(view)
     # Most opens write nothing: only the first, then one an hour, is recorded.
     if signoffs.open_worth_recording(view.link, clock.now()):
         with unit_of_work(db.session, origin=request_origin()) as session:
@@ -121,12 +152,7 @@ def decide(token: str) -> ResponseReturnValue:
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
-        return (
-            render_template(
-                "signoffs/sign.html", view=view, form=form, errors=errors, values=request.form
-            ),
-            422,
-        )
+        return _sign_page(view, form=form, errors=errors, values=request.form), 422
     try:
         with unit_of_work(db.session, origin=request_origin()) as session:
             recorded = signoffs.submit_link(
@@ -141,6 +167,39 @@ def decide(token: str) -> ResponseReturnValue:
     except (LinkUnusable, TokenInvalid) as error:
         return _unusable(token, error)
     return render_template("signoffs/done.html", **done)
+
+
+@bp.post("/<token>/away")
+@link_page
+def away(token: str) -> ResponseReturnValue:
+    """The signer is away: their deputies get what this link asks, and the link dies."""
+    form = AwayForm()
+    clock = runtime(current_app).clock
+    try:
+        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(token, error)
+    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+        return refused
+    problem = None
+    if form.validate_on_submit() and form.until.data is not None:
+        until = datetime.combine(form.until.data, time(), UTC)
+        try:
+            with unit_of_work(db.session, origin=request_origin()) as session:
+                done = deputies.away_from_link(
+                    session,
+                    token,
+                    until=until,
+                    note=form.note.data or "",
+                    links=link_settings(),
+                    clock=clock,
+                )
+            return render_template("signoffs/away.html", done=done)
+        except (LinkUnusable, TokenInvalid) as error:
+            return _unusable(token, error)
+        except (ValidationFailed, Conflict) as error:
+            problem = error.message
+    return _sign_page(view, form=ConfirmForm(formdata=None), away=form, away_problem=problem), 422
 
 
 @bp.route("/resend", methods=["GET", "POST"])

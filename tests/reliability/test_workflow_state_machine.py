@@ -33,11 +33,12 @@ from gatekeeper.db.base import db
 from gatekeeper.db.models import GovernanceReview, Signoff, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
+from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, checklists, integrity, packages, signoffs
+from gatekeeper.services import audit, checklists, deputies, integrity, packages, signoffs
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 from tests.support.keys import RECORD_KEY
@@ -51,6 +52,8 @@ NEGATIVE = {"fail", "problem"}
 # (examples, steps per example, steps the run must reach in all)
 PROFILES = {"quick": (35, 12, 0), "deep": (600, 25, 10_000)}
 FORGED_ID = re.compile(r"^sign-off (\d+) \(")
+# People of payments-api who go away: with a deputy (a signer, a key user), and without one.
+AWAY_PEOPLE = ("sec-oncall@example.com", "settlement-lead@example.com", "refunds-desk@example.com")
 
 
 def approve_both(session: Session, clock: FixedClock) -> None:
@@ -127,29 +130,55 @@ def oracle(key: str, clock: FixedClock, forged: set[int]) -> bool:
             )
             .order_by(Signoff.signed_at, Signoff.id)
         ).all()
-        latest: dict[tuple[str | None, str], str] = {}
-        for row in rows:
-            latest[(row.item_id, row.signer)] = row.decision
-        for _, item in checklist.items():
-            eligible = [s for s in item.signers if s != package.assembled_by]
-            decided = [latest[(item.id, s)] for s in eligible if (item.id, s) in latest]
-            if any(d in NEGATIVE for d in decided):
-                return False
-            needed = len(item.signers) if item.quorum == "all" else item.quorum
-            if sum(d in POSITIVE for d in decided) < needed:
-                return False
         engineers = technical_signers(checklist)
         users = [
             u
             for u in checklist.user_validation.emails
             if u != package.assembled_by and u not in engineers
         ]
+        # (item or None for validation, the person whose place) -> (decision, who signed)
+        latest: dict[tuple[str | None, str], tuple[str, str]] = {}
+        for row in rows:
+            place = row.on_behalf_of or row.signer
+            if row.on_behalf_of is None or stands_in(
+                row.signer, place, row.item_id, checklist, package.assembled_by, users
+            ):
+                latest[(row.item_id, place)] = (row.decision, row.signer)
+        for _, item in checklist.items():
+            eligible = [s for s in item.signers if s != package.assembled_by]
+            decided = [latest[(item.id, s)] for s in eligible if (item.id, s) in latest]
+            if any(d in NEGATIVE for d, _ in decided):
+                return False
+            needed = len(item.signers) if item.quorum == "all" else item.quorum
+            if len({who for d, who in decided if d in POSITIVE}) < needed:
+                return False
         decided = [latest[(None, u)] for u in users if (None, u) in latest]
-        if any(d in NEGATIVE for d in decided):
+        if any(d in NEGATIVE for d, _ in decided):
             return False
-        if sum(d in POSITIVE for d in decided) < checklist.user_validation.required:
+        if len({who for d, who in decided if d in POSITIVE}) < checklist.user_validation.required:
             return False
     return True
+
+
+def stands_in(
+    deputy: str,
+    person: str,
+    item_id: str | None,
+    checklist: Checklist,
+    assembler: str,
+    users: list[str],
+) -> bool:
+    """Whether a deputy's decision takes the person's place, by the rules as the issue states
+    them: named for the person, never the assembler, never counting twice in one requirement,
+    and never on both sides of one application (technical items and key-user validation)."""
+    if deputy not in checklist.deputies_of(person) or deputy == assembler:
+        return False
+    engineers = technical_signers(checklist)
+    if item_id is None:
+        engineer_deputies = {d for e in engineers for d in checklist.deputies_of(e)}
+        return deputy not in users and deputy not in engineers | engineer_deputies
+    signers = next(i.signers for _, i in checklist.items() if i.id == item_id)
+    return deputy not in signers and deputy not in users
 
 
 def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[RuleBasedStateMachine]:
@@ -339,6 +368,49 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             db.session.rollback()
             seen["forged"] = seen.get("forged", 0) + 1
 
+        # --- deputies and absences ---------------------------------------------------------
+        # People leave (now or later) and come back; the worker's pass moves requests when an
+        # absence begins or ends on its own. `sign` above answers deputies' requests too, and
+        # the oracle counts a deputy's decision for the person by the rules it states itself.
+
+        @rule(
+            person=st.sampled_from(AWAY_PEOPLE),
+            starts_in=st.sampled_from([timedelta(0), timedelta(0), timedelta(hours=5)]),
+            days=st.integers(min_value=1, max_value=10),
+        )
+        def go_away(self, person: str, starts_in: timedelta, days: int) -> None:
+            starts = clock.now() + starts_in
+            with unit_of_work(db.session) as session:
+                deputies.record_absence(
+                    session,
+                    person=person,
+                    starts_at=starts,
+                    ends_at=starts + timedelta(days=days),
+                    note="",
+                    actor=MANAGER,
+                    clock=clock,
+                    links=links,
+                )
+            seen["absences"] = seen.get("absences", 0) + 1
+
+        @rule(person=st.sampled_from(AWAY_PEOPLE))
+        def come_back(self, person: str) -> None:
+            try:
+                with unit_of_work(db.session) as session:
+                    deputies.person_back(session, person, actor=MANAGER, clock=clock, links=links)
+            except GatekeeperError:
+                pass  # not away just now
+
+        @rule(hours=st.integers(min_value=1, max_value=30))
+        def worker_pass_later(self, hours: int) -> None:
+            clock.advance(timedelta(hours=hours))
+            with unit_of_work(db.session) as session:
+                moved = deputies.settle(session, clock=clock, links=links)
+            if moved.handed or moved.returned:
+                seen["handed_or_returned"] = seen.get("handed_or_returned", 0) + 1
+
+        # --- end of deputies and absences ----------------------------------------------------
+
         @precondition(lambda self: not self.released)
         @rule()
         def release(self) -> None:
@@ -395,6 +467,8 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             if self.released:
                 return
             seen[gate.status] = seen.get(gate.status, 0) + 1
+            if any(b.code == gate_rules.SIGNER_AWAY for b in gate.blockers):
+                seen["signer_away"] = seen.get("signer_away", 0) + 1
             assert (gate.status == "open") == expected, (gate.status, gate.blockers)
 
     return Workflow

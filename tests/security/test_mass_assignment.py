@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +26,7 @@ from werkzeug.test import TestResponse
 
 from gatekeeper.db.base import db
 from gatekeeper.db.models import (
+    Absence,
     Application,
     AuditEvent,
     ChecklistVersion,
@@ -53,6 +54,7 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import (
     checklists,
     confirmations,
+    deputies,
     findings,
     packages,
     signoffs,
@@ -804,6 +806,68 @@ def _webhook_action(action: str) -> Callable[..., Target]:
     return prepare
 
 
+def _absences(person: str, *, after: datetime | None = None) -> Callable[[], object]:
+    """The person's absences (those not over by `after`, when given)."""
+
+    def observe() -> object:
+        db.session.remove()
+        query = sa.select(Absence).where(Absence.person == person)
+        if after is not None:
+            query = query.where(Absence.ends_at > after)
+        found = rows(query, drop=["id"])
+        db.session.remove()
+        return normalized(found, [(person, "<person>")])
+
+    return observe
+
+
+def _twin_person(key: str) -> str:
+    return f"away-{key.rsplit('-', 1)[1]}@example.com"
+
+
+def _record_absence(app: Flask, clock: FixedClock, key: str) -> Target:
+    person = _twin_person(key)
+    form = {"email": person, "starts": "2026-12-01", "until": "2026-12-10", "note": "leave"}
+    return Target(sign_in(app, MANAGER), "/people/", form, _absences(person))
+
+
+def _end_absence(app: Flask, clock: FixedClock, key: str) -> Target:
+    person = _twin_person(key)
+    with unit_of_work(db.session()) as session:
+        absence = deputies.record_absence(
+            session,
+            person=person,
+            starts_at=clock.now(),
+            ends_at=clock.now() + timedelta(days=3),
+            note="",
+            actor=MANAGER,
+            clock=clock,
+            links=runtime(app).link_settings(),
+        )
+        number = absence.id
+    return Target(sign_in(app, MANAGER), f"/people/{number}/end", {}, _absences(person))
+
+
+def _away_from_link(app: Flask, clock: FixedClock, key: str) -> Target:
+    # Both twins' links are raj's: the plain twin's absence ends before the attacked twin's
+    # link is prepared, so each twin records one absence of its own.
+    with unit_of_work(db.session()) as session:
+        if deputies.away_until(session, "raj@example.com", clock.now()) is not None:
+            deputies.person_back(
+                session,
+                "raj@example.com",
+                actor=MANAGER,
+                clock=clock,
+                links=runtime(app).link_settings(),
+            )
+    _package(app, clock, key)
+    path = _signoff_path("raj@example.com") + "/away"
+    form = {"until": "2026-12-10", "note": "leave"}
+
+    current = _absences("raj@example.com", after=clock.now())
+    return Target(client(app), path, form, lambda: (package_outcome(key), current()))
+
+
 # endpoint -> (app, clock, twin key) -> the twin's target. Every browser POST has one.
 FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "packages.new": _new_package,
@@ -818,6 +882,9 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "outbox.retry": _retry,
     "signoffs.decide": _decide,
     "signoffs.resend": _resend,
+    "signoffs.away": _away_from_link,
+    "people.record": _record_absence,
+    "people.end": _end_absence,
     "reviews.decide": _review,
     "reviews.triage": _triage,
     "reports.report": _report,

@@ -6,6 +6,7 @@ suite's authorization, separation-of-duties and mass-assignment walks (tests/sec
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from werkzeug.test import TestResponse
 
 from gatekeeper.db.base import db
 from gatekeeper.db.models import (
+    Absence,
     Application,
     Finding,
     OutboxMessage,
@@ -68,8 +70,19 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
             created_at=clock.now(),
         )
         session.add(hook)
+        # Someone away next month, whom no checklist names: a row for the absence routes.
+        absence = Absence(
+            person="away-next-month@example.com",
+            starts_at=clock.now() + timedelta(days=30),
+            ends_at=clock.now() + timedelta(days=40),
+            note="",
+            recorded_by="admin@example.com",
+            recorded_at=clock.now(),
+        )
+        session.add(absence)
         session.flush()
         message_id, finding_id, subscription_id = dead.id, finding.id, hook.id
+        absence_id = absence.id
     return {
         "key": KEY,
         "application": "payments-api",
@@ -77,6 +90,7 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
         "message_id": message_id,
         "finding_id": finding_id,
         "subscription_id": subscription_id,
+        "absence_id": absence_id,
         "token": "not-a-token",
     }
 
@@ -142,6 +156,9 @@ def snapshot() -> dict[str, object]:
         ).all(),
         "users": db.session.execute(
             sa.select(User.email, User.active, User.session_version).order_by(User.email)
+        ).all(),
+        "absences": db.session.execute(
+            sa.select(Absence.id, Absence.person, Absence.ends_at).order_by(Absence.id)
         ).all(),
         "webhooks": db.session.execute(
             sa.select(WebhookSubscription.id, WebhookSubscription.secret_sealed).order_by(

@@ -699,3 +699,53 @@ def test_confirm_after_release_is_in_the_json_schema() -> None:
     bad = yaml.safe_load(_with_confirm("  confirm_after_release:\n    window_hours: 0\n"))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, checklist_json_schema())
+
+
+# --- deputies ------------------------------------------------------------------------------------
+
+# The sample without its own deputies, so that each test gives its own.
+BARE = PAYMENTS[: PAYMENTS.index("# While one of them is away")]
+DEPUTIES = """deputies:
+  settlement-lead@example.com: [settlement-deputy@example.com]
+  stranger@example.com: [someone@example.com]
+  ana@example.com: [ana@example.com]
+  refunds-desk@example.com: [sec-oncall@example.com]
+  raj@example.com: [refunds-desk@example.com]
+  li@example.com: [not-an-address]
+"""
+
+
+def test_deputies_parse_and_each_bad_one_is_reported_at_its_line_and_column() -> None:
+    good = BARE + DEPUTIES.splitlines(keepends=True)[0] + DEPUTIES.splitlines(True)[1]
+    parsed = parse_checklist(good.encode(), "p.yaml")
+    assert parsed.deputies == {"settlement-lead@example.com": ("settlement-deputy@example.com",)}
+    text = BARE + DEPUTIES
+    found = [str(p) for p in problems_of(text.encode(), "p.yaml")]
+    assert len(found) == 1  # a bad address stops the cross-field rules
+    line, col = position_of(text, "not-an-address")
+    assert found[0].startswith(f"p.yaml:{line}:{col}: deputies.li@example.com[0]:")
+    text = BARE + DEPUTIES.replace("  li@example.com: [not-an-address]\n", "")
+    found = [str(p) for p in problems_of(text.encode(), "p.yaml")]
+    expected = [
+        ("[someone@example.com]", "is not a signer or key user of this checklist"),
+        ("ana@example.com]", "cannot be their own deputy"),
+        ("sec-oncall@example.com]", "signs technical items of payments-api"),
+        ("refunds-desk@example.com]\n", "is a key user of payments-api"),
+    ]
+    assert len(found) == len(expected)
+    for problem, (needle, message) in zip(found, expected, strict=True):
+        line, col = position_of(text, needle, text.count(needle) - 1)
+        assert problem.startswith(f"p.yaml:{line}:{col}: deputies."), problem
+        assert message in problem
+
+
+def test_deputies_must_be_a_mapping() -> None:
+    (problem,) = problems_of((BARE + "deputies: [a@example.com]\n").encode(), "p.yaml")
+    assert "expected a mapping of email to deputies" in problem.message
+
+
+def test_the_schema_knows_deputies() -> None:
+    doc = yaml.safe_load(BARE + DEPUTIES.splitlines(True)[0] + DEPUTIES.splitlines(True)[1])
+    SCHEMA_VALIDATOR.validate(doc)
+    doc["deputies"] = {"not an address": ["x@example.com"]}
+    assert not SCHEMA_VALIDATOR.is_valid(doc)

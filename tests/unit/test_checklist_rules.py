@@ -313,3 +313,68 @@ def test_checklist_invalid_says_how_many_more() -> None:
     assert error.message.endswith("a.yaml:3:1: problem 3 (and 2 more)")
     assert "problem 4" not in error.message
     assert len(error.details) == 5
+
+
+# --- deputies -----------------------------------------------------------------------------------
+
+
+def test_deputies_of_the_checklists_own_people_are_fine() -> None:
+    cl = checklist(
+        deputies={"ana@example.com": ("lee@example.com",), "dana@example.com": ("kim@example.com",)}
+    )
+    assert rule_violations(cl) == []
+    assert cl.deputies_of("ana@example.com") == ("lee@example.com",)
+    assert cl.deputies_of("raj@example.com") == ()
+    assert Checklist.from_canonical(cl.to_canonical()) == cl
+    assert "deputies" not in checklist().to_canonical()
+
+
+@pytest.mark.parametrize(
+    ("deputies", "path", "message"),
+    [
+        (
+            {"stranger@example.com": ("lee@example.com",)},
+            ("deputies", "stranger@example.com"),
+            "stranger@example.com is not a signer or key user of this checklist",
+        ),
+        (
+            {"ana@example.com": ("ana@example.com",)},
+            ("deputies", "ana@example.com", 0),
+            "ana@example.com cannot be their own deputy",
+        ),
+        (
+            {"ana@example.com": ("lee@example.com", "lee@example.com")},
+            ("deputies", "ana@example.com"),
+            "a deputy is listed more than once",
+        ),
+        (
+            {"dana@example.com": ("raj@example.com",)},
+            ("deputies", "dana@example.com", 0),
+            "separation of duties: raj@example.com signs technical items of payments-api (or "
+            "deputises for someone who does), so cannot validate it for key user "
+            "dana@example.com",
+        ),
+        (
+            {"ana@example.com": ("malik@example.com",)},
+            ("deputies", "ana@example.com", 0),
+            "separation of duties: malik@example.com is a key user of payments-api, so cannot "
+            "sign its technical items for ana@example.com",
+        ),
+    ],
+)
+def test_each_deputy_rule(
+    deputies: dict[str, tuple[str, ...]], path: tuple[str | int, ...], message: str
+) -> None:
+    assert rule_violations(checklist(deputies=deputies)) == [(path, message)]
+
+
+def test_a_key_users_deputy_cannot_also_deputise_for_an_engineer() -> None:
+    found = rule_violations(
+        checklist(
+            deputies={
+                "ana@example.com": ("lee@example.com",),
+                "dana@example.com": ("lee@example.com",),
+            }
+        )
+    )
+    assert [path for path, _ in found] == [("deputies", "dana@example.com", 0)]

@@ -42,27 +42,37 @@ def test_a_checklist_without_targets_keeps_its_content() -> None:
     assert "deploy_targets" not in parse_checklist(SAMPLE, "p.yaml").to_canonical()
 
 
+# The line of the first target, appended after the sample's last line.
+AT = SAMPLE.count(b"\n") + 2
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
         (
             b"deploy_targets:\n  - github: {repository: acme, environment: production}\n",
-            "p.yaml:71:26: deploy_targets[0].github.repository: 'acme' is not a path",
+            f"p.yaml:{AT}:26: deploy_targets[0].github.repository: 'acme' is not a path",
         ),
         (
             b"deploy_targets:\n  - github: {repository: a/b, environment: '/prod'}\n",
-            "p.yaml:71:44: deploy_targets[0].github.environment: '/prod' is not valid",
+            f"p.yaml:{AT}:44: deploy_targets[0].github.environment: '/prod' is not valid",
         ),
         (
             b"deploy_targets:\n  - bitbucket: {repository: a/b, environment: p}\n",
-            "p.yaml:71:5: deploy_targets[0]: name exactly one platform: github or gitlab",
+            f"p.yaml:{AT}:5: deploy_targets[0]: name exactly one platform: github or gitlab",
         ),
         (
             b"deploy_targets:\n  - github: {repository: a/b}\n",
-            "p.yaml:71:13: deploy_targets[0].github: missing required field 'environment'",
+            f"p.yaml:{AT}:13: deploy_targets[0].github: missing required field 'environment'",
         ),
-        (b"deploy_targets:\n  - just-a-string\n", "p.yaml:71:5: deploy_targets[0]: expected"),
-        (b"deploy_targets:\n  - github: [a/b]\n", "p.yaml:71:13: deploy_targets[0].github:"),
+        (
+            b"deploy_targets:\n  - just-a-string\n",
+            f"p.yaml:{AT}:5: deploy_targets[0]: expected",
+        ),
+        (
+            b"deploy_targets:\n  - github: [a/b]\n",
+            f"p.yaml:{AT}:13: deploy_targets[0].github:",
+        ),
     ],
 )
 def test_a_bad_deploy_target_is_reported_at_its_line_and_column(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gatekeeper.domain import signoff
@@ -371,3 +373,55 @@ def test_a_key_user_who_signs_technical_items_cannot_also_validate() -> None:
     assert raised.value.message == (
         f"{ANA} signs technical items of payments-api, so cannot also be the key user validating it"
     )
+
+
+# deputies --------------------------------------------------------------------------------------
+
+DEPUTY = "deputy@example.com"
+WITH_DEPUTIES = replace(CHECKLIST, deputies={RAJ: (DEPUTY, ANA), DANA: (DEPUTY,)})
+
+
+def test_eligible_signers_of_each_kind() -> None:
+    item = signoff.eligible_signers(CHECKLIST, kind="item", item=URL_ITEM, assembler=RAJ)
+    assert item == (ANA,)
+    assert signoff.eligible_signers(CHECKLIST, kind="item", item=None, assembler=RAJ) == ()
+    # ANA signs technical items, so validates nothing.
+    users = signoff.eligible_signers(CHECKLIST, kind="key_user", item=None, assembler=LEE)
+    assert users == (DANA,)
+
+
+def test_a_deputy_may_sign_for_the_person_they_stand_in_for() -> None:
+    signoff.check_may_sign(
+        signer=DEPUTY,
+        kind="item",
+        assembler=ASSEMBLER,
+        checklist=WITH_DEPUTIES,
+        item=URL_ITEM,
+        on_behalf_of=RAJ,
+    )
+
+
+@pytest.mark.parametrize(
+    ("signer", "kind", "item", "person", "message"),
+    [
+        (LEE, "item", URL_ITEM, RAJ, "may not sign for raj@example.com"),
+        # A deputy already signing the item in their own name never counts twice.
+        (ANA, "item", URL_ITEM, RAJ, "may not sign for raj@example.com"),
+        # The person must be one who may sign it themselves.
+        (DEPUTY, "item", TEXT_ITEM, RAJ, "is not a signer of this item"),
+        # An engineer's deputy never validates for a key user.
+        (DEPUTY, "key_user", None, DANA, "may not sign for dana@example.com"),
+    ],
+)
+def test_who_may_not_stand_in(
+    signer: str, kind: str, item: Item | None, person: str, message: str
+) -> None:
+    with pytest.raises(PermissionDenied, match=message):
+        signoff.check_may_sign(
+            signer=signer,
+            kind=kind,
+            assembler=ASSEMBLER,
+            checklist=WITH_DEPUTIES,
+            item=item,
+            on_behalf_of=person,
+        )
