@@ -18,10 +18,11 @@ from gatekeeper.db.models import (
     PackageApplication,
     Signoff,
 )
+from gatekeeper.domain import freeze, governance, learning
 from gatekeeper.domain import gate as gate_rules
-from gatekeeper.domain import governance, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.services import findings, integrity, learning_reviews, webhooks
+from gatekeeper.domain.checklist import Checklist
+from gatekeeper.services import findings, freezes, integrity, learning_reviews, webhooks
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -51,6 +52,7 @@ class GateMaterial:
     learning_due: dict[int, tuple[learning.Overdue, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
+    calendar: freeze.Calendar | None = None
 
 
 def load_material(
@@ -99,6 +101,8 @@ def load_material(
         material.signoffs.setdefault(signoff.package_id, []).append(signoff)
     released = [i for i, p in material.packages.items() if p.state == lifecycle.RELEASED]
     material.confirmations = _confirmation_answers(session, released)
+    # One query whatever the number of packages: every gate applies the same calendar.
+    material.calendar = freezes.approved_calendar(session)
     return material
 
 
@@ -184,9 +188,11 @@ def gate_input_from(
     package = material.packages[package_id]
     rows = material.applications.get(package_id, [])
     pinned: list[gate_rules.PinnedApplication] = []
+    pinned_checklists: list[Checklist | None] = []
     for row in rows:
         version = row.version
         checklist = checklist_of(version) if version is not None else None
+        pinned_checklists.append(checklist)
         due = None
         if checklist is not None and row.target.application_id in material.last_reviews:
             due = material.last_reviews[row.target.application_id] + timedelta(
@@ -249,6 +255,8 @@ def gate_input_from(
         finding_warn_after=finding_warn_after,
         release=_release_of(package),
         confirmations=tuple(material.confirmations.get(package_id, ())),
+        freezes=freezes.gate_windows(material.calendar, pinned_checklists),
+        planned_for=package.planned_for,
     )
 
 

@@ -56,6 +56,11 @@ ACTIONS: Mapping[str, str] = {
     "deployment.rejected": "CI platform deployment rejected",
     "webhook.removed": "Webhook subscription removed",
     "webhook.secret_rotated": "Webhook signing secret rotated",
+    "freezes.synced": "Freeze calendar version synced",
+    "freezes.approved": "Freeze calendar version approved",
+    "freezes.changes_requested": "Changes requested to a freeze calendar version",
+    "calendar_key.created": "Calendar feed link created",
+    "calendar_key.revoked": "Calendar feed link revoked",
 }
 
 

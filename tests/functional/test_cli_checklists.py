@@ -86,6 +86,8 @@ def test_schema_prints_a_json_schema_that_accepts_the_samples() -> None:
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     for sample in SAMPLES.glob("*.yaml"):
+        if sample.name == "freezes.yaml":  # the freeze calendar, not a checklist
+            continue
         jsonschema.validate(yaml.safe_load(sample.read_text()), schema)
 
 
