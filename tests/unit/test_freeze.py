@@ -78,7 +78,8 @@ def test_cross_field_rules_name_the_field() -> None:
     assert [f for f, _ in freeze.window_problems(odd)] == ["timezone", "duration"]
     fine = WindowSpec("w", "W", "r", rrule="FREQ=DAILY", duration="P1D", timezone="Europe/Paris")
     assert freeze.window_problems(fine) == []
-    assert fine.recurring and not equal.recurring
+    assert fine.recurring
+    assert not equal.recurring
 
 
 def test_windows_and_calendars_survive_their_canonical_form() -> None:
@@ -133,7 +134,8 @@ def test_fixed_schedules_answer_in_utc() -> None:
     fixed = Fixed(starts, starts + timedelta(days=1))
     assert fixed.zone is PARIS_WINTER
     occurrence = fixed.in_force(starts)
-    assert occurrence is not None and occurrence.starts.tzinfo is UTC
+    assert occurrence is not None
+    assert occurrence.starts.tzinfo is UTC
     assert fixed.in_force(starts - TICK) is None
     assert fixed.in_force(starts + timedelta(days=1)) is None
     assert fixed.next_start(starts - TICK) == starts
@@ -156,8 +158,10 @@ def test_a_window_in_force_blocks_naming_itself_its_reason_and_its_end() -> None
     assert "holiday staffing" in blocker.message
     assert ends.isoformat(timespec="minutes") in blocker.message
     shown = blocker.to_dict()["freeze"]
-    assert shown["id"] == "year-end" and shown["ends"] == ends.isoformat()
-    assert shown["reason"] == "holiday staffing" and shown["owner"] == freeze.CALENDAR
+    assert shown["id"] == "year-end"
+    assert shown["ends"] == ends.isoformat()
+    assert shown["reason"] == "holiday staffing"
+    assert shown["owner"] == freeze.CALENDAR
 
 
 def test_freeze_blockers_come_from_one_function() -> None:
@@ -208,8 +212,10 @@ def test_a_planned_date_in_a_window_warns_ahead() -> None:
     assert result.status == gate.OPEN
     (warning,) = result.warnings
     assert warning.code == gate.FREEZE_AHEAD
-    assert "2026-12-21" in warning.message and "holiday staffing" in warning.message
-    assert warning.freeze is not None and warning.freeze.starts == starts
+    assert "2026-12-21" in warning.message
+    assert "holiday staffing" in warning.message
+    assert warning.freeze is not None
+    assert warning.freeze.starts == starts
 
 
 def test_the_planned_day_is_read_in_the_windows_zone() -> None:

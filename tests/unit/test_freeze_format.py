@@ -67,7 +67,8 @@ def test_a_recurring_window_across_daylight_saving() -> None:
         replace(MONTH_END, rrule="FREQ=DAILY;BYHOUR=9", duration="PT8H", timezone="Europe/Paris")
     )
     before, after = daily.in_force(paris(2026, 3, 28, 10)), daily.in_force(paris(2026, 3, 30, 10))
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     assert before.starts.hour == 8 and after.starts.hour == 7, "09:00 local on both sides"
 
 
@@ -75,12 +76,14 @@ def test_overlapping_finds_the_occurrence_on_a_day() -> None:
     schedule = schedule_of(MONTH_END)
     monday = freeze.day_bounds(date(2026, 11, 30), PARIS)
     found = schedule.overlapping(*monday)
-    assert found is not None and found.starts == monday[0].astimezone(UTC)
+    assert found is not None
+    assert found.starts == monday[0].astimezone(UTC)
     assert schedule.overlapping(*freeze.day_bounds(date(2026, 11, 25), PARIS)) is None
     long = schedule_of(replace(MONTH_END, duration="P2D"))
     # Friday 27's two days reach into Saturday 28.
     found = long.overlapping(*freeze.day_bounds(date(2026, 11, 28), PARIS))
-    assert found is not None and found.starts == paris(2026, 11, 27).astimezone(UTC)
+    assert found is not None
+    assert found.starts == paris(2026, 11, 27).astimezone(UTC)
 
 
 def test_an_ending_rule_has_no_next_start() -> None:
@@ -116,8 +119,10 @@ def test_the_gate_with_a_recurring_blackout_to_the_microsecond() -> None:
     assert evaluate(replace(given, now=starts - TICK)) == evaluate(given)
     during = replace(given, now=starts)
     (blocker,) = evaluate(during).blockers
-    assert blocker.code == gate.FREEZE_WINDOW and blocker.application == "payments-api"
-    assert blocker.freeze is not None and blocker.freeze.ends == ends
+    assert blocker.code == gate.FREEZE_WINDOW
+    assert blocker.application == "payments-api"
+    assert blocker.freeze is not None
+    assert blocker.freeze.ends == ends
     # Friday's occurrence starts inside the run: a boundary, where nothing changes but `since`.
     assert stable_until(during) == paris(2026, 11, 27).astimezone(UTC)
     friday = replace(given, now=paris(2026, 11, 27).astimezone(UTC))
@@ -139,7 +144,8 @@ def test_the_sample_calendar_parses() -> None:
 def test_the_sample_ledger_declares_the_month_end_blackout() -> None:
     ledger = load_checklist_file(REPO / "checklists" / "general-ledger.yaml")
     (blackout,) = ledger.user_validation.blackouts
-    assert blackout.rrule == MONTH_END.rrule and blackout.duration == "P1D"
+    assert blackout.rrule == MONTH_END.rrule
+    assert blackout.duration == "P1D"
 
 
 def test_the_calendar_is_not_a_checklist(tmp_path: Path) -> None:
