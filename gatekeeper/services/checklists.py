@@ -30,6 +30,7 @@ from gatekeeper.domain.freeze import Calendar
 from gatekeeper.services import audit, findings, freezes, integrity
 
 CHECKLIST_SUFFIXES = (".yaml", ".yml")
+FREEZES = "freezes"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class SyncOutcome:
     path: str
     authors: tuple[str, ...] = ()
     authorship_unknown: str | None = None  # why, when two reviewers must approve it
+    kind: str = "checklist"  # or "freezes": the freeze calendar file
 
 
 @dataclass
@@ -273,6 +275,7 @@ def sync_checklists(
                 calendar_plan.status,
                 calendar_plan.path,
                 tuple(declared),
+                kind=FREEZES,
             )
         )
     session.flush()

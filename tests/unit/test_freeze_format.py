@@ -16,6 +16,7 @@ from gatekeeper.domain import freeze, gate
 from gatekeeper.domain.checklist import ChecklistInvalid
 from gatekeeper.domain.freeze import Calendar, Window, WindowSpec
 from gatekeeper.domain.gate import evaluate, stable_until
+from gatekeeper.services import demo_freezes
 from tests.unit.test_gate import all_signed, gate_input, pinned
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,8 +143,9 @@ def test_the_sample_calendar_parses() -> None:
     assert calendar.windows[0].environments == ("production",)
 
 
-def test_the_sample_ledger_declares_the_month_end_blackout() -> None:
-    ledger = load_checklist_file(REPO / "checklists" / "general-ledger.yaml")
+def test_the_demo_ledger_declares_the_month_end_blackout() -> None:
+    ledger = parse_document(demo_freezes.CHECKLIST.encode(), "general-ledger.yaml")
+    assert not isinstance(ledger, Calendar)
     (blackout,) = ledger.user_validation.blackouts
     assert blackout.rrule == MONTH_END.rrule
     assert blackout.duration == "P1D"
@@ -279,7 +281,7 @@ def test_the_calendar_document_itself() -> None:
 
 
 def test_a_blackout_applies_to_its_own_application_only() -> None:
-    text = (REPO / "checklists" / "general-ledger.yaml").read_text()
+    text = demo_freezes.CHECKLIST
     widened = text.replace(
         "      timezone: Europe/Paris\n",
         "      timezone: Europe/Paris\n      applies_to: {applications: [payments-api]}\n",
