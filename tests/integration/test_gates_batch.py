@@ -24,8 +24,9 @@ from tests.functional.api_helpers import (
 )
 
 # Packages, active applications with pinned checklists, last governance reviews, untriaged
-# post-release findings, open learning reviews and action items, sign-offs.
-BATCH_QUERIES = 6
+# post-release findings, open learning reviews and action items, sign-offs, and the newest
+# approved freeze calendar (one for every package).
+BATCH_QUERIES = 7
 
 
 def _packages_in_every_state(clock: FixedClock) -> None:
