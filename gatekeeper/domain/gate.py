@@ -661,26 +661,28 @@ def _blackout_application(window: freeze.Window) -> str | None:
     return None if window.owner == freeze.CALENDAR else window.owner
 
 
+def _freeze_entry(
+    code: str, window: freeze.Window, occurrence: freeze.Occurrence, message: str
+) -> Blocker:
+    return Blocker(
+        code=code,
+        application=_blackout_application(window),
+        since=occurrence.starts,
+        freeze=_freeze_ref(window, occurrence),
+        message=f"{message}: {window.spec.reason}",
+    )
+
+
 def freeze_blockers(gate: GateInput) -> list[Blocker]:
     """FREEZE_WINDOW: one blocker per applicable window in force now, naming the window, its
     reason and when it ends. Every FREEZE_WINDOW blocker is made here and only here."""
     found: list[Blocker] = []
     for window in _windows_applying(gate):
         occurrence = window.schedule.in_force(gate.now)
-        if occurrence is None:
-            continue
-        found.append(
-            Blocker(
-                code=FREEZE_WINDOW,
-                application=_blackout_application(window),
-                since=occurrence.starts,
-                freeze=_freeze_ref(window, occurrence),
-                message=(
-                    f"{window.label} is in force until "
-                    f"{occurrence.ends.isoformat(timespec='minutes')}: {window.spec.reason}"
-                ),
-            )
-        )
+        if occurrence is not None:
+            until = occurrence.ends.isoformat(timespec="minutes")
+            message = f"{window.label} is in force until {until}"
+            found.append(_freeze_entry(FREEZE_WINDOW, window, occurrence, message))
     return found
 
 
@@ -705,19 +707,12 @@ def freeze_warnings(gate: GateInput) -> list[Blocker]:
         if occurrence is None:
             continue
         assert gate.planned_for is not None  # an occurrence was found on it
-        found.append(
-            Blocker(
-                code=FREEZE_AHEAD,
-                application=_blackout_application(window),
-                since=occurrence.starts,
-                freeze=_freeze_ref(window, occurrence),
-                message=(
-                    f"the planned release date {gate.planned_for.isoformat()} falls in "
-                    f"{window.label}, from {occurrence.starts.isoformat(timespec='minutes')} "
-                    f"to {occurrence.ends.isoformat(timespec='minutes')}: {window.spec.reason}"
-                ),
-            )
+        message = (
+            f"the planned release date {gate.planned_for.isoformat()} falls in {window.label}, "
+            f"from {occurrence.starts.isoformat(timespec='minutes')} "
+            f"to {occurrence.ends.isoformat(timespec='minutes')}"
         )
+        found.append(_freeze_entry(FREEZE_AHEAD, window, occurrence, message))
     return found
 
 

@@ -95,16 +95,17 @@ def lint_paths(paths: Iterable[Path]) -> LintReport:
 
 
 def _latest_versions(
-    session: Session, slugs: Sequence[str], *, state: str | None = None
+    session: Session, slugs: Sequence[str] | None, *, state: str | None = None
 ) -> dict[str, ChecklistVersion]:
-    """The newest version of each application (in `state`, when given)."""
+    """The newest version of each application in `slugs` (all when None; in `state`, when
+    given)."""
     newest_query = sa.select(
         ChecklistVersion.application_id, sa.func.max(ChecklistVersion.version).label("v")
     ).group_by(ChecklistVersion.application_id)
     if state is not None:
         newest_query = newest_query.where(ChecklistVersion.state == state)
     newest = newest_query.subquery()
-    rows = session.execute(
+    query = (
         sa.select(Application.slug, ChecklistVersion)
         .join(ChecklistVersion, ChecklistVersion.application_id == Application.id)
         .join(
@@ -114,9 +115,10 @@ def _latest_versions(
                 newest.c.v == ChecklistVersion.version,
             ),
         )
-        .where(Application.slug.in_(slugs))
-    ).all()
-    return dict(rows)
+    )
+    if slugs is not None:
+        query = query.where(Application.slug.in_(slugs))
+    return dict(session.execute(query).all())
 
 
 @dataclass(frozen=True)
@@ -368,24 +370,8 @@ def _store_version(
 
 def latest_approved_checklists(session: Session) -> list[Checklist]:
     """Every application's latest approved checklist, in one query."""
-    newest = (
-        sa.select(ChecklistVersion.application_id, sa.func.max(ChecklistVersion.version).label("v"))
-        .where(ChecklistVersion.state == governance.APPROVED)
-        .group_by(ChecklistVersion.application_id)
-        .subquery()
-    )
-    versions = session.scalars(
-        sa.select(ChecklistVersion)
-        .join(
-            newest,
-            sa.and_(
-                newest.c.application_id == ChecklistVersion.application_id,
-                newest.c.v == ChecklistVersion.version,
-            ),
-        )
-        .order_by(ChecklistVersion.application_id)
-    )
-    return [checklist_of(v) for v in versions]
+    found = _latest_versions(session, None, state=governance.APPROVED)
+    return [checklist_of(found[slug]) for slug in sorted(found)]
 
 
 def checklist_of(version: ChecklistVersion) -> Checklist:

@@ -17,10 +17,10 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.checklist import ChecklistInvalid
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, PermissionDenied, ValidationFailed
-from gatekeeper.runtime import runtime
 from gatekeeper.services import freezes, packages, plans
 from gatekeeper.services.packages import ApplicationSpec
 from tests.conftest import CHECKLIST_AUTHOR
+from tests.integration.test_gate_cache import KEY, counters, poll
 from tests.support.governance import (
     BOARD,
     MANAGER,
@@ -32,7 +32,6 @@ from tests.support.governance import (
     sync,
 )
 
-KEY = "2026.12-r1"
 TICK = timedelta(microseconds=1)
 CALENDAR = """\
 schema: 1
@@ -81,21 +80,6 @@ def review(clock: FixedClock, version: int, reviewer: str = BOARD, action: str =
         return freezes.review_calendar(
             session, version=version, action=action, reviewer=reviewer, notes="ok", clock=clock
         ).state
-
-
-def poll(app: Flask) -> gate_rules.GateResult:
-    """What CI gets, checked against a fresh evaluation at the same moment."""
-    try:
-        served = runtime(app).gate_now(db.session, KEY)
-    finally:
-        db.session.rollback()
-    assert served == gate(app, runtime(app).clock, KEY), "the cache served a stale gate"
-    return served
-
-
-def counters(app: Flask) -> tuple[int, int]:
-    cache = runtime(app).gate_cache
-    return cache.hits, cache.misses
 
 
 def prepared(app: Flask, clock: FixedClock, tmp_path: Path) -> Path:
