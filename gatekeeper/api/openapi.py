@@ -118,6 +118,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "waiting_on": {"type": "array", "items": {"type": "string"}},
             "since": _NULLABLE_TIME,
             "message": {"type": "string"},
+            # FREEZE_WINDOW and FREEZE_AHEAD only: the window and the occurrence meant.
+            "freeze": {
+                "type": "object",
+                "required": ["id", "title", "reason", "owner", "starts", "ends"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "title": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "owner": {
+                        "type": "string",
+                        "description": '"freeze calendar", or the application of a blackout',
+                    },
+                    "starts": {"type": "string", "format": "date-time"},
+                    "ends": {"type": "string", "format": "date-time"},
+                },
+            },
         },
     },
     "Gate": {

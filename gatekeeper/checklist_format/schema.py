@@ -70,6 +70,53 @@ def _object(
     }
 
 
+def _window(*, blackout: bool) -> dict[str, Any]:
+    """A freeze window or blackout: starts/ends, or rrule/duration/timezone (the linter also
+    checks the rule, the duration, the zone and that ends is after starts)."""
+    scope: dict[str, Any] = {
+        "environments": {
+            "type": "array",
+            "items": _text("An environment."),
+            "description": "The environments it holds back.",
+        }
+    }
+    if not blackout:
+        scope["applications"] = {
+            "type": "array",
+            "items": _ref("slug", "An application."),
+            "description": "The applications it holds back.",
+        }
+    common = {
+        "id": _ref("slug", "The window's id, unique in the file."),
+        "title": _text("What the window is called.", MAX_TITLE_CHARS),
+        "reason": _text("Why releases wait."),
+        "applies_to": _object("Where it applies (default: everywhere).", scope, ()),
+    }
+    instant = {"type": "string", "description": "ISO 8601 with its UTC offset."}
+    fixed = {**common, "starts": instant, "ends": instant}
+    recurring = {
+        **common,
+        "rrule": _text("An RFC 5545 recurrence rule, FREQ=…;BY…", 500),
+        "duration": _text("ISO 8601 duration of each occurrence: P1D, PT4H.", 500),
+        "timezone": _text("IANA time zone of the rule: Europe/Paris.", 500),
+    }
+    return {
+        "description": "A freeze window: starts and ends, or rrule, duration and timezone.",
+        "oneOf": [
+            _object(
+                "A window with a start and an end.",
+                fixed,
+                ("id", "title", "reason", "starts", "ends"),
+            ),
+            _object(
+                "A recurring window.",
+                recurring,
+                ("id", "title", "reason", "rrule", "duration", "timezone"),
+            ),
+        ],
+    }
+
+
 def _place(key: str, description: str) -> dict[str, Any]:
     return _object(
         "A project and one of its environments.",
@@ -257,6 +304,12 @@ def checklist_json_schema() -> dict[str, Any]:
                         },
                         (),
                     ),
+                    "blackouts": {
+                        "type": "array",
+                        "items": _window(blackout=True),
+                        "description": "Business blackouts: no release of this application in "
+                        "them (the gate shows FREEZE_WINDOW).",
+                    },
                 },
                 ("key_users", "scenarios"),
             ),

@@ -7,10 +7,13 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path as FilePath
+from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 
+from gatekeeper.checklist_format.recurrence import RuleInvalid, rule_of
 from gatekeeper.checklist_format.yaml_tree import (
     STR_TAG,
     Mapping,
@@ -50,6 +53,7 @@ from gatekeeper.domain.checklist import (
     UserValidation,
     rule_violations,
 )
+from gatekeeper.domain.freeze import Calendar, WindowSpec, window_problems
 
 # No leading zeros: YAML 1.1 reads `010` as octal 8, so it must not pass here as 10.
 _DECIMAL_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
@@ -547,7 +551,7 @@ def _read_user_validation(reader: _Reader, node: Node | None) -> UserValidation 
         node,
         at,
         required=("key_users", "scenarios"),
-        optional=("quorum", "confirm_after_release"),
+        optional=("quorum", "confirm_after_release", "blackouts"),
     )
     if uv is None:
         return None
@@ -592,9 +596,212 @@ def _read_user_validation(reader: _Reader, node: Node | None) -> UserValidation 
     confirm: ConfirmAfterRelease | None = ConfirmAfterRelease()
     if (v := _value(uv, "confirm_after_release")) is not None:
         confirm = _read_confirm_after_release(reader, v, (*at, "confirm_after_release"))
-    if users_ok and scenarios_ok and quorum is not None and confirm is not None:
-        return UserValidation(tuple(key_users), tuple(scenarios), quorum, confirm)
+    blackouts: tuple[WindowSpec, ...] | None = ()
+    if (v := _value(uv, "blackouts")) is not None:
+        blackouts = _read_windows(reader, v, (*at, "blackouts"), blackout=True)
+    if (
+        users_ok
+        and scenarios_ok
+        and quorum is not None
+        and confirm is not None
+        and blackouts is not None
+    ):
+        return UserValidation(tuple(key_users), tuple(scenarios), quorum, confirm, blackouts)
     return None
+
+
+_FIXED = ("starts", "ends")
+_RECURRING = ("rrule", "duration", "timezone")
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _read_instant(reader: _Reader, node: Node, where: Path) -> datetime | None:
+    """An ISO 8601 date and time with its UTC offset (quoted or not)."""
+    if not isinstance(node, Scalar) or node.tag not in (STR_TAG, _TIMESTAMP_TAG):
+        reader.fail(node, where, "expected a date and time such as 2026-12-18T18:00:00+01:00")
+        return None
+    try:
+        found = datetime.fromisoformat(node.raw.strip())
+    except ValueError:
+        reader.fail(node, where, f"{node.raw!r} is not an ISO 8601 date and time")
+        return None
+    if found.tzinfo is None:
+        reader.fail(node, where, f"{node.raw!r} has no UTC offset; add one (+01:00, Z)")
+        return None
+    return found
+
+
+def _read_windows(
+    reader: _Reader, node: Node, at: Path, *, blackout: bool
+) -> tuple[WindowSpec, ...] | None:
+    """Freeze windows or blackouts: each `starts`/`ends`, or `rrule`/`duration`/`timezone`."""
+    raw = reader.sequence(node, at, at_least=0)
+    if raw is None:
+        return None
+    before = len(reader.problems)
+    windows: list[WindowSpec] = []
+    seen: set[str] = set()
+    for index, w_node in enumerate(raw):
+        window = _read_window(reader, w_node, (*at, index), blackout=blackout)
+        if window is None:
+            continue
+        if window.id in seen:
+            where = (*at, index, "id")
+            reader.fail(_locate(w_node, ("id",)), where, f"duplicate window id {window.id!r}")
+        seen.add(window.id)
+        windows.append(window)
+    return tuple(windows) if len(reader.problems) == before else None
+
+
+def _read_window(reader: _Reader, node: Node, at: Path, *, blackout: bool) -> WindowSpec | None:
+    w_map = reader.mapping(
+        node, at, required=("id", "title", "reason"), optional=(*_FIXED, *_RECURRING, "applies_to")
+    )
+    if w_map is None:
+        return None
+    before = len(reader.problems)
+    given = {k for k in w_map.entries if k in (*_FIXED, *_RECURRING)}
+    if given not in (set(_FIXED), set(_RECURRING)):
+        reader.fail(
+            node,
+            at,
+            "unknown window shape: give starts and ends, or rrule, duration and timezone"
+            + (f" (found {', '.join(sorted(given))})" if given else ""),
+        )
+    window_id = reader.slug(v, (*at, "id")) if (v := _value(w_map, "id")) else None
+    title = (
+        reader.text(v, (*at, "title"), max_chars=MAX_TITLE_CHARS)
+        if (v := _value(w_map, "title"))
+        else None
+    )
+    reason = reader.text(v, (*at, "reason")) if (v := _value(w_map, "reason")) else None
+    times = {
+        name: _read_instant(reader, v, (*at, name))
+        for name in _FIXED
+        if (v := _value(w_map, name)) is not None
+    }
+    texts = {
+        name: reader.text(v, (*at, name), max_chars=500)
+        for name in _RECURRING
+        if (v := _value(w_map, name)) is not None
+    }
+    environments: tuple[str, ...] = ()
+    applications: tuple[str, ...] = ()
+    if (v := _value(w_map, "applies_to")) is not None:
+        scope = _read_scope(reader, v, (*at, "applies_to"), blackout=blackout)
+        if scope is not None:
+            environments, applications = scope
+    if len(reader.problems) > before or window_id is None or title is None or reason is None:
+        return None
+    spec = WindowSpec(
+        window_id,
+        title,
+        reason,
+        starts=times.get("starts"),
+        ends=times.get("ends"),
+        rrule=texts.get("rrule") or "",
+        duration=texts.get("duration") or "",
+        timezone=texts.get("timezone") or "",
+        environments=environments,
+        applications=applications,
+    )
+    for name, message in window_problems(spec):
+        reader.fail(_locate(node, (name,)), (*at, name), message)
+    if spec.recurring and not any(name == "timezone" for name, _ in window_problems(spec)):
+        try:
+            rule_of(spec.rrule, ZoneInfo(spec.timezone))
+        except RuleInvalid as exc:
+            reader.fail(
+                _locate(node, ("rrule",)), (*at, "rrule"), f"not a usable RFC 5545 rule: {exc}"
+            )
+    return spec if len(reader.problems) == before else None
+
+
+def _read_scope(
+    reader: _Reader, node: Node, at: Path, *, blackout: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    names = ("environments",) if blackout else ("environments", "applications")
+    scope = reader.mapping(node, at, required=(), optional=names)
+    if scope is None:
+        return None
+    found: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        if (v := _value(scope, name)) is None:
+            continue
+        items = reader.sequence(v, (*at, name))
+        read = [
+            reader.slug(i, (*at, name, n))
+            if name == "applications"
+            else reader.text(i, (*at, name, n), max_chars=255)
+            for n, i in enumerate(items or ())
+        ]
+        found[name] = tuple(r for r in read if r is not None)
+    return found.get("environments", ()), found.get("applications", ())
+
+
+def _build_calendar(reader: _Reader, root: Node) -> Calendar | None:
+    top = reader.mapping(root, (), required=("schema", "kind", "version", "governance", "freezes"))
+    if top is None:
+        return None
+    schema_node = _value(top, "schema")
+    if schema_node is not None:
+        schema = reader.integer(schema_node, ("schema",), minimum=1, maximum=1000)
+        if schema is not None and schema != SCHEMA_VERSION:
+            reader.fail(schema_node, ("schema",), f"unsupported schema {schema}")
+    version = (
+        reader.integer(v, ("version",), minimum=1, maximum=MAX_VERSION)
+        if (v := _value(top, "version"))
+        else None
+    )
+    reviewers = None
+    if (v := _value(top, "governance")) is not None and (
+        g := reader.mapping(v, ("governance",), required=("reviewers",))
+    ):
+        reviewers = (
+            reader.emails(r, ("governance", "reviewers")) if (r := _value(g, "reviewers")) else None
+        )
+    windows = (
+        _read_windows(reader, v, ("freezes",), blackout=False)
+        if (v := _value(top, "freezes")) is not None
+        else None
+    )
+    if reader.problems or version is None or reviewers is None or windows is None:
+        return None
+    return Calendar(version, reviewers, windows)
+
+
+FREEZES_KIND = "freezes"
+
+
+def _kind_of(root: Node) -> str | None:
+    """The document's `kind:` (checklists have none)."""
+    if isinstance(root, Mapping) and (found := _value(root, "kind")) is not None:
+        return found.raw if isinstance(found, Scalar) else ""
+    return None
+
+
+def parse_document(data: bytes, path: str) -> Checklist | Calendar:
+    """A checklist, or the freeze calendar (`kind: freezes`); ChecklistInvalid listing every
+    problem otherwise."""
+    try:
+        root, tree_problems = read_tree(data, path)
+    except TreeError as exc:
+        raise ChecklistInvalid(exc.problems) from None
+    kind = _kind_of(root)
+    if kind is None:
+        return _checklist_of_tree(root, tree_problems, path)
+    reader = _Reader(path)
+    if kind != FREEZES_KIND:
+        reader.fail(
+            _locate(root, ("kind",)),
+            ("kind",),
+            f"unknown kind {kind!r}; the only kind is {FREEZES_KIND!r} (checklists have none)",
+        )
+        raise ChecklistInvalid(reader.problems)
+    calendar = _build_calendar(reader, root)
+    if calendar is None or tree_problems:
+        raise ChecklistInvalid(sorted(tree_problems + reader.shown(), key=_position))
+    return calendar
 
 
 def _read_confirm_after_release(
@@ -633,6 +840,10 @@ def parse_checklist(data: bytes, path: str) -> Checklist:
         root, tree_problems = read_tree(data, path)
     except TreeError as exc:
         raise ChecklistInvalid(exc.problems) from None
+    return _checklist_of_tree(root, tree_problems, path)
+
+
+def _checklist_of_tree(root: Node, tree_problems: list[Problem], path: str) -> Checklist:
     reader = _Reader(path)
     checklist = _build(reader, root)
     if checklist is None or tree_problems:
@@ -649,6 +860,17 @@ def _position(problem: Problem) -> tuple[int, int]:
 
 
 def load_checklist_file(path: FilePath, display: str | None = None) -> Checklist:
+    found = load_document_file(path, display)
+    if isinstance(found, Calendar):
+        shown = display or str(path)
+        raise ChecklistInvalid(
+            [Problem(shown, 1, 1, "this is the freeze calendar, not a checklist")]
+        )
+    return found
+
+
+def load_document_file(path: FilePath, display: str | None = None) -> Checklist | Calendar:
+    """A checklist file or the freeze calendar file, read with the same limits."""
     shown = display or str(path)
     try:
         size = path.stat().st_size
@@ -659,4 +881,4 @@ def load_checklist_file(path: FilePath, display: str | None = None) -> Checklist
         raise ChecklistInvalid(
             [Problem(shown, 1, 1, f"cannot read file: {exc.strerror}")]
         ) from None
-    return parse_checklist(data, shown)
+    return parse_document(data, shown)

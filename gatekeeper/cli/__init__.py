@@ -68,6 +68,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     ),
     # The gate group loads the app itself, and only for a local check: `gate check --url`
     # talks HTTP and never imports Flask or SQLAlchemy.
+    "freezes": (
+        "gatekeeper.cli.freezes:group",
+        "The freeze calendar: its versions and their governance review.",
+        True,
+    ),
     "gate": ("gatekeeper.cli.gate:group", "Ask whether a package may be released.", False),
     "outbox": (
         "gatekeeper.cli.outbox:group",

@@ -63,6 +63,26 @@ class ChecklistVersion(Base):
     )
 
 
+class FreezeCalendarVersion(Base):
+    """One immutable version of the freeze calendar file (`checklists/freezes.yaml`): synced,
+    reviewed and approved like a checklist version; the gate reads the newest approved one."""
+
+    __tablename__ = "freeze_calendar_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(unique=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    content: Mapped[str] = mapped_column(sa.Text)
+    source_yaml: Mapped[str] = mapped_column(sa.Text)
+    source_path: Mapped[str] = mapped_column(sa.String(500))
+    author: Mapped[str | None] = mapped_column(EMAIL)
+    state: Mapped[str] = mapped_column(str_enum("freeze_calendar_state", *VERSION_STATES))
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_by: Mapped[str | None] = mapped_column(EMAIL)
+    review_notes: Mapped[str] = mapped_column(sa.Text, default="")
+
+
 class GovernanceReview(Base):
     __tablename__ = "governance_reviews"
 
@@ -489,6 +509,18 @@ class User(Base):
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Part of the session identity: bumping it signs the user out everywhere.
     session_version: Mapped[int] = mapped_column(default=1)
+
+
+class CalendarKey(Base):
+    """A person's secret calendar feed URL key; only its sha256 is stored."""
+
+    __tablename__ = "calendar_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(EMAIL, index=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class SignInLink(Base):

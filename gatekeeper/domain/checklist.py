@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.domain.freeze import WindowSpec
 
 SCHEMA_VERSION = 1
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
@@ -120,6 +121,8 @@ class UserValidation:
     scenarios: tuple[str, ...]
     quorum: Quorum = "all"
     confirm_after_release: ConfirmAfterRelease = ConfirmAfterRelease()
+    # Business blackouts the key users declare: no release of this application in them.
+    blackouts: tuple[WindowSpec, ...] = ()
 
     @property
     def required(self) -> int:
@@ -235,6 +238,10 @@ class Checklist:
                 "after_hours": confirm.after_hours,
                 "window_hours": confirm.window_hours,
             }
+        if self.user_validation.blackouts:
+            doc["user_validation"]["blackouts"] = [
+                w.to_canonical() for w in self.user_validation.blackouts
+            ]
         if self.description:
             doc["description"] = self.description
         if self.addresses:
@@ -281,6 +288,7 @@ class Checklist:
                 tuple(uv["scenarios"]),
                 uv["quorum"],
                 ConfirmAfterRelease(**uv.get("confirm_after_release", {})),
+                tuple(WindowSpec.from_canonical(w) for w in uv.get("blackouts", ())),
             ),
             consumers=tuple(Consumer(c["name"], c["contact"]) for c in doc.get("consumers", [])),
             addresses=tuple(doc.get("addresses", ())),

@@ -6,12 +6,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import confirmation as confirmation_rules
-from gatekeeper.domain import learning
+from gatekeeper.domain import freeze, learning
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.checklist import Checklist, Item
 from gatekeeper.domain.signoff import (
@@ -54,10 +54,13 @@ USER_QUORUM_UNREACHABLE = "USER_QUORUM_UNREACHABLE"
 TAMPERING_DETECTED = "TAMPERING_DETECTED"
 # Someone whose sign-off is still needed is away and nobody may sign in their place.
 SIGNER_AWAY = "SIGNER_AWAY"
+# A freeze window or a business blackout in force now (see freeze_blockers).
+FREEZE_WINDOW = "FREEZE_WINDOW"
 
 BLOCKING_CODES = (
     TAMPERING_DETECTED,
     SIGNER_AWAY,
+    FREEZE_WINDOW,
     PACKAGE_CANCELLED,
     PACKAGE_EMPTY,
     NO_APPROVED_CHECKLIST,
@@ -75,7 +78,9 @@ OPEN_FINDING = "OPEN_FINDING"
 # A learning review of the application, or one of its action items, past its due date.
 LEARNING_REVIEW_OVERDUE = "LEARNING_REVIEW_OVERDUE"
 ACTION_ITEM_OVERDUE = "ACTION_ITEM_OVERDUE"
-WARNING_CODES = (OPEN_FINDING, LEARNING_REVIEW_OVERDUE, ACTION_ITEM_OVERDUE)
+# The package's planned release date falls in a freeze window or a blackout.
+FREEZE_AHEAD = "FREEZE_AHEAD"
+WARNING_CODES = (OPEN_FINDING, LEARNING_REVIEW_OVERDUE, ACTION_ITEM_OVERDUE, FREEZE_AHEAD)
 DEFAULT_FINDING_WARN_AFTER = timedelta(days=7)
 
 
@@ -176,6 +181,31 @@ class GateInput:
     confirmations: tuple[tuple[str, str, str], ...] = ()
     tampered: tuple[TamperedRecord, ...] = ()
     absences: tuple[absence_rules.Absence, ...] = ()
+    # The approved freeze calendar's windows and the pinned checklists' blackouts.
+    freezes: tuple[freeze.Window, ...] = ()
+    planned_for: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeRef:
+    """The window a FREEZE_WINDOW or FREEZE_AHEAD names, and the occurrence meant."""
+
+    id: str
+    title: str
+    reason: str
+    owner: str
+    starts: datetime
+    ends: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "reason": self.reason,
+            "owner": self.owner,
+            "starts": self.starts.isoformat(),
+            "ends": self.ends.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +217,14 @@ class Blocker:
     item: str | None = None
     waiting_on: tuple[str, ...] = ()
     since: datetime | None = None
+    freeze: FreezeRef | None = None
 
     @property
     def blocks(self) -> bool:
         return self.code in BLOCKING_CODES
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "code": self.code,
             "application": self.application,
             "section": self.section,
@@ -202,6 +233,9 @@ class Blocker:
             "since": self.since.isoformat() if self.since else None,
             "message": self.message,
         }
+        if self.freeze is not None:
+            found["freeze"] = self.freeze.to_dict()
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,6 +654,8 @@ def evaluate(gate: GateInput) -> GateResult:
         if record.verified:
             records_by_app.setdefault(record.application, []).append(record)
     blockers.extend(_tampering(gate))
+    blockers.extend(freeze_blockers(gate))
+    warnings.extend(freeze_warnings(gate))
     progress: list[ApplicationProgress] = []
     counted: list[int] = []
     # A draft pins nothing yet: judging its applications would report missing checklists
@@ -705,12 +741,104 @@ def _tampering(gate: GateInput) -> list[Blocker]:
     return found
 
 
+def _windows_applying(gate: GateInput) -> list[freeze.Window]:
+    """The windows that hold this package back: none once it is released or cancelled."""
+    if gate.state in (lifecycle.RELEASED, lifecycle.CANCELLED):
+        return []
+    shipped = tuple(a.application for a in gate.applications)
+    return [w for w in gate.freezes if w.applies(gate.environment, shipped)]
+
+
+def _freeze_ref(window: freeze.Window, occurrence: freeze.Occurrence) -> FreezeRef:
+    spec = window.spec
+    return FreezeRef(
+        spec.id, spec.title, spec.reason, window.owner, occurrence.starts, occurrence.ends
+    )
+
+
+def _blackout_application(window: freeze.Window) -> str | None:
+    return None if window.owner == freeze.CALENDAR else window.owner
+
+
+def _freeze_entry(
+    code: str, window: freeze.Window, occurrence: freeze.Occurrence, message: str
+) -> Blocker:
+    return Blocker(
+        code=code,
+        application=_blackout_application(window),
+        since=occurrence.starts,
+        freeze=_freeze_ref(window, occurrence),
+        message=f"{message}: {window.spec.reason}",
+    )
+
+
+def freeze_blockers(gate: GateInput) -> list[Blocker]:
+    """FREEZE_WINDOW: one blocker per applicable window in force now, naming the window, its
+    reason and when it ends. Every FREEZE_WINDOW blocker is made here and only here."""
+    found: list[Blocker] = []
+    for window in _windows_applying(gate):
+        occurrence = window.schedule.in_force(gate.now)
+        if occurrence is not None:
+            until = occurrence.ends.isoformat(timespec="minutes")
+            message = f"{window.label} is in force until {until}"
+            found.append(_freeze_entry(FREEZE_WINDOW, window, occurrence, message))
+    return found
+
+
+def _planned_occurrence(gate: GateInput, window: freeze.Window) -> freeze.Occurrence | None:
+    """The occurrence of `window` on the planned release day (read in the window's time zone),
+    while it has not ended."""
+    if gate.planned_for is None:
+        return None
+    starts, ends = freeze.day_bounds(gate.planned_for, window.schedule.zone)
+    occurrence = window.schedule.overlapping(starts, ends)
+    if occurrence is None or gate.now >= occurrence.ends:
+        return None
+    return occurrence
+
+
+def freeze_warnings(gate: GateInput) -> list[Blocker]:
+    """FREEZE_AHEAD: the planned release date falls in a window; warned as soon as the package
+    is assembled, so the date can move before anyone signs."""
+    found: list[Blocker] = []
+    for window in _windows_applying(gate):
+        occurrence = _planned_occurrence(gate, window)
+        if occurrence is None:
+            continue
+        assert gate.planned_for is not None  # an occurrence was found on it
+        message = (
+            f"the planned release date {gate.planned_for.isoformat()} falls in {window.label}, "
+            f"from {occurrence.starts.isoformat(timespec='minutes')} "
+            f"to {occurrence.ends.isoformat(timespec='minutes')}"
+        )
+        found.append(_freeze_entry(FREEZE_AHEAD, window, occurrence, message))
+    return found
+
+
+def _freeze_moments(gate: GateInput) -> list[datetime]:
+    """Each applicable window's next boundary: the end of the occurrence in force, the next
+    start, and the end of the occurrence on the planned day."""
+    moments: list[datetime] = []
+    for window in _windows_applying(gate):
+        occurrence = window.schedule.in_force(gate.now)
+        if occurrence is not None:
+            moments.append(occurrence.ends)
+        upcoming = window.schedule.next_start(gate.now)
+        if upcoming is not None:
+            moments.append(upcoming)
+        planned = _planned_occurrence(gate, window)
+        if planned is not None:
+            moments.append(planned.ends)
+    return moments
+
+
 def stable_until(gate: GateInput) -> datetime | None:
     """The first instant after `gate.now` at which the clock alone could change what
     `evaluate(gate)` returns: a governance review falling due, an open finding becoming old
     enough to warn, a finding warning's day count going up, a learning review or action item
-    falling due, someone leaving or coming back (an absence's start or end), or a released
-    package's confirmation window closing. None when the result does not
+    falling due, someone leaving or coming back (an absence's start or end), a released
+    package's confirmation window closing, or a freeze window or blackout starting or ending.
+    None when the result does not
     depend on the clock at all. Callers may reuse an evaluation for any `now` in
     [gate.now, stable_until) as long as nothing else in the input changed."""
     moments: list[datetime] = []
@@ -728,6 +856,7 @@ def stable_until(gate: GateInput) -> datetime | None:
             moments.extend(d.due_at for d in pinned.learning_due if gate.now < d.due_at)
     moments.extend(w.closes_at for w in _windows(gate) if gate.now < w.closes_at)
     moments.extend(absence_rules.boundaries(gate.absences, gate.now))
+    moments.extend(_freeze_moments(gate))
     return min(moments, default=None)
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from gatekeeper.checklist_format.validator import load_checklist_file, parse_checklist
+from gatekeeper.checklist_format.validator import load_document_file, parse_checklist
 from gatekeeper.db.models import Application, ChecklistVersion, Finding, GovernanceReview
 from gatekeeper.domain import governance
 from gatekeeper.domain.checklist import (
@@ -26,9 +26,11 @@ from gatekeeper.domain.checklist import (
 )
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
-from gatekeeper.services import audit, findings, integrity
+from gatekeeper.domain.freeze import Calendar
+from gatekeeper.services import audit, findings, freezes, integrity
 
 CHECKLIST_SUFFIXES = (".yaml", ".yml")
+FREEZES = "freezes"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class FileResult:
     path: str
     checklist: Checklist | None
     problems: tuple[Problem, ...] = ()
+    # The freeze calendar file (`kind: freezes`) is linted and synced beside the checklists.
+    calendar: Calendar | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class SyncOutcome:
     path: str
     authors: tuple[str, ...] = ()
     authorship_unknown: str | None = None  # why, when two reviewers must approve it
+    kind: str = "checklist"  # or "freezes": the freeze calendar file
 
 
 @dataclass
@@ -78,23 +83,29 @@ def lint_paths(paths: Iterable[Path]) -> LintReport:
     report = LintReport()
     for path in checklist_files(paths):
         try:
-            report.files.append(FileResult(str(path), load_checklist_file(path)))
+            found = load_document_file(path)
         except ChecklistInvalid as exc:
             report.files.append(FileResult(str(path), None, tuple(exc.problems)))
+        else:
+            if isinstance(found, Calendar):
+                report.files.append(FileResult(str(path), None, calendar=found))
+            else:
+                report.files.append(FileResult(str(path), found))
     return report
 
 
 def _latest_versions(
-    session: Session, slugs: Sequence[str], *, state: str | None = None
+    session: Session, slugs: Sequence[str] | None, *, state: str | None = None
 ) -> dict[str, ChecklistVersion]:
-    """The newest version of each application (in `state`, when given)."""
+    """The newest version of each application in `slugs` (all when None; in `state`, when
+    given)."""
     newest_query = sa.select(
         ChecklistVersion.application_id, sa.func.max(ChecklistVersion.version).label("v")
     ).group_by(ChecklistVersion.application_id)
     if state is not None:
         newest_query = newest_query.where(ChecklistVersion.state == state)
     newest = newest_query.subquery()
-    rows = session.execute(
+    query = (
         sa.select(Application.slug, ChecklistVersion)
         .join(ChecklistVersion, ChecklistVersion.application_id == Application.id)
         .join(
@@ -104,9 +115,10 @@ def _latest_versions(
                 newest.c.v == ChecklistVersion.version,
             ),
         )
-        .where(Application.slug.in_(slugs))
-    ).all()
-    return dict(rows)
+    )
+    if slugs is not None:
+        query = query.where(Application.slug.in_(slugs))
+    return dict(session.execute(query).all())
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,15 @@ def sync_checklists(
         raise ChecklistInvalid(report.problems)
     by_application: dict[str, FileResult] = {}
     errors: list[str] = []
+    calendars = [r for r in report.files if r.calendar is not None]
+    if len(calendars) > 1:
+        errors.append(
+            f"{calendars[1].path}: the freeze calendar is also defined in {calendars[0].path}; "
+            "keep one freeze calendar"
+        )
     for result in report.files:
+        if result.calendar is not None:
+            continue
         assert result.checklist is not None
         slug = result.checklist.application
         if slug in by_application:
@@ -226,14 +246,42 @@ def sync_checklists(
             )
         else:
             outcomes.append(SyncOutcome(slug, checklist.version, "unchanged", result.path))
+    calendar_plan = (
+        freezes.plan_sync(session, calendars[0].calendar, calendars[0].path)
+        if calendars and calendars[0].calendar is not None
+        else None
+    )
+    if calendar_plan is not None and calendar_plan.error is not None:
+        errors.append(calendar_plan.error)
     if errors:
         raise Conflict("checklists not synced: " + "; ".join(errors), details=errors)
     now = clock.now()
     for result, authors in to_create:
         assert result.checklist is not None
         _store_version(session, result, latest.get(result.checklist.application), now, authors)
+    outcomes.sort(key=lambda o: o.application)
+    if calendar_plan is not None:
+        if calendar_plan.status == "created":
+            assert calendars[0].calendar is not None
+            freezes.store_version(
+                session,
+                calendars[0].calendar,
+                calendar_plan.path,
+                author=declared[0] if declared else None,
+                clock=clock,
+            )
+        outcomes.append(
+            SyncOutcome(
+                freezes.SUBJECT,
+                calendar_plan.version,
+                calendar_plan.status,
+                calendar_plan.path,
+                tuple(declared),
+                kind=FREEZES,
+            )
+        )
     session.flush()
-    return sorted(outcomes, key=lambda o: o.application)
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -318,6 +366,12 @@ def _store_version(
             "authorship_unknown": stored.authorship_unknown,
         },
     )
+
+
+def latest_approved_checklists(session: Session) -> list[Checklist]:
+    """Every application's latest approved checklist, in one query."""
+    found = _latest_versions(session, None, state=governance.APPROVED)
+    return [checklist_of(found[slug]) for slug in sorted(found)]
 
 
 def checklist_of(version: ChecklistVersion) -> Checklist:

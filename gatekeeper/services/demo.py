@@ -17,7 +17,7 @@ from gatekeeper.domain.checklist import ChecklistInvalid, content_digest
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.domain.governance import APPROVE, APPROVED, PENDING_REVIEW
-from gatekeeper.services import checklists, packages, reviews, signoffs, users
+from gatekeeper.services import checklists, freezes, packages, reviews, signoffs, users
 from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.services.signoffs import LinkSettings
 
@@ -63,6 +63,12 @@ def sync_samples(
     kept: set[str] = set()
     for result in report.files:
         checklist = result.checklist
+        if result.calendar is not None:
+            planned = freezes.plan_sync(session, result.calendar, result.path)
+            if planned.status == "conflict":
+                kept.add(result.path)
+                yield f"freeze calendar: keeping the stored version ({planned.error})"
+            continue
         assert checklist is not None
         held = stored.get(checklist.application)
         if held is None or checklist.version > held.version:
@@ -86,6 +92,14 @@ def sync_samples(
         yield f"checklist {outcome.application} v{outcome.version}: {outcome.status}"
     yield from approve_pending(session, clock=clock)
     for outcome in outcomes:
+        if outcome.kind == checklists.FREEZES:
+            if outcome.status == "created":
+                yield (
+                    f"freeze calendar v{outcome.version}: pending review; a reviewer approves it "
+                    f"with: gatekeeper freezes review --version {outcome.version} --approve "
+                    "--reviewer release-board@example.com"
+                )
+            continue
         version = checklists.get_version(session, outcome.application, outcome.version)
         if outcome.status == "created" and version.state == PENDING_REVIEW:
             reviews.request_reviews(

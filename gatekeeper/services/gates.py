@@ -18,11 +18,12 @@ from gatekeeper.db.models import (
     PackageApplication,
     Signoff,
 )
+from gatekeeper.domain import freeze, governance, learning
 from gatekeeper.domain import gate as gate_rules
-from gatekeeper.domain import governance, learning
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.absence import Absence
-from gatekeeper.services import absences, findings, integrity, learning_reviews, webhooks
+from gatekeeper.domain.checklist import Checklist
+from gatekeeper.services import absences, findings, freezes, integrity, learning_reviews, webhooks
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -53,6 +54,7 @@ class GateMaterial:
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     absences: tuple[Absence, ...] = ()
+    calendar: freeze.Calendar | None = None
 
 
 def load_material(
@@ -110,6 +112,8 @@ def load_material(
         # Whoever came back before the earliest of these packages was submitted is of no
         # concern to any of them.
         material.absences = absences.ended_after(session, min(submitted))
+    # One query whatever the number of packages: every gate applies the same calendar.
+    material.calendar = freezes.approved_calendar(session)
     return material
 
 
@@ -195,9 +199,11 @@ def gate_input_from(
     package = material.packages[package_id]
     rows = material.applications.get(package_id, [])
     pinned: list[gate_rules.PinnedApplication] = []
+    pinned_checklists: list[Checklist | None] = []
     for row in rows:
         version = row.version
         checklist = checklist_of(version) if version is not None else None
+        pinned_checklists.append(checklist)
         due = None
         if checklist is not None and row.target.application_id in material.last_reviews:
             due = material.last_reviews[row.target.application_id] + timedelta(
@@ -263,6 +269,8 @@ def gate_input_from(
         confirmations=tuple(material.confirmations.get(package_id, ())),
         # Absences matter only while sign-offs are asked for.
         absences=material.absences if package.state == lifecycle.IN_REVIEW else (),
+        freezes=freezes.gate_windows(material.calendar, pinned_checklists),
+        planned_for=package.planned_for,
     )
 
 

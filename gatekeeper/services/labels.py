@@ -60,6 +60,11 @@ ACTIONS: Mapping[str, str] = {
     "person.back": "Absence ended",
     "signoff.handed_to_deputies": "Sign-off requests handed to deputies (signer away)",
     "signoff.taken_back": "Sign-off requests returned from deputies (signer back)",
+    "freezes.synced": "Freeze calendar version synced",
+    "freezes.approved": "Freeze calendar version approved",
+    "freezes.changes_requested": "Changes requested to a freeze calendar version",
+    "calendar_key.created": "Calendar feed link created",
+    "calendar_key.revoked": "Calendar feed link revoked",
 }
 
 

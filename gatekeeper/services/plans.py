@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import sqlalchemy as sa
@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import Application, ChecklistVersion, Package
 from gatekeeper.db.queries import active_applications
+from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import governance
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain import plan as plan_rules
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import NotFound
-from gatekeeper.services import packages, signoffs
+from gatekeeper.services import freezes, packages, signoffs
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.services.packages import ApplicationSpec
 
@@ -62,21 +63,48 @@ def approved_applications(session: Session) -> list[ApprovedApplication]:
 
 
 def plan_for(
-    session: Session, specs: Sequence[ApplicationSpec], *, assembler: str
+    session: Session,
+    specs: Sequence[ApplicationSpec],
+    *,
+    assembler: str,
+    environment: str = "",
+    planned_for: date | None = None,
+    clock: Clock | None = None,
 ) -> plan_rules.Plan:
-    """What submitting these applications now would request, from the latest approved versions."""
+    """What submitting these applications now would request, from the latest approved versions;
+    with the planned date, the freeze windows and blackouts it falls in."""
     found = {a.slug: v for a, v in _latest_approved(session, [s.application for s in specs])}
-    return plan_rules.plan_submission(
-        [
-            plan_rules.PlannedApplication(
-                s.application,
-                s.version,
-                checklist_of(found[s.application]) if s.application in found else None,
-            )
-            for s in specs
-        ],
-        assembler=assembler.strip().lower(),
+    picked = [
+        plan_rules.PlannedApplication(
+            s.application,
+            s.version,
+            checklist_of(found[s.application]) if s.application in found else None,
+        )
+        for s in specs
+    ]
+    plan = plan_rules.plan_submission(picked, assembler=assembler.strip().lower())
+    if planned_for is None or clock is None:
+        return plan
+    ahead = gate_rules.freeze_warnings(
+        gate_rules.GateInput(
+            package="",
+            revision=0,
+            state=lifecycle.DRAFT,
+            assembler=assembler,
+            applications=tuple(
+                gate_rules.PinnedApplication(p.application, p.version_label, p.checklist)
+                for p in picked
+            ),
+            signoffs=(),
+            now=clock.now(),
+            environment=environment,
+            freezes=freezes.gate_windows(
+                freezes.approved_calendar(session), [p.checklist for p in picked]
+            ),
+            planned_for=planned_for,
+        )
     )
+    return replace(plan, problems=(*plan.problems, *(w.message for w in ahead)))
 
 
 @dataclass(frozen=True)

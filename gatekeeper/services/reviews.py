@@ -72,7 +72,7 @@ def sync_and_request_reviews(
         session, directory, clock=clock, declared_authors=declared_authors, history=history
     )
     for outcome in outcomes:
-        if outcome.status == "created":
+        if outcome.status == "created" and outcome.kind != checklists.FREEZES:
             stored = checklists.get_version(session, outcome.application, outcome.version)
             request_reviews(session, stored, reason=NEW_VERSION, settings=settings, clock=clock)
     return outcomes

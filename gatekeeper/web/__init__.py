@@ -13,6 +13,7 @@ from gatekeeper.web import (
     access,
     auth,
     badges,
+    calendar,
     checklists,
     confirmations,
     converters,
@@ -79,6 +80,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)
+    app.register_blueprint(calendar.bp)
+    app.register_blueprint(calendar.feed_bp)
     app.register_blueprint(outbox.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(webhooks.bp)

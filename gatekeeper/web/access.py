@@ -54,6 +54,8 @@ PUBLIC_BLUEPRINTS = frozenset(
         "github",
         "gitlab",
         "azure_devops",
+        # The calendar feed: its secret key in the URL is the credential (web/calendar.py).
+        "calendar_feed",
     }
 )
 PUBLIC_ENDPOINTS = frozenset({"static"})
@@ -61,6 +63,9 @@ PUBLIC_ENDPOINTS = frozenset({"static"})
 # endpoint -> roles allowed. Every other endpoint outside the public ones is refused.
 ROUTE_ROLES: dict[str, frozenset[str]] = {
     "dashboard.index": STAFF,
+    "calendar.index": STAFF,
+    "calendar.create_key": STAFF,
+    "calendar.revoke_key": STAFF,
     "checklists.index": STAFF,
     "checklists.application": STAFF,
     "checklists.show": STAFF,

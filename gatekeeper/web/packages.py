@@ -109,7 +109,14 @@ def new() -> ResponseReturnValue:
     if not form.validate() or errors:
         return render_template("packages/new.html", **context, errors=errors, plan=None), 422
     action = request.form.get("action", PLAN)
-    plan = plans.plan_for(db.session, specs, assembler=user.email)
+    plan = plans.plan_for(
+        db.session,
+        specs,
+        assembler=user.email,
+        environment=form.environment.data or "",
+        planned_for=form.planned_for.data,
+        clock=_rt().clock,
+    )
     if action not in (CREATE, SUBMIT):
         return render_template("packages/new.html", **context, errors={}, plan=plan)
     spec = packages.PackageSpec(

@@ -948,9 +948,10 @@ def test_a_checklist_pending_review_has_no_approved_version(
 # After any change: the audit chain's head (the caches' version), the token (its cached copy is
 # as old as the head), the package, its applications with their pinned checklists, the
 # governance reviews, the untriaged post-release findings, the open learning reviews and
-# action items, the sign-offs, and (in review) the absences not yet over, which decide who is
-# waited on while someone is away. (A released package adds its key users' answers instead.)
-GATE_QUERY_BUDGET = 9
+# action items, the sign-offs, (in review) the absences not yet over, which decide who is
+# waited on while someone is away, and the newest approved freeze calendar. (A released package
+# adds its key users' answers instead of the absences.)
+GATE_QUERY_BUDGET = 10
 # Nothing changed since the last poll: the audit chain's head; token and gate come from caches.
 CACHED_GATE_QUERY_BUDGET = 1
 

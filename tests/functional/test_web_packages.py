@@ -450,14 +450,14 @@ def test_dashboard_groups_packages_with_gate_progress_and_overdue(
 # ids of active packages, the ids of recent released/cancelled ones, then the batched gate
 # material (packages, applications with pinned checklists, governance reviews, untriaged
 # post-release findings, open learning reviews and action items, sign-offs; and the key users'
-# post-release answers once a released package is listed); and, while a package is in review,
-# the absences not yet over (who is away decides who is waited on: deputies).
-DASHBOARD_QUERY_BUDGET = 10
-# Per package page: the user, the package id within reach, the gate material (7 queries, with
-# the absences),
-# the revision history, the package's applications (for carried-forward counts) and the
-# newest audit events with their total (one windowed query).
-PACKAGE_PAGE_QUERY_BUDGET = 12
+# post-release answers once a released package is listed); while a package is in review, the
+# absences not yet over (who is away decides who is waited on: deputies); and the newest
+# approved freeze calendar.
+DASHBOARD_QUERY_BUDGET = 11
+# Per package page: the user, the package id within reach, the gate material (8 queries, with
+# the absences and the freeze calendar), the revision history, the package's applications (for
+# carried-forward counts) and the newest audit events with their total (one windowed query).
+PACKAGE_PAGE_QUERY_BUDGET = 13
 
 
 def _statements(browser: FlaskClient, path: str) -> list[str]:

@@ -54,6 +54,7 @@ def test_first_sync_creates_every_version_pending_review(
         ("identity-platform", 4, "created"),
         ("payments-api", 7, "created"),
         ("storefront-web", 12, "created"),
+        ("freeze calendar", 1, "created"),  # checklists/freezes.yaml, synced beside them
     ]
     stored = db.session.scalars(sa.select(ChecklistVersion).order_by(ChecklistVersion.id)).all()
     assert {v.state for v in stored} == {"pending_review"}
@@ -114,6 +115,7 @@ def test_a_bump_creates_a_new_version_and_supersedes_an_unreviewed_one(
         "identity-platform": "unchanged",
         "payments-api": "created",
         "storefront-web": "unchanged",
+        "freeze calendar": "unchanged",
     }
     states = dict(
         db.session.execute(

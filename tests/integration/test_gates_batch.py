@@ -24,9 +24,10 @@ from tests.functional.api_helpers import (
 )
 
 # Packages, active applications with pinned checklists, last governance reviews, untriaged
-# post-release findings, open learning reviews and action items, sign-offs, and the absences
-# not yet over (some packages are in review: who is away decides whom they wait on).
-BATCH_QUERIES = 7
+# post-release findings, open learning reviews and action items, sign-offs, the absences not yet
+# over (some packages are in review: who is away decides whom they wait on), and the newest
+# approved freeze calendar (one for every package).
+BATCH_QUERIES = 8
 
 
 def _packages_in_every_state(clock: FixedClock) -> None:

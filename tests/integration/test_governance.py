@@ -83,7 +83,13 @@ def test_sync_emails_every_named_reviewer_a_review_link(
     app: Flask, clock: FixedClock, tmp_path: Path
 ) -> None:
     created = sync(app, clock, checklist_dir(tmp_path), author="dev@example.com")
-    assert created == ["identity-platform v4", "payments-api v7", "storefront-web v12"]
+    # The freeze calendar is synced too; its reviewers approve it with `gatekeeper freezes review`.
+    assert created == [
+        "identity-platform v4",
+        "payments-api v7",
+        "storefront-web v12",
+        "freeze calendar v1",
+    ]
     sent = sorted((m.to_address, m.subject) for m in outbox("review_request"))
     assert sent == [
         (BOARD, "Review needed: Identity platform (SSO and tokens) checklist v4"),

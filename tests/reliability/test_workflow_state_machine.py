@@ -15,11 +15,14 @@ and "deep" (docs/security.md), at least 10,000 steps in all:
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import count
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -30,7 +33,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import GovernanceReview, Signoff, SignoffRequest
+from gatekeeper.db.models import FreezeCalendarVersion, GovernanceReview, Signoff, SignoffRequest
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain.checklist import Checklist
@@ -38,7 +41,15 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, checklists, deputies, integrity, packages, signoffs
+from gatekeeper.services import (
+    audit,
+    checklists,
+    deputies,
+    freezes,
+    integrity,
+    packages,
+    signoffs,
+)
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
 from tests.support.keys import RECORD_KEY
@@ -102,6 +113,8 @@ def oracle(key: str, clock: FixedClock, forged: set[int]) -> bool:
     if forged_and_current(key, forged):
         return False
     now = clock.now()
+    if freeze_in_force(package.environment, now):
+        return False
     for target in package.applications:
         if target.removed_in_revision is not None:
             continue
@@ -179,6 +192,67 @@ def stands_in(
         return deputy not in users and deputy not in engineers | engineer_deputies
     signers = next(i.signers for _, i in checklist.items() if i.id == item_id)
     return deputy not in signers and deputy not in users
+
+
+# --- freezes (the freeze calendar through the clock) ---------------------------------------
+
+FREEZE_VERSIONS = count(2)  # the sample calendar, synced by approve_samples, is version 1
+FREEZE_FILE = """\
+schema: 1
+kind: freezes
+version: {version}
+governance:
+  reviewers: [{reviewer}]
+freezes:
+  - id: sm-freeze
+    title: State machine freeze
+    reason: the state machine froze it
+    starts: "{starts}"
+    ends: "{ends}"
+    applies_to:
+      environments: [{environment}]
+"""
+
+
+def freeze_in_force(environment: str, now: datetime) -> bool:
+    """Whether a window of the newest approved calendar holds `environment` back now, read
+    from the stored JSON with none of the gate's code."""
+    content = db.session.scalar(
+        sa.select(FreezeCalendarVersion.content)
+        .where(FreezeCalendarVersion.state == "approved")
+        .order_by(FreezeCalendarVersion.version.desc())
+        .limit(1)
+    )
+    if content is None:
+        return False
+    return any(
+        datetime.fromisoformat(w["starts"]) <= now < datetime.fromisoformat(w["ends"])
+        for w in json.loads(content)["freezes"]
+        if environment in w.get("applies_to", {}).get("environments", [environment])
+    )
+
+
+def approve_a_freeze(clock: FixedClock, starts: datetime, ends: datetime, environment: str) -> None:
+    """Sync and approve a new calendar version holding one window."""
+    folder = Path(tempfile.mkdtemp(prefix="sm-freezes-"))
+    version = next(FREEZE_VERSIONS)
+    (folder / "freezes.yaml").write_text(
+        FREEZE_FILE.format(
+            version=version,
+            reviewer=REVIEWER,
+            starts=starts.isoformat(),
+            ends=ends.isoformat(),
+            environment=environment,
+        ),
+        encoding="utf-8",
+    )
+    with unit_of_work(db.session) as session:
+        checklists.sync_checklists(
+            session, folder, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
+        )
+        freezes.review_calendar(
+            session, version=version, action="approve", reviewer=REVIEWER, clock=clock
+        )
 
 
 def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[RuleBasedStateMachine]:
@@ -433,6 +507,24 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             assert expected_open, "released while the oracle says the gate is not open"
             self.released = True
 
+        # --- freezes: windows around now, and small steps of the clock across them ---------
+
+        @rule(
+            after=st.integers(min_value=-3, max_value=6),
+            lasting=st.integers(min_value=1, max_value=6),
+            here=st.booleans(),
+        )
+        def freeze(self, after: int, lasting: int, here: bool) -> None:
+            starts = clock.now() + timedelta(hours=after)
+            environment = "prod" if here else "elsewhere"
+            approve_a_freeze(clock, starts, starts + timedelta(hours=lasting), environment)
+            if here and after <= 0 < after + lasting:
+                seen["frozen"] = seen.get("frozen", 0) + 1
+
+        @rule(minutes=st.integers(min_value=1, max_value=240))
+        def step_clock(self, minutes: int) -> None:
+            clock.advance(timedelta(minutes=minutes))
+
         @invariant()
         def gate_is_open_exactly_when_the_oracle_says(self) -> None:
             seen["steps"] = seen.get("steps", 0) + 1
@@ -495,6 +587,7 @@ def test_the_gate_matches_the_oracle_through_any_workflow(app: Flask, clock: Fix
     assert seen.get("open", 0) > 0, f"the workflow never reached an open gate: {seen}"
     assert seen.get("blocked", 0) > 0, f"the workflow never reached a blocked gate: {seen}"
     assert seen.get("tampering_named", 0) > 0, f"no forgery was ever current: {seen}"
+    assert seen.get("frozen", 0) > 0, f"no freeze was ever in force: {seen}"
     cache = runtime(app).gate_cache
     assert cache.hits > 0, "no step ever reused a cached gate: the cache went untested"
     assert cache.misses > 0

@@ -29,6 +29,7 @@ from gatekeeper.db.models import (
     Absence,
     Application,
     AuditEvent,
+    CalendarKey,
     ChecklistVersion,
     ConfirmationLink,
     Deployment,
@@ -52,6 +53,7 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
 from gatekeeper.services import (
+    calendar_feed,
     checklists,
     confirmations,
     deputies,
@@ -821,6 +823,17 @@ def _absences(person: str, *, after: datetime | None = None) -> Callable[[], obj
     return observe
 
 
+def _calendar_keys(email: str) -> Callable[[], object]:
+    def observe() -> object:
+        db.session.remove()
+        query = sa.select(CalendarKey).where(CalendarKey.owner == email)
+        found = rows(query, drop=["id", "key_hash"])
+        db.session.remove()
+        return normalized(found, [(email, "<owner>")])
+
+    return observe
+
+
 def _twin_person(key: str) -> str:
     return f"away-{key.rsplit('-', 1)[1]}@example.com"
 
@@ -868,6 +881,17 @@ def _away_from_link(app: Flask, clock: FixedClock, key: str) -> Target:
     return Target(client(app), path, form, lambda: (package_outcome(key), current()))
 
 
+def _calendar_key_action(path: str, *, existing: bool) -> Callable[..., Target]:
+    def prepare(app: Flask, clock: FixedClock, key: str) -> Target:
+        email, _ = _twin_account(key, active=True)
+        if existing:
+            with unit_of_work(db.session()) as session:
+                calendar_feed.create_key(session, email, clock=clock)
+        return Target(sign_in(app, email), path, {}, _calendar_keys(email))
+
+    return prepare
+
+
 # endpoint -> (app, clock, twin key) -> the twin's target. Every browser POST has one.
 FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "packages.new": _new_package,
@@ -898,6 +922,8 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "webhooks.create": _add_webhook,
     "webhooks.rotate": _webhook_action("rotate"),
     "webhooks.remove": _webhook_action("remove"),
+    "calendar.create_key": _calendar_key_action("/calendar/key", existing=False),
+    "calendar.revoke_key": _calendar_key_action("/calendar/key/revoke", existing=True),
 }
 
 

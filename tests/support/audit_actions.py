@@ -28,6 +28,8 @@ BUILT: dict[str, Iterable[str]] = {
         if action in (finding.ACCEPT, finding.DECLINE)
     ),
     "f'deployment.{decision}'": [deploy_gate.APPROVED, deploy_gate.REJECTED],
+    # A freeze calendar review moves its version to one of these states.
+    "f'freezes.{stored.state}'": [governance.APPROVED, governance.CHANGES_REQUESTED],
 }
 
 

@@ -78,11 +78,12 @@ def key_user(prefix: str, application: int, index: int) -> str:
 
 
 def sync_and_approve(session: Session, directory: Path, clock: Clock) -> None:
-    """Sync every checklist in `directory` and approve each new version by its first reviewer."""
+    """Sync every checklist in `directory` and approve each new version by its first reviewer.
+    A freeze calendar among them stays pending: tests that want freezes approve them."""
     for outcome in checklists.sync_checklists(
         session, directory, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
     ):
-        if outcome.status != "created":
+        if outcome.status != "created" or outcome.kind == checklists.FREEZES:
             continue
         stored = checklists.get_version(session, outcome.application, outcome.version)
         checklists.review_version(
