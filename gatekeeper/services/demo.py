@@ -89,7 +89,8 @@ def sync_samples(
         else []
     )
     for outcome in outcomes:
-        yield f"checklist {outcome.application} v{outcome.version}: {outcome.status}"
+        what = "" if outcome.kind == checklists.FREEZES else "checklist "
+        yield f"{what}{outcome.application} v{outcome.version}: {outcome.status}"
     yield from approve_pending(session, clock=clock)
     for outcome in outcomes:
         if outcome.kind == checklists.FREEZES:
