@@ -509,8 +509,10 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
 
         # --- freezes: windows around now, and small steps of the clock across them ---------
 
+        # Starts mostly at or before now, so that some window is in force in every quick run
+        # even with the other features' rules competing for the steps.
         @rule(
-            after=st.integers(min_value=-3, max_value=6),
+            after=st.integers(min_value=-3, max_value=2),
             lasting=st.integers(min_value=1, max_value=6),
             here=st.booleans(),
         )
