@@ -21,6 +21,7 @@ ACTIONS: Mapping[str, str] = {
     "report_link.issued": "Problem-report link emailed",
     "learning_review.opened": "Learning review opened",
     "learning_review.entry_added": "Timeline entry added to a learning review",
+    "learning_review.edited": "Learning review draft saved",
     "learning_review.completed": "Learning review written up",
     "action_item.added": "Action item given to a team",
     "action_item.done": "Action item done",

@@ -24,15 +24,10 @@ bp = Blueprint("reports", __name__, url_prefix="/report")
 _TEXT = [DataRequired(message="This is needed."), Length(max=MAX_REPORT_CHARS)]
 
 
-class ReportForm(FlaskForm):
-    """What happened, its impact, what the checklist could have caught — never who."""
+class ProblemForm(FlaskForm):
+    """What happened, its impact, what the checklist could have caught — never who. The release
+    email's report and the go-live confirmation's "something is wrong" answer share it."""
 
-    # Rendered as a <select> of the release's applications by the template; the service checks
-    # the value is one of them.
-    application = StringField(
-        "Which application is it about?",
-        validators=[DataRequired(message="Choose the application."), Length(max=64)],
-    )
     what_happened = TextAreaField(
         "What happened?",
         description="What you saw, when, and what you were doing. Your own words are fine.",
@@ -58,6 +53,17 @@ class ReportForm(FlaskForm):
         description="A check or a scenario that, had someone tried it before the release, "
         "would have shown the problem.",
         validators=_TEXT,
+    )
+
+
+class ReportForm(ProblemForm):
+    """The release email's report names the application too (a release holds several)."""
+
+    # Rendered as a <select> of the release's applications by the template; the service checks
+    # the value is one of them.
+    application = StringField(
+        "Which application is it about?",
+        validators=[DataRequired(message="Choose the application."), Length(max=64)],
     )
 
 
