@@ -116,16 +116,22 @@ def require_writer(session: Session, actor: str) -> None:
     learning.require_writer(user.role if user is not None else None)
 
 
-def list_reviews(session: Session, *, assembled_by: str | None = None) -> list[LearningReview]:
+def list_reviews(
+    session: Session, *, assembled_by: str | None = None, package: str | None = None
+) -> list[LearningReview]:
     """Open reviews first (soonest due), then completed ones, newest first; with `assembled_by`,
-    only reviews of the packages that address assembled."""
-    query = sa.select(LearningReview).options(
-        orm.joinedload(LearningReview.package), orm.joinedload(LearningReview.application)
+    only reviews of the packages that address assembled; with `package`, of that package."""
+    query = (
+        sa.select(LearningReview)
+        .join(Package, Package.id == LearningReview.package_id)
+        .options(
+            orm.contains_eager(LearningReview.package), orm.joinedload(LearningReview.application)
+        )
     )
     if assembled_by is not None:
-        query = query.join(Package, Package.id == LearningReview.package_id).where(
-            Package.assembled_by == assembled_by
-        )
+        query = query.where(Package.assembled_by == assembled_by)
+    if package is not None:
+        query = query.where(Package.key == package)
     return list(
         session.scalars(
             query.order_by(
@@ -150,17 +156,23 @@ def reviews_of_package(session: Session, package_id: int) -> list[LearningReview
 
 
 def overdue(session: Session, now: datetime) -> list[tuple[LearningReview, ActionItem | None]]:
-    """Open reviews past due, and open action items past due with their review: for the
-    governance dashboard."""
+    """Open reviews past due, then open action items past due with their review: for the
+    governance dashboard (two queries, whatever their number)."""
+    loaded = (
+        orm.joinedload(LearningReview.package),
+        orm.joinedload(LearningReview.application),
+    )
     late_reviews = session.scalars(
         sa.select(LearningReview)
+        .options(*loaded)
         .where(LearningReview.state == learning.OPEN, LearningReview.due_at <= now)
-        .order_by(LearningReview.due_at)
+        .order_by(LearningReview.due_at, LearningReview.id)
     ).all()
     late_items = session.scalars(
         sa.select(ActionItem)
+        .options(orm.joinedload(ActionItem.review).options(*loaded))
         .where(ActionItem.state == learning.OPEN, ActionItem.due_at <= now)
-        .order_by(ActionItem.due_at)
+        .order_by(ActionItem.due_at, ActionItem.id)
     ).all()
     rows: list[tuple[LearningReview, ActionItem | None]] = [(r, None) for r in late_reviews]
     rows.extend((item.review, item) for item in late_items)

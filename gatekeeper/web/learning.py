@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
-from wtforms import DateField, DateTimeLocalField, SelectField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    DateTimeLocalField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from gatekeeper.db.base import db
@@ -68,9 +75,12 @@ class ItemForm(FlaskForm):
     kind = SelectField(
         "Kind",
         choices=[
-            ("checklist_change", "Checklist change (done when an approved version addresses it)"),
-            ("process", "Process"),
-            ("tooling", "Tooling"),
+            SelectChoice(
+                "checklist_change",
+                "Checklist change (done when an approved version addresses its findings)",
+            ),
+            SelectChoice("process", "Process"),
+            SelectChoice("tooling", "Tooling"),
         ],
     )
     findings = StringField(
@@ -98,8 +108,11 @@ def _now() -> datetime:
 
 @bp.get("")
 def index() -> ResponseReturnValue:
-    found = learning_reviews.list_reviews(db.session, assembled_by=signed_in().package_scope)
-    return render_template("learning/index.html", reviews=found, now=_now())
+    package = request.args.get("package", "")[:64] or None
+    found = learning_reviews.list_reviews(
+        db.session, assembled_by=signed_in().package_scope, package=package
+    )
+    return render_template("learning/index.html", reviews=found, package=package, now=_now())
 
 
 @bp.get("/<int:review_id>")
