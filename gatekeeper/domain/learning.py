@@ -11,6 +11,10 @@ from gatekeeper.domain import roles
 from gatekeeper.domain.errors import Conflict, PermissionDenied, ValidationFailed
 
 DEFAULT_DUE_HOURS = 48
+# How long before its due date a review's people, and an action item's owners, are reminded
+# (once: a review due in under that gets its reminder at once).
+REVIEW_REMINDER_LEAD = timedelta(hours=12)
+ITEM_REMINDER_LEAD = timedelta(days=2)
 
 # Review states: an open review is due; completing it records the statement and factors.
 OPEN = "open"

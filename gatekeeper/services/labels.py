@@ -23,6 +23,8 @@ ACTIONS: Mapping[str, str] = {
     "learning_review.entry_added": "Timeline entry added to a learning review",
     "learning_review.edited": "Learning review draft saved",
     "learning_review.completed": "Learning review written up",
+    "learning_review.reminded": "Learning review due soon: its people reminded",
+    "action_item.reminded": "Action item due soon: its owners reminded",
     "action_item.added": "Action item given to a team",
     "action_item.done": "Action item done",
     "action_item.dropped": "Action item dropped",

@@ -18,6 +18,7 @@ from gatekeeper.services import (
     deployment_gates,
     findings,
     heartbeats,
+    learning_reminders,
     reviews,
     sign_ins,
     signoffs,
@@ -127,6 +128,10 @@ def worker_pass(
     with unit_of_work(session) as tx:
         report.reminders.update(
             confirmations.send_confirmation_requests(tx, settings=governance, clock=clock)
+        )
+    with unit_of_work(session) as tx:
+        report.reminders.update(
+            learning_reminders.send_learning_reminders(tx, settings=governance, clock=clock)
         )
     for _ in range(MAX_BATCHES_PER_PASS):
         batch = worker.deliver(

@@ -22,12 +22,13 @@ from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.errors import Conflict, ValidationFailed
 from gatekeeper.domain.finding import Report
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, learning_reviews, packages, users
+from gatekeeper.services import findings, learning_reminders, learning_reviews, packages, users
 from tests.support.governance import (
     MANAGER,
     approve,
     checklist_dir,
     gate,
+    outbox,
     release,
     sign_everything,
     submit,
@@ -321,3 +322,79 @@ def test_a_draft_is_saved_until_completed_then_the_review_is_a_record(
             )
     (review,) = reviews()
     assert (review.state, review.statement) == (learning.COMPLETED, "Refunds stalled")
+
+
+def remind(app: Flask, clock: FixedClock) -> dict[str, int]:
+    with unit_of_work(db.session) as session:
+        return learning_reminders.send_learning_reminders(
+            session, settings=runtime(app).governance_settings(), clock=clock
+        )
+
+
+def test_reminders_go_once_before_the_review_and_each_action_item_fall_due(
+    app: Flask, clock: FixedClock, shipped: Path
+) -> None:
+    report(app, clock, "high")
+    opened = clock.now()
+    with unit_of_work(db.session) as session:
+        review = learning_reviews.get_review(session, 1)
+        learning_reviews.add_action_item(
+            session,
+            review,
+            title="Alert on <queued> refunds",
+            owner=TEAM,
+            due_at=opened + timedelta(days=5),
+            kind="tooling",
+            actor=MANAGER,
+            now=opened,
+        )
+    nothing = {"learning_reviews_due": 0, "action_items_due": 0}
+    review_reminder = opened + timedelta(hours=48) - learning.REVIEW_REMINDER_LEAD
+    clock.set(review_reminder - TICK)
+    assert remind(app, clock) == nothing
+    clock.set(review_reminder)
+    assert remind(app, clock) == {"learning_reviews_due": 1, "action_items_due": 0}
+    assert remind(app, clock) == nothing, "each reminder is sent once"
+    sent = outbox("learning_review_due")
+    assert sorted(m.to_address for m in sent) == [
+        "release-board@example.com",
+        MANAGER,
+    ]
+    assert "/learning-reviews/1" in sent[0].body_text
+    item_reminder = opened + timedelta(days=5) - learning.ITEM_REMINDER_LEAD
+    clock.set(item_reminder - TICK)
+    assert remind(app, clock) == nothing
+    clock.set(item_reminder)
+    assert remind(app, clock) == {"learning_reviews_due": 0, "action_items_due": 1}
+    clock.set(item_reminder + timedelta(days=9))
+    assert remind(app, clock) == nothing
+    (mail,) = outbox("action_item_due")
+    assert mail.to_address == TEAM
+    assert "Alert on &lt;queued&gt; refunds" in mail.body_html
+    assert "Alert on <queued> refunds" in mail.body_text
+
+
+def test_a_closed_review_or_item_is_not_reminded(
+    app: Flask, clock: FixedClock, shipped: Path
+) -> None:
+    report(app, clock, "high")
+    with unit_of_work(db.session) as session:
+        review = learning_reviews.get_review(session, 1)
+        item = learning_reviews.add_action_item(
+            session,
+            review,
+            title="Alert",
+            owner=TEAM,
+            due_at=clock.now(),
+            kind="tooling",
+            actor=MANAGER,
+            now=clock.now(),
+        )
+        learning_reviews.close_action_item(
+            session, item, action=learning.FINISH, actor=MANAGER, now=clock.now()
+        )
+        learning_reviews.complete_review(
+            session, review, statement="s", factors="f", actor=MANAGER, now=clock.now()
+        )
+    clock.advance(timedelta(days=3))
+    assert remind(app, clock) == {"learning_reviews_due": 0, "action_items_due": 0}
