@@ -67,7 +67,7 @@ def command(ctx: click.Context, port: int, host: str, smtp_port: int, no_serve: 
 
 
 def _prepare(app: Flask, host: str, port: int) -> None:
-    from gatekeeper.services import demo, demo_escapes, demo_governance
+    from gatekeeper.services import demo, demo_escapes, demo_governance, demo_learning
 
     base_url = _link_base(app, host, port)
     rt = runtime(app)
@@ -89,6 +89,10 @@ def _prepare(app: Flask, host: str, port: int) -> None:
         ):
             click.echo(line)
         for line in demo_escapes.prepare(
+            session, clock=rt.clock, governance=rt.governance_settings(), instance=instance
+        ):
+            click.echo(line)
+        for line in demo_learning.prepare(
             session, clock=rt.clock, governance=rt.governance_settings(), instance=instance
         ):
             click.echo(line)
