@@ -102,6 +102,13 @@ def _in_reach(session: Session, review_id: int) -> Any:
     return review
 
 
+def _writable(session: Session, review_id: int) -> Any:
+    """The review in reach, for a user whose role may write it."""
+    review = _in_reach(session, review_id)
+    learning_reviews.require_writer(session, signed_in().email)
+    return review
+
+
 def _now() -> datetime:
     return runtime(current_app).clock.now()
 
@@ -169,8 +176,7 @@ def statement(review_id: int) -> ResponseReturnValue:
     _valid(form)
     complete = form.intent.data == "complete"
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _in_reach(session, review_id)
-        learning_reviews.require_writer(session, signed_in().email)
+        review = _writable(session, review_id)
         write = learning_reviews.complete_review if complete else learning_reviews.edit_review
         write(
             session,
@@ -189,8 +195,7 @@ def add_entry(review_id: int) -> ResponseReturnValue:
     _valid(form)
     assert form.occurred_at.data is not None  # DataRequired
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _in_reach(session, review_id)
-        learning_reviews.require_writer(session, signed_in().email)
+        review = _writable(session, review_id)
         learning_reviews.add_timeline_entry(
             session,
             review,
@@ -208,8 +213,7 @@ def add_item(review_id: int) -> ResponseReturnValue:
     _valid(form)
     assert form.due_on.data is not None  # DataRequired
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _in_reach(session, review_id)
-        learning_reviews.require_writer(session, signed_in().email)
+        review = _writable(session, review_id)
         learning_reviews.add_action_item(
             session,
             review,
@@ -230,8 +234,7 @@ def close_item(review_id: int, item_id: int) -> ResponseReturnValue:
     form = CloseForm()
     _valid(form)
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _in_reach(session, review_id)
-        learning_reviews.require_writer(session, signed_in().email)
+        review = _writable(session, review_id)
         learning_reviews.close_action_item(
             session,
             learning_reviews.get_item(session, review, item_id),
