@@ -102,10 +102,12 @@ def _in_reach(session: Session, review_id: int) -> Any:
     return review
 
 
-def _writable(session: Session, review_id: int) -> Any:
-    """The review in reach, for a user whose role may write it."""
+def _writable(session: Session, review_id: int, form: FlaskForm) -> Any:
+    """The review in reach, for a user whose role may write it, and the form valid: a review
+    out of reach is not found, whatever the form says."""
     review = _in_reach(session, review_id)
     learning_reviews.require_writer(session, signed_in().email)
+    _valid(form)
     return review
 
 
@@ -173,10 +175,9 @@ def open_review() -> ResponseReturnValue:
 @bp.post("/<int:review_id>/statement")
 def statement(review_id: int) -> ResponseReturnValue:
     form = StatementForm()
-    _valid(form)
-    complete = form.intent.data == "complete"
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _writable(session, review_id)
+        review = _writable(session, review_id, form)
+        complete = form.intent.data == "complete"
         write = learning_reviews.complete_review if complete else learning_reviews.edit_review
         write(
             session,
@@ -192,10 +193,9 @@ def statement(review_id: int) -> ResponseReturnValue:
 @bp.post("/<int:review_id>/entries")
 def add_entry(review_id: int) -> ResponseReturnValue:
     form = EntryForm()
-    _valid(form)
-    assert form.occurred_at.data is not None  # DataRequired
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _writable(session, review_id)
+        review = _writable(session, review_id, form)
+        assert form.occurred_at.data is not None  # DataRequired
         learning_reviews.add_timeline_entry(
             session,
             review,
@@ -210,10 +210,9 @@ def add_entry(review_id: int) -> ResponseReturnValue:
 @bp.post("/<int:review_id>/items")
 def add_item(review_id: int) -> ResponseReturnValue:
     form = ItemForm()
-    _valid(form)
-    assert form.due_on.data is not None  # DataRequired
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _writable(session, review_id)
+        review = _writable(session, review_id, form)
+        assert form.due_on.data is not None  # DataRequired
         learning_reviews.add_action_item(
             session,
             review,
@@ -232,9 +231,8 @@ def add_item(review_id: int) -> ResponseReturnValue:
 @bp.post("/<int:review_id>/items/<int:item_id>/close")
 def close_item(review_id: int, item_id: int) -> ResponseReturnValue:
     form = CloseForm()
-    _valid(form)
     with unit_of_work(db.session, origin=request_origin()) as session:
-        review = _writable(session, review_id)
+        review = _writable(session, review_id, form)
         learning_reviews.close_action_item(
             session,
             learning_reviews.get_item(session, review, item_id),
