@@ -67,7 +67,13 @@ def command(ctx: click.Context, port: int, host: str, smtp_port: int, no_serve: 
 
 
 def _prepare(app: Flask, host: str, port: int) -> None:
-    from gatekeeper.services import demo, demo_escapes, demo_freezes, demo_governance
+    from gatekeeper.services import (
+        demo,
+        demo_escapes,
+        demo_freezes,
+        demo_governance,
+        demo_learning,
+    )
 
     base_url = _link_base(app, host, port)
     rt = runtime(app)
@@ -93,6 +99,10 @@ def _prepare(app: Flask, host: str, port: int) -> None:
         ):
             click.echo(line)
         for line in demo_freezes.prepare(session, clock=rt.clock, instance=instance):
+            click.echo(line)
+        for line in demo_learning.prepare(
+            session, clock=rt.clock, governance=rt.governance_settings(), instance=instance
+        ):
             click.echo(line)
     click.echo(f"database: {app.config['SQLALCHEMY_DATABASE_URI']}")
     click.echo(f"emailed links point at {base_url}/")

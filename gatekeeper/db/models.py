@@ -743,6 +743,8 @@ class LearningReview(Base):
     statement: Mapped[str] = mapped_column(sa.Text, default="")
     factors: Mapped[str] = mapped_column(sa.Text, default="")
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set once, by the worker that claims sending the reminder before the review is due.
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     package: Mapped[Package] = relationship()
     application: Mapped[Application] = relationship()
@@ -785,5 +787,7 @@ class ActionItem(Base):
     rationale: Mapped[str] = mapped_column(sa.Text, default="")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_by: Mapped[str | None] = mapped_column(sa.String(254))
+    # Set once, by the worker that claims reminding the owners before the due date.
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     review: Mapped[LearningReview] = relationship(back_populates="action_items")

@@ -7,9 +7,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gatekeeper.domain.errors import Conflict, ValidationFailed
+from gatekeeper.domain import roles
+from gatekeeper.domain.errors import Conflict, PermissionDenied, ValidationFailed
 
 DEFAULT_DUE_HOURS = 48
+# How long before its due date a review's people, and an action item's owners, are reminded
+# (once: a review due in under that gets its reminder at once).
+REVIEW_REMINDER_LEAD = timedelta(hours=12)
+ITEM_REMINDER_LEAD = timedelta(days=2)
 
 # Review states: an open review is due; completing it records the statement and factors.
 OPEN = "open"
@@ -41,6 +46,15 @@ PROMPTS = (
 
 LEARNING_REVIEW_PREFIX = "LR-"
 
+# Who opens a review by hand and writes it: the people who run releases and govern checklists.
+# An account single sign-on gave no role cannot.
+WRITER_ROLES = frozenset(roles.ROLES)
+
+
+def require_writer(role: str | None) -> None:
+    if role not in WRITER_ROLES:
+        raise PermissionDenied("only a release manager or a governance reviewer can do this")
+
 
 def review_ref(review_id: int) -> str:
     return f"{LEARNING_REVIEW_PREFIX}{review_id}"
@@ -54,6 +68,12 @@ def next_review_state(state: str, action: str) -> str:
             f"a learning review that is {state} cannot {action}",
             details={"state": state, "action": action},
         ) from None
+
+
+def require_open(state: str) -> None:
+    """A completed review is a record: its statement, factors and timeline no longer change."""
+    if state != OPEN:
+        raise Conflict("this learning review is completed", details={"state": state})
 
 
 def next_item_state(state: str, action: str, rationale: str = "") -> str:

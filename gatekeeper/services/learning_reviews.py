@@ -7,20 +7,23 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.models import (
     ActionItem,
+    Application,
     ChecklistVersion,
     Finding,
     LearningReview,
     Package,
+    PackageApplication,
     TimelineEntry,
 )
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain import learning
 from gatekeeper.domain.errors import NotFound, ValidationFailed
-from gatekeeper.services import audit, labels
+from gatekeeper.services import audit, labels, packages, users
 
 
 def _event(
@@ -72,6 +75,156 @@ def open_review(
     return review
 
 
+def open_by_hand(
+    session: Session,
+    package_key: str,
+    application: str,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    due_hours: int = learning.DEFAULT_DUE_HOURS,
+) -> LearningReview:
+    """A review a release manager or governance reviewer opens for one application of a package."""
+    require_writer(session, actor)
+    package = packages.get_package(session, package_key)
+    included = session.scalar(
+        sa.select(PackageApplication.application_id)
+        .join(Application, Application.id == PackageApplication.application_id)
+        .where(
+            PackageApplication.package_id == package.id,
+            PackageApplication.removed_in_revision.is_(None),
+            Application.slug == application.strip().lower(),
+        )
+    )
+    if included is None:
+        raise NotFound(f"package {package.key} has no application {application.strip()!r}")
+    return open_review(
+        session,
+        package,
+        included,
+        trigger=f"opened by hand: {learning.clean_text(reason, 'why the review is opened', 170)}",
+        actor=actor,
+        now=now,
+        due_hours=due_hours,
+    )
+
+
+def require_writer(session: Session, actor: str) -> None:
+    """`actor` is an active staff account with a role that may write learning reviews."""
+    user = users.find_active(session, actor)
+    learning.require_writer(user.role if user is not None else None)
+
+
+def list_reviews(
+    session: Session, *, assembled_by: str | None = None, package: str | None = None
+) -> list[LearningReview]:
+    """Open reviews first (soonest due), then completed ones, newest first; with `assembled_by`,
+    only reviews of the packages that address assembled; with `package`, of that package."""
+    query = (
+        sa.select(LearningReview)
+        .join(Package, Package.id == LearningReview.package_id)
+        .options(
+            orm.contains_eager(LearningReview.package), orm.joinedload(LearningReview.application)
+        )
+    )
+    if assembled_by is not None:
+        query = query.where(Package.assembled_by == assembled_by)
+    if package is not None:
+        query = query.where(Package.key == package)
+    return list(
+        session.scalars(
+            query.order_by(
+                (LearningReview.state == learning.OPEN).desc(),
+                sa.case(
+                    (LearningReview.state == learning.OPEN, LearningReview.due_at),
+                ).asc(),
+                LearningReview.id.desc(),
+            )
+        )
+    )
+
+
+def reviews_of_package(session: Session, package_id: int) -> list[LearningReview]:
+    return list(
+        session.scalars(
+            sa.select(LearningReview)
+            .where(LearningReview.package_id == package_id)
+            .order_by(LearningReview.id)
+        )
+    )
+
+
+def overdue(session: Session, now: datetime) -> list[tuple[LearningReview, ActionItem | None]]:
+    """Open reviews past due, then open action items past due with their review: for the
+    governance dashboard (two queries, whatever their number)."""
+    loaded = (
+        orm.joinedload(LearningReview.package),
+        orm.joinedload(LearningReview.application),
+    )
+    late_reviews = session.scalars(
+        sa.select(LearningReview)
+        .options(*loaded)
+        .where(LearningReview.state == learning.OPEN, LearningReview.due_at <= now)
+        .order_by(LearningReview.due_at, LearningReview.id)
+    ).all()
+    late_items = session.scalars(
+        sa.select(ActionItem)
+        .options(orm.joinedload(ActionItem.review).options(*loaded))
+        .where(ActionItem.state == learning.OPEN, ActionItem.due_at <= now)
+        .order_by(ActionItem.due_at, ActionItem.id)
+    ).all()
+    rows: list[tuple[LearningReview, ActionItem | None]] = [(r, None) for r in late_reviews]
+    rows.extend((item.review, item) for item in late_items)
+    return rows
+
+
+def edit_review(
+    session: Session,
+    review: LearningReview,
+    *,
+    statement: str,
+    factors: str,
+    actor: str,
+    now: datetime,
+) -> LearningReview:
+    """Save a draft of the statement and the factors; either may still be empty."""
+    learning.require_open(review.state)
+    review.statement = learning.clean_text(statement, "what happened", required=False)
+    review.factors = learning.clean_text(factors, "the contributing factors", required=False)
+    session.flush()
+    _event(session, review, "learning_review.edited", actor, now)
+    return review
+
+
+def get_item(session: Session, review: LearningReview, item_id: int) -> ActionItem:
+    """One of `review`'s action items: another review's item is not found."""
+    item = session.scalar(
+        sa.select(ActionItem).where(ActionItem.id == item_id, ActionItem.review_id == review.id)
+    )
+    if item is None:
+        raise NotFound(f"{learning.review_ref(review.id)} has no action item {item_id}")
+    return item
+
+
+def findings_named(session: Session, review: LearningReview, refs: str) -> list[Finding]:
+    """The findings `refs` ("F-1, F-3") names, each a finding of the review's application."""
+    wanted = [part for part in refs.replace(",", " ").split() if part]
+    if len(wanted) > 50:
+        raise ValidationFailed("name at most 50 findings")
+    ids = [finding_rules.parse_ref(part) for part in wanted]
+    if None in ids:
+        raise ValidationFailed("name findings by their ids, such as F-12")
+    found = session.scalars(
+        sa.select(Finding).where(
+            Finding.id.in_(ids), Finding.application_id == review.application_id
+        )
+    ).all()
+    if len(found) != len(set(ids)):
+        raise ValidationFailed(f"name findings of {review.application.slug} only")
+    return list(found)
+
+
 def get_review(session: Session, review_id: int) -> LearningReview:
     found = session.get(LearningReview, review_id)
     if found is None:
@@ -97,6 +250,7 @@ def add_timeline_entry(
     actor: str,
     now: datetime,
 ) -> TimelineEntry:
+    learning.require_open(review.state)
     entry = TimelineEntry(
         review_id=review.id,
         occurred_at=occurred_at,

@@ -19,6 +19,7 @@ from gatekeeper.services import (
     deputies,
     findings,
     heartbeats,
+    learning_reminders,
     reviews,
     sign_ins,
     signoffs,
@@ -132,6 +133,10 @@ def worker_pass(
     with unit_of_work(session) as tx:
         report.reminders.update(
             confirmations.send_confirmation_requests(tx, settings=governance, clock=clock)
+        )
+    with unit_of_work(session) as tx:
+        report.reminders.update(
+            learning_reminders.send_learning_reminders(tx, settings=governance, clock=clock)
         )
     for _ in range(MAX_BATCHES_PER_PASS):
         batch = worker.deliver(

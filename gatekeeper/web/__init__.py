@@ -21,6 +21,7 @@ from gatekeeper.web import (
     errors,
     governance,
     health,
+    learning,
     mailbox,
     observability,
     oidc,
@@ -91,6 +92,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(governance.bp)
     app.register_blueprint(reviews.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(learning.bp)
     app.register_blueprint(confirmations.bp)
     if not runtime(app).settings.is_production:
         app.register_blueprint(mailbox.bp)

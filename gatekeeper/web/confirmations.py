@@ -5,55 +5,21 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length
 
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import confirmation as rules
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
-from gatekeeper.domain.finding import MAX_REPORT_CHARS, Report
+from gatekeeper.domain.finding import Report
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
 from gatekeeper.services import confirmations
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import link_page
+from gatekeeper.web.reports import ProblemForm
 
 bp = Blueprint("confirmations", __name__, url_prefix="/confirm")
 token_pages.protect(bp)
-
-_TEXT = [DataRequired(message="This is needed."), Length(max=MAX_REPORT_CHARS)]
-
-
-class ProblemForm(FlaskForm):
-    """The blameless report of the release email's form: what happened, never who."""
-
-    what_happened = TextAreaField(
-        "What happened?",
-        description="What you saw, when, and what you were doing. Your own words are fine.",
-        validators=_TEXT,
-    )
-    impact = TextAreaField(
-        "What was the impact?",
-        description="Who or what was affected, and how badly: customers, money, time, data.",
-        validators=_TEXT,
-    )
-    impact_level = SelectField(
-        "How bad is it?",
-        choices=[
-            SelectChoice("low", "Low: an annoyance, there is a way around it"),
-            SelectChoice("medium", "Medium: work is slowed or some people are stuck"),
-            SelectChoice("high", "High: customers, money or data are affected"),
-        ],
-        default="medium",
-        description="A high impact opens a blameless learning review of the release.",
-    )
-    could_have_caught = TextAreaField(
-        "What could the release checklist have caught?",
-        description="A check or a scenario that, had someone tried it before the release, "
-        "would have shown the problem.",
-        validators=_TEXT,
-    )
 
 
 class WorksForm(FlaskForm):

@@ -23,7 +23,7 @@ from gatekeeper.domain import finding as finding_rules
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import escapes, findings, governance, reviews
+from gatekeeper.services import escapes, findings, governance, learning_reviews, reviews
 from gatekeeper.web import charts
 from gatekeeper.web.access import signed_in
 
@@ -85,8 +85,9 @@ def _escapes() -> dict[str, object]:
 
 @bp.get("")
 def index() -> ResponseReturnValue:
+    late = learning_reviews.overdue(db.session, runtime(current_app).clock.now())
     return render_template(
-        "governance/index.html", rows=_rows(), form=ActionForm(), escapes=_escapes()
+        "governance/index.html", rows=_rows(), form=ActionForm(), escapes=_escapes(), late=late
     )
 
 

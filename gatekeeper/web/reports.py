@@ -24,15 +24,19 @@ bp = Blueprint("reports", __name__, url_prefix="/report")
 _TEXT = [DataRequired(message="This is needed."), Length(max=MAX_REPORT_CHARS)]
 
 
-class ReportForm(FlaskForm):
-    """What happened, its impact, what the checklist could have caught — never who."""
+# Rendered as a <select> of the release's applications by the template; the service checks the
+# value is one of them. Made before ProblemForm's fields: WTForms orders fields by creation, and
+# the question comes first on the page and in the error summary.
+_APPLICATION = StringField(
+    "Which application is it about?",
+    validators=[DataRequired(message="Choose the application."), Length(max=64)],
+)
 
-    # Rendered as a <select> of the release's applications by the template; the service checks
-    # the value is one of them.
-    application = StringField(
-        "Which application is it about?",
-        validators=[DataRequired(message="Choose the application."), Length(max=64)],
-    )
+
+class ProblemForm(FlaskForm):
+    """What happened, its impact, what the checklist could have caught — never who. The release
+    email's report and the go-live confirmation's "something is wrong" answer share it."""
+
     what_happened = TextAreaField(
         "What happened?",
         description="What you saw, when, and what you were doing. Your own words are fine.",
@@ -59,6 +63,12 @@ class ReportForm(FlaskForm):
         "would have shown the problem.",
         validators=_TEXT,
     )
+
+
+class ReportForm(ProblemForm):
+    """The release email's report names the application too (a release holds several)."""
+
+    application = _APPLICATION
 
 
 def governance_settings() -> GovernanceSettings:

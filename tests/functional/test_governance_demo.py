@@ -10,8 +10,9 @@ from flask.testing import FlaskCliRunner
 
 from gatekeeper.cli import cli
 from gatekeeper.db.base import db
+from gatekeeper.domain import learning
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.services import demo_escapes, escapes, findings, governance
+from gatekeeper.services import demo_escapes, escapes, findings, governance, learning_reviews
 from gatekeeper.services.demo_governance import APPLICATION, GENERATED, write_version
 
 
@@ -76,3 +77,19 @@ def test_the_demo_shows_an_item_that_never_fires(app: Flask, runner: FlaskCliRun
     assert (never.evaluated, never.failed, never.never_fires) == (20, 0, True)
     assert (checked.not_applicable, checked.escaped) == (13, 1)
     assert [g.application for g in escapes.gaps(db.session)] == [demo_escapes.APPLICATION]
+
+
+def test_the_demo_shows_a_learning_review_whose_checklist_change_a_version_finished(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    out = demo(runner)
+    assert "learning review LR-1: " in out
+    assert "ledger-export v2 approved: it addresses" in out
+    assert out.rstrip().count("so its checklist change is done") == 1
+    review = learning_reviews.get_review(db.session, 1)
+    assert review.state == learning.COMPLETED
+    assert review.package.key == f"ledger-{demo_escapes.RELEASES:02d}"
+    change, process = review.action_items
+    assert (change.kind, change.state) == (learning.CHECKLIST_CHANGE, learning.DONE)
+    assert (process.kind, process.state) == ("process", learning.OPEN)
+    assert "learning review" not in demo(runner), "nothing new the second time"

@@ -19,15 +19,16 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import learning
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.domain.errors import ValidationFailed
+from gatekeeper.domain.errors import Conflict, ValidationFailed
 from gatekeeper.domain.finding import Report
 from gatekeeper.runtime import runtime
-from gatekeeper.services import findings, learning_reviews, packages
+from gatekeeper.services import findings, learning_reminders, learning_reviews, packages, users
 from tests.support.governance import (
     MANAGER,
     approve,
     checklist_dir,
     gate,
+    outbox,
     release,
     sign_everything,
     submit,
@@ -191,3 +192,209 @@ def test_overdue_review_and_items_warn_at_the_instant_and_a_version_finishes_a_c
     assert runner.invoke(cli, ["reviews", "export", "LR-99"]).exit_code == 1
     with unit_of_work(db.session) as session:
         assert packages.get_package(session, NEXT).key == NEXT
+
+
+def staff(clock: FixedClock, email: str, role: str | None) -> None:
+    with unit_of_work(db.session) as session:
+        user = users.add_user(session, email=email, name="Staff", role="admin", clock=clock)
+        user.role = role  # single sign-on may map no role at all
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (users.RELEASE_MANAGER, True),
+        (users.GOVERNANCE_REVIEWER, True),
+        (users.ADMIN, True),
+        (None, False),
+    ],
+)
+def test_a_review_opened_by_hand_needs_a_writer_role(
+    app: Flask,
+    clock: FixedClock,
+    shipped: Path,
+    runner: FlaskCliRunner,
+    role: str | None,
+    allowed: bool,
+) -> None:
+    staff(clock, "opener@example.com", role)
+    args = [
+        "reviews",
+        "open",
+        SHIPPED,
+        "--application",
+        "payments-api",
+        "--reason",
+        "Refund queue stalled",
+        "--as",
+        "opener@example.com",
+    ]
+    result = runner.invoke(cli, args)
+    if not allowed:
+        assert result.exit_code == 1
+        assert "release manager or a governance reviewer" in result.output
+        assert reviews() == []
+        return
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("LR-1 opened, due ")
+    (review,) = reviews()
+    assert (review.trigger, review.opened_by) == (
+        "opened by hand: Refund queue stalled",
+        "opener@example.com",
+    )
+    assert review.due_at == clock.now() + timedelta(hours=48)
+
+
+def test_opening_by_hand_refuses_strangers_and_foreign_applications(
+    app: Flask, clock: FixedClock, shipped: Path, runner: FlaskCliRunner
+) -> None:
+    base = ["reviews", "open", SHIPPED, "--reason", "why"]
+    stranger = runner.invoke(cli, [*base, "--application", "payments-api", "--as", "x@example.com"])
+    assert stranger.exit_code == 1
+    staff(clock, "opener@example.com", users.RELEASE_MANAGER)
+    foreign = runner.invoke(
+        cli, [*base, "--application", "storefront-web", "--as", "opener@example.com"]
+    )
+    assert foreign.exit_code == 1
+    assert "has no application" in foreign.output
+    unknown = runner.invoke(
+        cli,
+        [
+            "reviews",
+            "open",
+            "nope",
+            "--application",
+            "payments-api",
+            "--reason",
+            "why",
+            "--as",
+            "opener@example.com",
+        ],
+    )
+    assert unknown.exit_code == 1
+    assert reviews() == []
+
+
+def test_a_draft_is_saved_until_completed_then_the_review_is_a_record(
+    app: Flask, clock: FixedClock, shipped: Path
+) -> None:
+    report(app, clock, "high")
+    with unit_of_work(db.session) as session:
+        review = learning_reviews.get_review(session, 1)
+        learning_reviews.edit_review(
+            session,
+            review,
+            statement="Refunds stalled",
+            factors="",
+            actor=MANAGER,
+            now=clock.now(),
+        )
+        learning_reviews.add_timeline_entry(
+            session,
+            review,
+            occurred_at=clock.now(),
+            text="Desk noticed",
+            actor=MANAGER,
+            now=clock.now(),
+        )
+        learning_reviews.complete_review(
+            session,
+            review,
+            statement="Refunds stalled",
+            factors="Small refunds only",
+            actor=MANAGER,
+            now=clock.now(),
+        )
+    with unit_of_work(db.session) as session:
+        review = learning_reviews.get_review(session, 1)
+        with pytest.raises(Conflict):
+            learning_reviews.edit_review(
+                session, review, statement="x", factors="y", actor=MANAGER, now=clock.now()
+            )
+        with pytest.raises(Conflict):
+            learning_reviews.add_timeline_entry(
+                session,
+                review,
+                occurred_at=clock.now(),
+                text="late",
+                actor=MANAGER,
+                now=clock.now(),
+            )
+    (review,) = reviews()
+    assert (review.state, review.statement) == (learning.COMPLETED, "Refunds stalled")
+
+
+def remind(app: Flask, clock: FixedClock) -> dict[str, int]:
+    with unit_of_work(db.session) as session:
+        return learning_reminders.send_learning_reminders(
+            session, settings=runtime(app).governance_settings(), clock=clock
+        )
+
+
+def test_reminders_go_once_before_the_review_and_each_action_item_fall_due(
+    app: Flask, clock: FixedClock, shipped: Path
+) -> None:
+    report(app, clock, "high")
+    opened = clock.now()
+    with unit_of_work(db.session) as session:
+        review = learning_reviews.get_review(session, 1)
+        learning_reviews.add_action_item(
+            session,
+            review,
+            title="Alert on <queued> refunds",
+            owner=TEAM,
+            due_at=opened + timedelta(days=5),
+            kind="tooling",
+            actor=MANAGER,
+            now=opened,
+        )
+    nothing = {"learning_reviews_due": 0, "action_items_due": 0}
+    review_reminder = opened + timedelta(hours=48) - learning.REVIEW_REMINDER_LEAD
+    clock.set(review_reminder - TICK)
+    assert remind(app, clock) == nothing
+    clock.set(review_reminder)
+    assert remind(app, clock) == {"learning_reviews_due": 1, "action_items_due": 0}
+    assert remind(app, clock) == nothing, "each reminder is sent once"
+    sent = outbox("learning_review_due")
+    assert sorted(m.to_address for m in sent) == [
+        "release-board@example.com",
+        MANAGER,
+    ]
+    assert "/learning-reviews/1" in sent[0].body_text
+    item_reminder = opened + timedelta(days=5) - learning.ITEM_REMINDER_LEAD
+    clock.set(item_reminder - TICK)
+    assert remind(app, clock) == nothing
+    clock.set(item_reminder)
+    assert remind(app, clock) == {"learning_reviews_due": 0, "action_items_due": 1}
+    clock.set(item_reminder + timedelta(days=9))
+    assert remind(app, clock) == nothing
+    (mail,) = outbox("action_item_due")
+    assert mail.to_address == TEAM
+    assert "Alert on &lt;queued&gt; refunds" in mail.body_html
+    assert "Alert on <queued> refunds" in mail.body_text
+
+
+def test_a_closed_review_or_item_is_not_reminded(
+    app: Flask, clock: FixedClock, shipped: Path
+) -> None:
+    report(app, clock, "high")
+    with unit_of_work(db.session) as session:
+        review = learning_reviews.get_review(session, 1)
+        item = learning_reviews.add_action_item(
+            session,
+            review,
+            title="Alert",
+            owner=TEAM,
+            due_at=clock.now(),
+            kind="tooling",
+            actor=MANAGER,
+            now=clock.now(),
+        )
+        learning_reviews.close_action_item(
+            session, item, action=learning.FINISH, actor=MANAGER, now=clock.now()
+        )
+        learning_reviews.complete_review(
+            session, review, statement="s", factors="f", actor=MANAGER, now=clock.now()
+        )
+    clock.advance(timedelta(days=3))
+    assert remind(app, clock) == {"learning_reviews_due": 0, "action_items_due": 0}

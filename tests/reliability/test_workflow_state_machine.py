@@ -33,12 +33,19 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.base import db
-from gatekeeper.db.models import FreezeCalendarVersion, GovernanceReview, Signoff, SignoffRequest
+from gatekeeper.db.models import (
+    ActionItem,
+    FreezeCalendarVersion,
+    GovernanceReview,
+    Signoff,
+    SignoffRequest,
+)
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import gate as gate_rules
+from gatekeeper.domain import learning
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.domain.errors import GatekeeperError
+from gatekeeper.domain.errors import Conflict, GatekeeperError
 from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.runtime import runtime
 from gatekeeper.services import (
@@ -47,6 +54,7 @@ from gatekeeper.services import (
     deputies,
     freezes,
     integrity,
+    learning_reviews,
     packages,
     signoffs,
 )
@@ -272,6 +280,9 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             # serve its answer from before the forgery (which could not count the row).
             self.forged_at_head: tuple[int, str] | None = None
             self.served: gate_rules.GateResult | None = None
+            # Learning reviews and action items this example opened.
+            self.reviews: list[int] = []
+            self.items: list[int] = []
             with unit_of_work(db.session) as session:
                 # Every example starts with freshly reviewed checklists, whatever time the
                 # earlier examples advanced the shared clock to.
@@ -526,6 +537,85 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         @rule(minutes=st.integers(min_value=1, max_value=240))
         def step_clock(self, minutes: int) -> None:
             clock.advance(timedelta(minutes=minutes))
+
+        # --- learning reviews: their overdue warnings move with the clock and every write;
+        # the invariant below holds the cached gate to a fresh one through them. ------------
+
+        @rule(slug=st.sampled_from(APPS), hours=st.integers(min_value=1, max_value=96))
+        def open_learning_review(self, slug: str, hours: int) -> None:
+            with unit_of_work(db.session) as session:
+                package = packages.get_package(session, self.key)
+                application_id = next(
+                    a.application_id for a in package.applications if a.application.slug == slug
+                )
+                opened = learning_reviews.open_review(
+                    session,
+                    package,
+                    application_id,
+                    trigger="state machine",
+                    actor=MANAGER,
+                    now=clock.now(),
+                    due_hours=hours,
+                )
+                self.reviews.append(opened.id)
+
+        @precondition(lambda self: bool(self.reviews))
+        @rule(data=st.data(), days=st.integers(min_value=0, max_value=10))
+        def add_action_item(self, data: st.DataObject, days: int) -> None:
+            with unit_of_work(db.session) as session:
+                review = learning_reviews.get_review(
+                    session, data.draw(st.sampled_from(self.reviews))
+                )
+                added = learning_reviews.add_action_item(
+                    session,
+                    review,
+                    title="Fix it",
+                    owner="team@example.com",
+                    due_at=clock.now() + timedelta(days=days),
+                    kind=data.draw(st.sampled_from(["process", "tooling"])),
+                    actor=MANAGER,
+                    now=clock.now(),
+                )
+                self.items.append(added.id)
+
+        @precondition(lambda self: bool(self.items))
+        @rule(data=st.data(), action=st.sampled_from([learning.FINISH, learning.DROP]))
+        def close_action_item(self, data: st.DataObject, action: str) -> None:
+            try:
+                with unit_of_work(db.session) as session:
+                    item = session.get_one(ActionItem, data.draw(st.sampled_from(self.items)))
+                    learning_reviews.close_action_item(
+                        session,
+                        item,
+                        action=action,
+                        actor=MANAGER,
+                        now=clock.now(),
+                        rationale="no longer needed",
+                    )
+            except Conflict:
+                pass  # already done or dropped: nothing was written
+
+        @precondition(lambda self: bool(self.reviews))
+        @rule(data=st.data())
+        def complete_learning_review(self, data: st.DataObject) -> None:
+            try:
+                with unit_of_work(db.session) as session:
+                    review = learning_reviews.get_review(
+                        session, data.draw(st.sampled_from(self.reviews))
+                    )
+                    learning_reviews.complete_review(
+                        session,
+                        review,
+                        statement="s",
+                        factors="f",
+                        actor=MANAGER,
+                        now=clock.now(),
+                    )
+                seen["learning_reviews_completed"] = seen.get("learning_reviews_completed", 0) + 1
+            except Conflict:
+                pass  # already completed
+
+        # --- end of learning reviews ----------------------------------------------------------
 
         @invariant()
         def gate_is_open_exactly_when_the_oracle_says(self) -> None:

@@ -35,6 +35,7 @@ from gatekeeper.db.models import (
     Deployment,
     Finding,
     GovernanceReview,
+    LearningReview,
     OutboxMessage,
     Package,
     PackageApplication,
@@ -58,6 +59,7 @@ from gatekeeper.services import (
     confirmations,
     deputies,
     findings,
+    learning_reviews,
     packages,
     signoffs,
     tokens,
@@ -893,6 +895,71 @@ def _calendar_key_action(path: str, *, existing: bool) -> Callable[..., Target]:
 
 
 # endpoint -> (app, clock, twin key) -> the twin's target. Every browser POST has one.
+# --- learning reviews -----------------------------------------------------------------------------
+
+
+def _review_outcome(key: str) -> Callable[[], object]:
+    """The package's learning reviews with their timeline entries and action items."""
+
+    def observe() -> object:
+        db.session.remove()
+        found = [
+            {
+                "review": row(review),
+                "entries": [row(e) for e in review.entries],
+                "items": [row(i, drop=["finding_ids"]) for i in review.action_items],
+            }
+            for review in db.session.scalars(
+                sa.select(LearningReview)
+                .join(Package, Package.id == LearningReview.package_id)
+                .where(Package.key == key)
+            )
+        ]
+        db.session.remove()
+        return normalized(found, [(key, "<key>")])
+
+    return observe
+
+
+def _open_learning_review(app: Flask, clock: FixedClock, key: str) -> Target:
+    _package(app, clock, key)
+    form = {"package": key, "application": "payments-api", "reason": "Refunds stalled"}
+    return Target(sign_in(app, MANAGER), "/learning-reviews/open", form, _review_outcome(key))
+
+
+def _learning_form(
+    action: str, form: dict[str, str], *, item: bool = False
+) -> Callable[[Flask, FixedClock, str], Target]:
+    def prepare(app: Flask, clock: FixedClock, key: str) -> Target:
+        _package(app, clock, key)
+        with unit_of_work(db.session()) as session:
+            review = learning_reviews.open_by_hand(
+                session,
+                key,
+                "payments-api",
+                reason="Refunds stalled",
+                actor=MANAGER,
+                now=clock.now(),
+            )
+            path = f"/learning-reviews/{review.id}/{action}"
+            if item:
+                added = learning_reviews.add_action_item(
+                    session,
+                    review,
+                    title="Monitor refunds",
+                    owner="payments-team@example.com",
+                    due_at=clock.now() + timedelta(days=3),
+                    kind="tooling",
+                    actor=MANAGER,
+                    now=clock.now(),
+                )
+                path = f"/learning-reviews/{review.id}/items/{added.id}/{action}"
+        db.session.remove()
+        return Target(sign_in(app, MANAGER), path, form, _review_outcome(key))
+
+    return prepare
+
+
 FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "packages.new": _new_package,
     "packages.edit": _edit,
@@ -903,6 +970,26 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "governance.finding": _finding,
     "governance.remind": _remind_reviewers,
     "governance.email_triage_links": _email_triage_links,
+    "learning.open_review": _open_learning_review,
+    "learning.statement": _learning_form(
+        "statement", {"statement": "Refunds stalled", "factors": "", "intent": "save"}
+    ),
+    "learning.add_entry": _learning_form(
+        "entries", {"occurred_at": "2026-11-20T09:30", "text": "The desk noticed"}
+    ),
+    "learning.add_item": _learning_form(
+        "items",
+        {
+            "title": "Alert on queued refunds",
+            "owner": "payments-team@example.com",
+            "due_on": "2026-12-01",
+            "kind": "tooling",
+            "findings": "",
+        },
+    ),
+    "learning.close_item": _learning_form(
+        "close", {"action": "drop", "rationale": "Covered by the monitor"}, item=True
+    ),
     "outbox.retry": _retry,
     "signoffs.decide": _decide,
     "signoffs.resend": _resend,

@@ -30,10 +30,11 @@ from gatekeeper.db.models import (
 )
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
+from gatekeeper.services import learning_reviews
 from gatekeeper.web import access
 from tests.conftest import SAMPLES
 from tests.functional.api_helpers import create_package, sync_and_approve
-from tests.functional.web_helpers import add_staff, fresh_csrf
+from tests.functional.web_helpers import MANAGER, add_staff, fresh_csrf
 from tests.support.mail import dead_letter
 
 KEY = "2026.11-own"  # in review, assembled by web_helpers.MANAGER
@@ -83,7 +84,23 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
         session.flush()
         message_id, finding_id, subscription_id = dead.id, finding.id, hook.id
         absence_id = absence.id
+        review = learning_reviews.open_by_hand(
+            session, KEY, "payments-api", reason="Refunds stalled", actor=MANAGER, now=clock.now()
+        )
+        item = learning_reviews.add_action_item(
+            session,
+            review,
+            title="Alert on queued refunds",
+            owner="payments-team@example.com",
+            due_at=clock.now(),
+            kind="tooling",
+            actor=MANAGER,
+            now=clock.now(),
+        )
+        review_id, item_id = review.id, item.id
     return {
+        "review_id": review_id,
+        "item_id": item_id,
         "key": KEY,
         "application": "payments-api",
         "version": 7,

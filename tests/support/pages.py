@@ -18,7 +18,16 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.domain.finding import Report
 from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, findings, links, packages, reviews, sign_ins, signoffs
+from gatekeeper.services import (
+    checklists,
+    findings,
+    learning_reviews,
+    links,
+    packages,
+    reviews,
+    sign_ins,
+    signoffs,
+)
 from gatekeeper.services import users as accounts
 from gatekeeper.services.checklists import checklist_of
 from gatekeeper.web.auth import sign_in_settings
@@ -242,6 +251,26 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
         )
         findings.triage(session, filed.id, classification="uncovered", actor=REVIEWER, clock=clock)
         dead_letter(session, clock)
+        review = learning_reviews.open_review(
+            session,
+            packages.get_package(session, RELEASED),
+            filed.application_id,
+            trigger=f"{filed.ref} reported with high impact",
+            actor=MANAGER,
+            now=clock.now(),
+            findings=[filed],
+        )
+        learning_reviews.add_action_item(
+            session,
+            review,
+            title="Add a large-refund scenario to the payments-api checklist",
+            owner="payments-team@example.com",
+            due_at=clock.now() + timedelta(days=7),
+            kind="checklist_change",
+            actor=MANAGER,
+            now=clock.now(),
+            findings=[filed],
+        )
 
     clock.set(now - timedelta(days=9))
     _package(clock, EXPIRED, {"identity-platform": "4.9.0"})
@@ -309,6 +338,8 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
             "governance": "/governance",
             "findings": "/governance/findings",
             "finding": f"/governance/findings/{filed.id}",
+            "learning reviews": "/learning-reviews",
+            "learning review": f"/learning-reviews/{review.id}",
             "outbox": "/outbox/",
             "accounts": "/users/",
             "not found": "/packages/no-such-package",

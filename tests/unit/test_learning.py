@@ -10,7 +10,7 @@ import pytest
 
 from gatekeeper.domain import gate, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.domain.errors import Conflict, ValidationFailed
+from gatekeeper.domain.errors import Conflict, PermissionDenied, ValidationFailed
 from gatekeeper.domain.gate import evaluate, stable_until
 from tests.unit.test_gate import NOW, all_signed, gate_input, pinned
 
@@ -101,3 +101,21 @@ def test_a_released_package_is_not_warned() -> None:
     assert evaluate(gi).warnings == ()
     future = replace(gi, applications=(pinned(learning_due=(overdue("review", timedelta(1)),)),))
     assert stable_until(future) is None
+
+
+@pytest.mark.parametrize("role", [*learning.WRITER_ROLES, None, "key_user"])
+def test_only_release_managers_and_governance_reviewers_write_reviews(role: str | None) -> None:
+    if role in learning.WRITER_ROLES:
+        learning.require_writer(role)
+    else:
+        with pytest.raises(PermissionDenied):
+            learning.require_writer(role)
+
+
+@pytest.mark.parametrize("state", learning.REVIEW_STATES)
+def test_only_an_open_review_is_edited(state: str) -> None:
+    if state == learning.OPEN:
+        learning.require_open(state)
+    else:
+        with pytest.raises(Conflict, match="completed"):
+            learning.require_open(state)
