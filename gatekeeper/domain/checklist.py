@@ -153,6 +153,33 @@ class DeployTarget:
         return {self.platform: {place: self.project, "environment": self.environment}}
 
 
+DEFAULT_EMERGENCY_QUORUM = 2
+DEFAULT_REVIEW_WITHIN_HOURS = 48
+MAX_REVIEW_WITHIN_HOURS = 24 * 90
+
+
+@dataclass(frozen=True, slots=True)
+class Emergency:
+    """Who may authorise an emergency release of the application, which items must pass even
+    then (`section.item` ids), and how soon after release the deferred rest must be reviewed."""
+
+    approvers: tuple[str, ...]
+    approvers_group: str | None = None
+    quorum: int = DEFAULT_EMERGENCY_QUORUM
+    required_items: tuple[str, ...] = ()
+    review_within_hours: int = DEFAULT_REVIEW_WITHIN_HOURS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "approvers": self.approvers_group
+            if self.approvers_group is not None
+            else list(self.approvers),
+            "quorum": self.quorum,
+            "required_items": list(self.required_items),
+            "review_within_hours": self.review_within_hours,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Consumer:
     name: str
@@ -173,6 +200,7 @@ class Checklist:
     description: str = ""
     addresses: tuple[str, ...] = ()
     deploy_targets: tuple[DeployTarget, ...] = ()
+    emergency: Emergency | None = None
     schema: int = SCHEMA_VERSION
 
     def items(self) -> Iterator[tuple[Section, Item]]:
@@ -237,6 +265,8 @@ class Checklist:
         # Only when declared: the digest of every checklist without targets stays what it was.
         if self.deploy_targets:
             doc["deploy_targets"] = [t.to_dict() for t in self.deploy_targets]
+        if self.emergency is not None:
+            doc["emergency"] = self.emergency.to_dict()
         return doc
 
     @classmethod
@@ -254,6 +284,16 @@ class Checklist:
             )
 
         uv = doc["user_validation"]
+        emergency = None
+        if (raw := doc.get("emergency")) is not None:
+            approvers = raw["approvers"]
+            emergency = Emergency(
+                groups[approvers] if isinstance(approvers, str) else tuple(approvers),
+                approvers if isinstance(approvers, str) else None,
+                raw["quorum"],
+                tuple(raw["required_items"]),
+                raw["review_within_hours"],
+            )
         return cls(
             schema=doc["schema"],
             application=doc["application"],
@@ -284,6 +324,7 @@ class Checklist:
                 for raw in doc.get("deploy_targets", ())
                 for platform, place in raw.items()
             ),
+            emergency=emergency,
         )
 
 
@@ -350,4 +391,29 @@ def rule_violations(checklist: Checklist) -> list[tuple[Path, str]]:
         )
     if len(set(uv.scenarios)) != len(uv.scenarios):
         found.append((("user_validation", "scenarios"), "a scenario is listed twice"))
+    if checklist.emergency is not None:
+        found.extend(_emergency_violations(checklist, checklist.emergency))
+    return found
+
+
+def _emergency_violations(checklist: Checklist, emergency: Emergency) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    approvers = len(set(emergency.approvers))
+    if emergency.quorum > approvers:
+        found.append(
+            (
+                ("emergency", "quorum"),
+                f"quorum {emergency.quorum} is more than the {approvers} emergency approver(s)",
+            )
+        )
+    known = {f"{s.id}.{i.id}" for s, i in checklist.items()}
+    for index, ref in enumerate(emergency.required_items):
+        if ref not in known:
+            found.append(
+                (
+                    ("emergency", "required_items", index),
+                    f"unknown item {ref!r}: name an item as section.item "
+                    f"({', '.join(sorted(known))})",
+                )
+            )
     return found
