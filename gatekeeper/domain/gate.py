@@ -12,7 +12,7 @@ from typing import Any
 from gatekeeper.domain import confirmation as confirmation_rules
 from gatekeeper.domain import learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.domain.checklist import Checklist, Emergency, Item
+from gatekeeper.domain.checklist import DEFAULT_REVIEW_WITHIN_HOURS, Checklist, Emergency, Item
 from gatekeeper.domain.signoff import (
     DECISIONS,
     FAIL,
@@ -833,3 +833,20 @@ def _with_digest(gate: GateInput, result: GateResult) -> GateResult:
         }
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return replace(result, digest="sha256:" + hashlib.sha256(encoded).hexdigest())
+
+
+def review_outstanding(gate: GateInput) -> tuple[Blocker, ...]:
+    """What the post-implementation review of an emergency release still waits for: what the
+    normal gate would wait for, counting every sign-off given so far, before or after release."""
+    normal = replace(gate, state=lifecycle.IN_REVIEW, emergency=None, release=None)
+    return tuple(b for b in evaluate(normal).blockers if b.code in DEFERRABLE_CODES)
+
+
+def review_due(released_at: datetime, checklists: Iterable[Checklist]) -> datetime:
+    """When an emergency release's review is due: the shortest `review_within_hours` of its
+    applications."""
+    hours = min(
+        (c.emergency.review_within_hours for c in checklists if c.emergency is not None),
+        default=DEFAULT_REVIEW_WITHIN_HOURS,
+    )
+    return released_at + timedelta(hours=hours)

@@ -212,3 +212,26 @@ def test_released_packages_are_not_blocked_by_reviews() -> None:
     given = with_review(-timedelta(hours=1), state="released")
     assert gate.POST_IMPLEMENTATION_REVIEW_OVERDUE not in codes(evaluate(given))
     assert stable_until(with_review(timedelta(hours=1), state="released")) is None
+
+
+def test_the_review_waits_on_what_the_normal_gate_would() -> None:
+    released_at = NOW - timedelta(minutes=30)
+    state = declared(BOSS, SRE)
+    release = Release(released_at, DECLARER, "sha256:x")
+    scan = signed(SEC, section="security", item_id="scan", at=released_at - timedelta(minutes=1))
+    given = gate_input(
+        (pinned(capable()),), (scan,), emergency=state, state="released", release=release
+    )
+    outstanding = gate.review_outstanding(given)
+    assert sorted((b.code, b.item or "") for b in outstanding) == [
+        (gate.ITEM_PENDING, "artifacts"),
+        (gate.USER_VALIDATION_PENDING, ""),
+    ]
+    late = (signed(RAJ, at=NOW), gate.SignoffRecord(99, APP, "key_user", DANA, "confirmed", 1, NOW))
+    assert gate.review_outstanding(replace(given, signoffs=(scan, *late))) == ()
+
+
+def test_the_review_is_due_after_the_shortest_time_of_its_applications() -> None:
+    short = replace(capable(), emergency=Emergency((BOSS,), None, 1, (), 6))
+    assert gate.review_due(NOW, [capable(), short, checklist()]) == NOW + timedelta(hours=6)
+    assert gate.review_due(NOW, [checklist()]) == NOW + timedelta(hours=48)
