@@ -26,7 +26,6 @@ from gatekeeper.runtime import runtime
 from gatekeeper.services import emergencies, packages
 from tests.support.emergency import (
     APPROVERS,
-    DECLARER,
     E2E_SIGNERS,
     KEY,
     MANAGER,
