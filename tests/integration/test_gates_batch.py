@@ -24,8 +24,9 @@ from tests.functional.api_helpers import (
 )
 
 # Packages, active applications with pinned checklists, last governance reviews, untriaged
-# post-release findings, open learning reviews and action items, sign-offs.
-BATCH_QUERIES = 6
+# post-release findings, open learning reviews and action items, sign-offs, and emergencies (the
+# packages' own with their approvals, and open post-implementation reviews of their applications).
+BATCH_QUERIES = 7
 
 
 def _packages_in_every_state(clock: FixedClock) -> None:
