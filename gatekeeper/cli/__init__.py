@@ -74,6 +74,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "Inspect queued and dead-lettered email and webhooks.",
         True,
     ),
+    "packages": (
+        "gatekeeper.cli.packages:group",
+        "Release packages: declare an emergency.",
+        True,
+    ),
     "reviews": (
         "gatekeeper.cli.reviews:group",
         "Learning reviews of releases that failed their users.",

@@ -324,10 +324,10 @@ def release(key: str) -> ResponseReturnValue:
 def emergency(key: str) -> ResponseReturnValue:
     user, rt = signed_in(), _rt()
     form = EmergencyForm()
-    if not form.validate():
-        raise ValidationFailed("say why this is an emergency (reason, up to 2000 characters)")
     with unit_of_work(db.session, origin=request_origin()) as session:
         _in_reach(session, key)
+        if not form.validate():
+            raise ValidationFailed("say why this is an emergency (reason, up to 2000 characters)")
         emergencies.declare(
             session,
             key,
