@@ -127,7 +127,7 @@ def declare(
         audit.record_package_event(
             session,
             package,
-            action="link.issued",
+            action="emergency_link.issued",
             actor=audit.SYSTEM,
             subject=f"emergency approval link for {approver}",
             now=now,

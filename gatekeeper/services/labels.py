@@ -56,6 +56,11 @@ ACTIONS: Mapping[str, str] = {
     "deployment.rejected": "CI platform deployment rejected",
     "webhook.removed": "Webhook subscription removed",
     "webhook.secret_rotated": "Webhook signing secret rotated",
+    "emergency.declared": "Emergency declared",
+    "emergency_link.issued": "Emergency approval link emailed",
+    "emergency.approved": "Emergency release approved",
+    "emergency.review_started": "Post-implementation review sent out",
+    "emergency.review_completed": "Post-implementation review complete",
 }
 
 

@@ -167,3 +167,30 @@ def test_the_package_page_declares_and_shows_the_emergency(app: Flask, clock: Fi
     assert "Checkout is down" in shown
     assert 'data-testid="deferred"' in shown
     assert 'data-testid="emergency-form"' not in shown
+
+
+def test_the_dashboard_badge_and_evidence_pack_mark_the_emergency(
+    app: Flask, clock: FixedClock
+) -> None:
+    api = _api(app, clock)
+    api.post(f"{PACKAGES}/{KEY}/emergency", json={"reason": "Checkout is down"})
+    for approver in APPROVERS[:2]:
+        _approve_by_link(app, approver)
+    token = tokens_of("signoff_request", "s")[E2E_SIGNERS[0]]
+    submit(app, token, decisions_for(app, token, clock), clock)
+    gate = api.get(f"{PACKAGES}/{KEY}/gate").json
+    assert gate is not None
+    api.post(f"{PACKAGES}/{KEY}/release", json={"digest": gate["digest"]})
+    browser = sign_in(app, RELEASE_MANAGER)
+    dashboard = browser.get("/").text
+    assert 'data-testid="emergency-mark"' in dashboard
+    assert "review due by" in dashboard
+    page = browser.get(f"/packages/{KEY}").text
+    assert 'data-state="due"' in page
+    pack = browser.get(f"/packages/{KEY}/evidence.html").text
+    assert 'data-testid="evidence-emergency"' in pack
+    assert "Checkout is down" in pack
+    assert "Deferred to the post-implementation review" in pack
+    url = app.test_cli_runner().invoke(cli, ["gate", "badge-url", KEY]).stdout.strip()
+    badge = client(app).get(url.removeprefix("http://127.0.0.1:5000"))
+    assert "gate: released, emergency" in badge.text
