@@ -283,3 +283,33 @@ def test_an_overdue_review_blocks_the_next_package_naming_who_is_waited_on(
     assert result.status == gate_rules.BLOCKED
     assert KEY in blocker.message
     assert "sre-oncall@example.com" in blocker.waiting_on
+
+
+def test_the_cached_gate_turns_at_the_review_deadline_to_the_microsecond(
+    app: Flask, clock: FixedClock
+) -> None:
+    emergency_released(app, clock)
+    submitted(app, clock, "2026.12-next", sync=False)
+    due = db.session.scalar(sa.select(Package).where(Package.key == KEY))
+    assert due is not None
+    assert due.emergency is not None
+    deadline = due.emergency.review_due_at
+    assert deadline is not None
+    db.session.rollback()
+
+    def served() -> gate_rules.GateResult:
+        try:
+            cached = runtime(app).gate_now(db.session, "2026.12-next")
+        finally:
+            db.session.rollback()
+        assert cached == gate(clock, "2026.12-next"), "the cache served a stale gate"
+        return cached
+
+    served()
+    clock.set(deadline - timedelta(microseconds=1))
+    assert "POST_IMPLEMENTATION_REVIEW_OVERDUE" not in {b.code for b in served().blockers}
+    clock.set(deadline)
+    assert "POST_IMPLEMENTATION_REVIEW_OVERDUE" in {b.code for b in served().blockers}
+    hits, misses = runtime(app).gate_cache.hits, runtime(app).gate_cache.misses
+    assert hits >= 1, (hits, misses)
+    assert misses >= 2, (hits, misses)
