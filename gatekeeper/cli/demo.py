@@ -67,7 +67,7 @@ def command(ctx: click.Context, port: int, host: str, smtp_port: int, no_serve: 
 
 
 def _prepare(app: Flask, host: str, port: int) -> None:
-    from gatekeeper.services import demo, demo_escapes, demo_governance
+    from gatekeeper.services import demo, demo_emergency, demo_escapes, demo_governance
 
     base_url = _link_base(app, host, port)
     rt = runtime(app)
@@ -91,6 +91,8 @@ def _prepare(app: Flask, host: str, port: int) -> None:
         for line in demo_escapes.prepare(
             session, clock=rt.clock, governance=rt.governance_settings(), instance=instance
         ):
+            click.echo(line)
+        for line in demo_emergency.prepare(session, clock=rt.clock, links=rt.link_settings()):
             click.echo(line)
     click.echo(f"database: {app.config['SQLALCHEMY_DATABASE_URI']}")
     click.echo(f"emailed links point at {base_url}/")
