@@ -142,11 +142,15 @@ def test_the_cli_declares_with_documented_exit_codes(app: Flask, clock: FixedClo
     assert empty.exit_code == 2, empty.output
     unknown = runner.invoke(cli, ["packages", "emergency", "nope", "--reason", "x"])
     assert unknown.exit_code == 1
-    declared = runner.invoke(
-        cli, ["packages", "emergency", KEY, "--reason", "Checkout is down", "--json"]
-    )
+    declared = runner.invoke(cli, ["packages", "emergency", KEY, "--reason", "Checkout is down"])
     assert declared.exit_code == 0, declared.output
-    assert json.loads(declared.output)["mode"] == "emergency"
+    # As the README's worked example shows it.
+    assert declared.stdout.splitlines()[0] == (
+        f"{KEY}: emergency declared by {RELEASE_MANAGER}; gate pending (mode emergency)"
+    )
+    assert "  deferred to the post-implementation review: 6" in declared.stdout
+    checked = runner.invoke(cli, ["gate", "check", KEY, "--json"])
+    assert json.loads(checked.stdout)["mode"] == "emergency"
     again = runner.invoke(cli, ["packages", "emergency", KEY, "--reason", "again"])
     assert again.exit_code == 1
     assert "already declared" in again.output
