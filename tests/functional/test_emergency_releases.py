@@ -171,6 +171,11 @@ def test_the_package_page_declares_and_shows_the_emergency(app: Flask, clock: Fi
     assert "Checkout is down" in shown
     assert 'data-testid="deferred"' in shown
     assert 'data-testid="emergency-form"' not in shown
+    # The sign-off board marks what the emergency deferred: all but the required item.
+    board = shown[shown.index('id="board-title"') :]
+    assert board.count('data-testid="deferred-mark"') == 6
+    e2e = board[board.index('data-item="storefront-web/e2e-suite"') :].split("</tr>")[0]
+    assert "deferred-mark" not in e2e
 
 
 def test_the_dashboard_badge_and_evidence_pack_mark_the_emergency(
