@@ -518,8 +518,8 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         @precondition(lambda self: not self.hotfix_released)
         @rule()
         def rush_the_hotfix(self) -> None:
-            """What an incident looks like: every approver approves at once, and the items an
-            emergency still requires pass."""
+            """What an incident looks like: every approver approves at once, the items an
+            emergency still requires pass, and it is released (when its gate opened)."""
             self.declare_emergency(MANAGER)
             for token in emailed("emergency", "emergency_approval", about=self.hotfix).values():
                 db.session.rollback()
@@ -534,6 +534,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
                     with unit_of_work(db.session) as session:
                         packages.record_signoff(session, request.id, positive(request), clock=clock)
             db.session.rollback()
+            self.release_hotfix()
 
         @rule(data=st.data(), good=st.booleans())
         def sign_hotfix(self, data: st.DataObject, good: bool) -> None:
