@@ -203,6 +203,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
             "status": {"enum": [gate.OPEN, gate.PENDING, gate.BLOCKED]},
+            "mode": {
+                "enum": [gate.NORMAL, gate.EMERGENCY],
+                "description": "emergency once an emergency is declared on the package: the "
+                "emergency approvers' quorum and the required items are what the gate waits for",
+            },
+            "emergency": {
+                "description": "null unless an emergency was declared",
+                "oneOf": [{"type": "null"}, _ref("Emergency")],
+            },
+            "deferred": {
+                "type": "array",
+                "items": _ref("Blocker"),
+                "description": "in an emergency: what the gate would otherwise wait for, sent "
+                "out after the release as its post-implementation review",
+            },
             "progress": {
                 "type": "object",
                 "required": ["signed", "required"],
@@ -213,6 +228,52 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "warnings": {"type": "array", "items": _ref("Blocker")},
             "applications": {"type": "array", "items": {"type": "object"}},
         },
+    },
+    "Emergency": {
+        "type": "object",
+        "required": ["declared_by", "declared_at", "reason", "approvals", "review"],
+        "properties": {
+            "declared_by": {"type": "string"},
+            "declared_at": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string"},
+            "approvals": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["approver", "approved_at"],
+                    "properties": {
+                        "approver": {"type": "string"},
+                        "approved_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+            "review": {
+                "description": "the post-implementation review; null until the release",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["due_at", "waiting_on", "completed_at"],
+                        "properties": {
+                            "due_at": {"type": "string", "format": "date-time"},
+                            "waiting_on": {"type": "array", "items": {"type": "string"}},
+                            "completed_at": _NULLABLE_TIME,
+                        },
+                    },
+                ],
+            },
+        },
+    },
+    "EmergencyDeclaration": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
+    },
+    "EmergencyResult": {
+        "type": "object",
+        "required": ["package", "gate"],
+        "properties": {"package": _ref("Package"), "gate": _ref("Gate")},
     },
     "ReleaseResult": {
         "type": "object",
@@ -385,7 +446,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     ],
                     "properties": {
                         "package": {"type": "string"},
-                        "mode": {"enum": [population.NORMAL]},
+                        "mode": {"enum": [population.NORMAL, population.EMERGENCY]},
                         "applications": {"type": "array"},
                         "approvals": {"type": "array"},
                         "separation_of_duties": {"type": "array"},
@@ -626,6 +687,17 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "packages:write",
                     {"200": _json(_ref("Package"), "cancelled")},
                     extra_errors=("409",),
+                ),
+            },
+            "/packages/{key}/emergency": {
+                "parameters": [_KEY_PARAM],
+                "post": _operation(
+                    "declareEmergency",
+                    "Declare an emergency: the emergency approvers are asked to authorise it",
+                    "packages:write",
+                    {"200": _json(_ref("EmergencyResult"), "declared")},
+                    body="EmergencyDeclaration",
+                    extra_errors=("409", "422"),
                 ),
             },
             "/packages/{key}/gate": {

@@ -17,7 +17,15 @@ from gatekeeper.domain.deployment import DeployedApplication, DeploymentReport
 from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, boards, deployments, packages, signoffs, tokens
+from gatekeeper.services import (
+    audit,
+    boards,
+    deployments,
+    emergencies,
+    packages,
+    signoffs,
+    tokens,
+)
 from gatekeeper.services.tokens import SCOPE_GATE_READ, SCOPE_PACKAGES_WRITE, SCOPE_RELEASES_WRITE
 
 
@@ -157,6 +165,28 @@ def cancel_package(key: str) -> ResponseReturnValue:
         return package_json(package)
 
 
+@bp.post("/packages/<key>/emergency")
+@requires(SCOPE_PACKAGES_WRITE)
+def declare_emergency(key: str) -> ResponseReturnValue:
+    body = json_body("EmergencyDeclaration")
+    rt = runtime(current_app)
+    with unit_of_work(db.session, origin=request_origin()) as session:
+        _in_reach(session, key)
+        emergency = emergencies.declare(
+            session,
+            key,
+            reason=body["reason"],
+            # The person the token acts for: separation of duties compares people.
+            actor=tokens.accountable_owner(g.caller),
+            clock=rt.clock,
+            links=rt.link_settings(),
+        )
+        gate = packages.evaluate_gate(
+            session, key, clock=rt.clock, overdue_policy=rt.settings.overdue_review_policy
+        )
+        return {"package": package_json(emergency.package), "gate": gate.to_dict()}
+
+
 @bp.get("/packages/<key>/gate")
 @requires(SCOPE_GATE_READ)
 def get_gate(key: str) -> ResponseReturnValue:
@@ -183,14 +213,14 @@ def _holds(etag: str) -> bool:
 def release_package(key: str) -> ResponseReturnValue:
     body = json_body("Release")
     with unit_of_work(db.session, origin=request_origin()) as session:
-        package, gate = packages.release_package(
+        package, gate = emergencies.release_package(
             session,
             key,
             digest=body["digest"],
             actor=g.caller.name,
             notes=body.get("notes", ""),
             clock=runtime(current_app).clock,
-            overdue_policy=_policy(),
+            links=runtime(current_app).link_settings(),
             reports=runtime(current_app).governance_settings(),
         )
         # The chain head at release: CI logs it, giving the audit trail an outside anchor.

@@ -17,6 +17,7 @@ from gatekeeper.domain.checklist import (
     MAX_CONFIRM_HOURS,
     MAX_QUORUM,
     MAX_REVIEW_EVERY_DAYS,
+    MAX_REVIEW_WITHIN_HOURS,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
     MAX_VERSION,
@@ -348,6 +349,38 @@ def checklist_json_schema() -> dict[str, Any]:
                 },
                 "description": "CI platform deployments held until the gate decides (optional).",
             },
+            "emergency": _object(
+                "Allows an emergency release of this application (optional; without it, none).",
+                {
+                    "approvers": {
+                        "oneOf": [
+                            _ref("slug", "The name of a group defined under `groups`."),
+                            _emails("The people who may authorise an emergency release."),
+                        ],
+                        "description": "A group name or a list of emails.",
+                    },
+                    "quorum": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_QUORUM,
+                        "description": "How many approvers must authorise (default 2); at most "
+                        "the number of approvers.",
+                    },
+                    "required_items": {
+                        "type": "array",
+                        "items": _text("An item as `section.item`.", 129),
+                        "description": "Items that must still pass in an emergency.",
+                    },
+                    "review_within_hours": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_REVIEW_WITHIN_HOURS,
+                        "description": "Hours after the release by which the post-implementation "
+                        "review is due (default 48).",
+                    },
+                },
+                ("approvers",),
+            ),
         },
         (
             "schema",

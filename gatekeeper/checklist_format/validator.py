@@ -26,11 +26,14 @@ from gatekeeper.checklist_format.yaml_tree import (
     read_tree,
 )
 from gatekeeper.domain.checklist import (
+    DEFAULT_EMERGENCY_QUORUM,
+    DEFAULT_REVIEW_WITHIN_HOURS,
     EVIDENCE_KINDS,
     MAX_CONFIRM_HOURS,
     MAX_FILE_BYTES,
     MAX_QUORUM,
     MAX_REVIEW_EVERY_DAYS,
+    MAX_REVIEW_WITHIN_HOURS,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
     MAX_VERSION,
@@ -43,6 +46,7 @@ from gatekeeper.domain.checklist import (
     ConfirmAfterRelease,
     Consumer,
     DeployTarget,
+    Emergency,
     Governance,
     Item,
     KeyUser,
@@ -279,6 +283,7 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
             "addresses",
             "deploy_targets",
             "deputies",
+            "emergency",
         ),
     )
     if top is None:
@@ -408,6 +413,7 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
 
     deploy_targets = _read_deploy_targets(reader, get("deploy_targets"))
     deputies = _read_deputies(reader, get("deputies"))
+    emergency = _read_emergency(reader, n, groups, groups_ok) if (n := get("emergency")) else None
 
     if (
         reader.problems
@@ -434,6 +440,7 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
         addresses=tuple(addresses),
         deploy_targets=deploy_targets,
         deputies=deputies,
+        emergency=emergency,
     )
 
 
@@ -452,6 +459,52 @@ def _read_deputies(reader: _Reader, node: Node | None) -> dict[str, tuple[str, .
         if person is not None and listed is not None:
             deputies[person] = listed
     return deputies
+
+
+def _read_emergency(
+    reader: _Reader, node: Node, groups: dict[str, tuple[str, ...]], groups_ok: bool
+) -> Emergency | None:
+    at: Path = ("emergency",)
+    found = reader.mapping(
+        node,
+        at,
+        required=("approvers",),
+        optional=("quorum", "required_items", "review_within_hours"),
+    )
+    if found is None:
+        return None
+    before = len(reader.problems)
+    approvers: tuple[str, ...] | None = None
+    group: str | None = None
+    if (v := _value(found, "approvers")) is not None:
+        if isinstance(v, Scalar) and v.tag == STR_TAG:
+            group = v.raw
+            if group in groups:
+                approvers = groups[group]
+            elif groups_ok:
+                known = ", ".join(groups) or "none are defined"
+                reader.fail(v, (*at, "approvers"), f"unknown group {group!r} (groups: {known})")
+        else:
+            approvers = reader.emails(v, (*at, "approvers"))
+    quorum: int | None = DEFAULT_EMERGENCY_QUORUM
+    if (v := _value(found, "quorum")) is not None:
+        quorum = reader.integer(v, (*at, "quorum"), minimum=1, maximum=MAX_QUORUM)
+    required: list[str] = []
+    if (v := _value(found, "required_items")) is not None:
+        for index, r_node in enumerate(
+            reader.sequence(v, (*at, "required_items"), at_least=0) or ()
+        ):
+            ref = reader.text(r_node, (*at, "required_items", index), max_chars=129)
+            if ref is not None:
+                required.append(ref)
+    hours: int | None = DEFAULT_REVIEW_WITHIN_HOURS
+    if (v := _value(found, "review_within_hours")) is not None:
+        hours = reader.integer(
+            v, (*at, "review_within_hours"), minimum=1, maximum=MAX_REVIEW_WITHIN_HOURS
+        )
+    if len(reader.problems) > before or approvers is None or quorum is None or hours is None:
+        return None
+    return Emergency(approvers, group, quorum, tuple(required), hours)
 
 
 # A GitHub `owner/name` or a GitLab `group/subgroup/project` path; environments as the

@@ -79,6 +79,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "Inspect queued and dead-lettered email and webhooks.",
         True,
     ),
+    "packages": (
+        "gatekeeper.cli.packages:group",
+        "Release packages: declare an emergency.",
+        True,
+    ),
     "people": (
         "gatekeeper.cli.people:group",
         "Who is away and when they are back; their deputies sign meanwhile.",

@@ -69,6 +69,7 @@ def command(ctx: click.Context, port: int, host: str, smtp_port: int, no_serve: 
 def _prepare(app: Flask, host: str, port: int) -> None:
     from gatekeeper.services import (
         demo,
+        demo_emergency,
         demo_escapes,
         demo_freezes,
         demo_governance,
@@ -103,6 +104,8 @@ def _prepare(app: Flask, host: str, port: int) -> None:
         for line in demo_learning.prepare(
             session, clock=rt.clock, governance=rt.governance_settings(), instance=instance
         ):
+            click.echo(line)
+        for line in demo_emergency.prepare(session, clock=rt.clock, links=rt.link_settings()):
             click.echo(line)
     click.echo(f"database: {app.config['SQLALCHEMY_DATABASE_URI']}")
     click.echo(f"emailed links point at {base_url}/")

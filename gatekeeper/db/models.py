@@ -140,6 +140,7 @@ class Package(Base):
     revisions: Mapped[list[PackageRevision]] = relationship(
         back_populates="package", order_by="PackageRevision.revision"
     )
+    emergency: Mapped[Emergency | None] = relationship(back_populates="package")
 
 
 class PackageApplication(Base):
@@ -791,3 +792,58 @@ class ActionItem(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     review: Mapped[LearningReview] = relationship(back_populates="action_items")
+
+
+class Emergency(Base):
+    """An emergency declared on a package: why, by whom, and after release its
+    post-implementation review (who is still waited on, when it is due, when it was done)."""
+
+    __tablename__ = "emergencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(sa.ForeignKey("packages.id"), unique=True)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    declared_by: Mapped[str] = mapped_column(EMAIL)
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Sorted emails; kept up to date with each review sign-off, so other packages' gates read
+    # who is waited on without evaluating this package.
+    review_waiting_on: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    review_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    package: Mapped[Package] = relationship(back_populates="emergency")
+    approvals: Mapped[list[EmergencyApproval]] = relationship(
+        back_populates="emergency", order_by="EmergencyApproval.id"
+    )
+
+
+class EmergencyApproval(Base):
+    """One approver's authorisation of an emergency; an approver counts once."""
+
+    __tablename__ = "emergency_approvals"
+    __table_args__ = (sa.UniqueConstraint("emergency_id", "approver"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    emergency_id: Mapped[int] = mapped_column(sa.ForeignKey("emergencies.id"))
+    approver: Mapped[str] = mapped_column(EMAIL)
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    emergency: Mapped[Emergency] = relationship(back_populates="approvals")
+
+
+class EmergencyLink(Base):
+    """One emailed link asking an approver to authorise an emergency release."""
+
+    __tablename__ = "emergency_links"
+    __table_args__ = (sa.Index("ix_emergency_links_emergency_state", "emergency_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    emergency_id: Mapped[int] = mapped_column(sa.ForeignKey("emergencies.id"))
+    approver: Mapped[str] = mapped_column(EMAIL)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(str_enum("emergency_link_state", *LINK_STATES))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    emergency: Mapped[Emergency] = relationship()

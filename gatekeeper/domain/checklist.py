@@ -156,6 +156,33 @@ class DeployTarget:
         return {self.platform: {place: self.project, "environment": self.environment}}
 
 
+DEFAULT_EMERGENCY_QUORUM = 2
+DEFAULT_REVIEW_WITHIN_HOURS = 48
+MAX_REVIEW_WITHIN_HOURS = 24 * 90
+
+
+@dataclass(frozen=True, slots=True)
+class Emergency:
+    """Who may authorise an emergency release of the application, which items must pass even
+    then (`section.item` ids), and how soon after release the deferred rest must be reviewed."""
+
+    approvers: tuple[str, ...]
+    approvers_group: str | None = None
+    quorum: int = DEFAULT_EMERGENCY_QUORUM
+    required_items: tuple[str, ...] = ()
+    review_within_hours: int = DEFAULT_REVIEW_WITHIN_HOURS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "approvers": self.approvers_group
+            if self.approvers_group is not None
+            else list(self.approvers),
+            "quorum": self.quorum,
+            "required_items": list(self.required_items),
+            "review_within_hours": self.review_within_hours,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Consumer:
     name: str
@@ -178,6 +205,7 @@ class Checklist:
     deploy_targets: tuple[DeployTarget, ...] = ()
     # Who may sign in a signer's or key user's place while they are away.
     deputies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    emergency: Emergency | None = None
     schema: int = SCHEMA_VERSION
 
     def deputies_of(self, person: str) -> tuple[str, ...]:
@@ -251,6 +279,8 @@ class Checklist:
             doc["deploy_targets"] = [t.to_dict() for t in self.deploy_targets]
         if self.deputies:
             doc["deputies"] = {person: list(d) for person, d in self.deputies.items()}
+        if self.emergency is not None:
+            doc["emergency"] = self.emergency.to_dict()
         return doc
 
     @classmethod
@@ -268,6 +298,16 @@ class Checklist:
             )
 
         uv = doc["user_validation"]
+        emergency = None
+        if (raw := doc.get("emergency")) is not None:
+            approvers = raw["approvers"]
+            emergency = Emergency(
+                groups[approvers] if isinstance(approvers, str) else tuple(approvers),
+                approvers if isinstance(approvers, str) else None,
+                raw["quorum"],
+                tuple(raw["required_items"]),
+                raw["review_within_hours"],
+            )
         return cls(
             schema=doc["schema"],
             application=doc["application"],
@@ -300,6 +340,7 @@ class Checklist:
                 for platform, place in raw.items()
             ),
             deputies={p: tuple(d) for p, d in doc.get("deputies", {}).items()},
+            emergency=emergency,
         )
 
 
@@ -367,6 +408,8 @@ def rule_violations(checklist: Checklist) -> list[tuple[Path, str]]:
     if len(set(uv.scenarios)) != len(uv.scenarios):
         found.append((("user_validation", "scenarios"), "a scenario is listed twice"))
     found.extend(_deputy_violations(checklist))
+    if checklist.emergency is not None:
+        found.extend(_emergency_violations(checklist, checklist.emergency))
     return found
 
 
@@ -408,4 +451,27 @@ def _deputy_violations(checklist: Checklist) -> list[tuple[Path, str]]:
                         f"{person}",
                     )
                 )
+    return found
+
+
+def _emergency_violations(checklist: Checklist, emergency: Emergency) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    approvers = len(set(emergency.approvers))
+    if emergency.quorum > approvers:
+        found.append(
+            (
+                ("emergency", "quorum"),
+                f"quorum {emergency.quorum} is more than the {approvers} emergency approver(s)",
+            )
+        )
+    known = {f"{s.id}.{i.id}" for s, i in checklist.items()}
+    for index, ref in enumerate(emergency.required_items):
+        if ref not in known:
+            found.append(
+                (
+                    ("emergency", "required_items", index),
+                    f"unknown item {ref!r}: name an item as section.item "
+                    f"({', '.join(sorted(known))})",
+                )
+            )
     return found

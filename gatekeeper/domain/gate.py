@@ -13,7 +13,7 @@ from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import confirmation as confirmation_rules
 from gatekeeper.domain import freeze, learning
 from gatekeeper.domain import package as lifecycle
-from gatekeeper.domain.checklist import Checklist, Item
+from gatekeeper.domain.checklist import DEFAULT_REVIEW_WITHIN_HOURS, Checklist, Emergency, Item
 from gatekeeper.domain.signoff import (
     DECISIONS,
     FAIL,
@@ -57,10 +57,17 @@ SIGNER_AWAY = "SIGNER_AWAY"
 # A freeze window or a business blackout in force now (see freeze_blockers).
 FREEZE_WINDOW = "FREEZE_WINDOW"
 
+# An emergency release of another package that shipped one of this package's applications,
+# whose post-implementation review is past due.
+POST_IMPLEMENTATION_REVIEW_OVERDUE = "POST_IMPLEMENTATION_REVIEW_OVERDUE"
+# An emergency was declared and its approvers have not all answered yet.
+EMERGENCY_APPROVAL_PENDING = "EMERGENCY_APPROVAL_PENDING"
+
 BLOCKING_CODES = (
     TAMPERING_DETECTED,
     SIGNER_AWAY,
     FREEZE_WINDOW,
+    POST_IMPLEMENTATION_REVIEW_OVERDUE,
     PACKAGE_CANCELLED,
     PACKAGE_EMPTY,
     NO_APPROVED_CHECKLIST,
@@ -71,7 +78,21 @@ BLOCKING_CODES = (
     USER_PROBLEM_REPORTED,
     USER_QUORUM_UNREACHABLE,
 )
-WAITING_CODES = (PACKAGE_NOT_SUBMITTED, ITEM_PENDING, USER_VALIDATION_PENDING)
+WAITING_CODES = (
+    PACKAGE_NOT_SUBMITTED,
+    ITEM_PENDING,
+    USER_VALIDATION_PENDING,
+    EMERGENCY_APPROVAL_PENDING,
+)
+NORMAL = "normal"
+EMERGENCY = "emergency"
+# What an emergency postpones to the post-implementation review: waiting on people. A recorded
+# failure or a problem report still blocks, as does everything else.
+DEFERRABLE_CODES = frozenset(
+    {ITEM_PENDING, USER_VALIDATION_PENDING, QUORUM_UNREACHABLE, USER_QUORUM_UNREACHABLE}
+)
+# Blockers an emergency turns into warnings (a freeze window, when there is one).
+EMERGENCY_DOWNGRADED_CODES: frozenset[str] = frozenset({FREEZE_WINDOW})
 # Warning codes (never change the status): REVIEW_OVERDUE under the "warn" policy, and
 # post-release findings nobody has triaged for longer than the configured age.
 OPEN_FINDING = "OPEN_FINDING"
@@ -93,6 +114,49 @@ class OpenFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenReview:
+    """The post-implementation review of an emergency release (of another package) that
+    shipped the application, not complete yet."""
+
+    package: str
+    due_at: datetime
+    waiting_on: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyState:
+    """An emergency declared on the package, the approvals given, and after release its
+    post-implementation review."""
+
+    declared_by: str
+    declared_at: datetime
+    reason: str
+    approvals: tuple[tuple[str, datetime], ...] = ()
+    review_due_at: datetime | None = None
+    review_waiting_on: tuple[str, ...] = ()
+    review_completed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "declared_by": self.declared_by,
+            "declared_at": self.declared_at.isoformat(),
+            "reason": self.reason,
+            "approvals": [
+                {"approver": who, "approved_at": when.isoformat()} for who, when in self.approvals
+            ],
+            "review": None
+            if self.review_due_at is None
+            else {
+                "due_at": self.review_due_at.isoformat(),
+                "waiting_on": list(self.review_waiting_on),
+                "completed_at": self.review_completed_at.isoformat()
+                if self.review_completed_at
+                else None,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class PinnedApplication:
     """One application of the package as the gate sees it at this revision."""
 
@@ -110,6 +174,7 @@ class PinnedApplication:
     open_findings: tuple[OpenFinding, ...] = ()
     # Open learning reviews and action items of the application, due or not yet.
     learning_due: tuple[learning.Overdue, ...] = ()
+    open_reviews: tuple[OpenReview, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +249,7 @@ class GateInput:
     # The approved freeze calendar's windows and the pinned checklists' blackouts.
     freezes: tuple[freeze.Window, ...] = ()
     planned_for: date | None = None
+    emergency: EmergencyState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +330,13 @@ class GateResult:
     state: str = lifecycle.IN_REVIEW  # the package's lifecycle state
     release: Release | None = None
     confirmation: confirmation_rules.Outcome | None = None
+    # Waiting an emergency postponed to the post-implementation review.
+    deferred: tuple[Blocker, ...] = ()
+    emergency: EmergencyState | None = None
+
+    @property
+    def mode(self) -> str:
+        return EMERGENCY if self.emergency is not None else NORMAL
 
     @property
     def outcome(self) -> str | None:
@@ -289,6 +362,9 @@ class GateResult:
             "confirmation": self.confirmation.to_dict() if self.confirmation else None,
             "digest": self.digest,
             "status": self.status,
+            "mode": self.mode,
+            "emergency": self.emergency.to_dict() if self.emergency else None,
+            "deferred": [d.to_dict() for d in self.deferred],
             "progress": {"signed": self.signed, "required": self.required},
             "waiting_on": list(self.waiting_on),
             "blockers": [b.to_dict() for b in self.blockers],
@@ -536,6 +612,7 @@ def _evaluate_application(
     tally = _Tally()
     _warn_of_findings(gate, pinned, warnings)
     _warn_of_learning(gate, pinned, warnings)
+    _block_on_overdue_reviews(gate, pinned, blockers)
     if checklist is None:
         blockers.append(
             Blocker(
@@ -650,8 +727,11 @@ def evaluate(gate: GateInput) -> GateResult:
     if not gate.applications:
         blockers.append(Blocker(PACKAGE_EMPTY, f"package {gate.package} has no applications"))
     records_by_app: dict[str, list[SignoffRecord]] = {}
+    # The post-implementation review's sign-offs, given after an emergency release, do not
+    # change the gate it was released at.
+    cutoff = gate.release.released_at if gate.release and gate.emergency else None
     for record in gate.signoffs:
-        if record.verified:
+        if record.verified and (cutoff is None or record.signed_at <= cutoff):
             records_by_app.setdefault(record.application, []).append(record)
     blockers.extend(_tampering(gate))
     blockers.extend(freeze_blockers(gate))
@@ -661,12 +741,21 @@ def evaluate(gate: GateInput) -> GateResult:
     # A draft pins nothing yet: judging its applications would report missing checklists
     # that submitting is about to pin.
     evaluated = () if gate.state == lifecycle.DRAFT else gate.applications
+    deferred: list[Blocker] = []
     for pinned in sorted(evaluated, key=lambda a: a.application):
+        found: list[Blocker] = []
         app_progress, app_counted = _evaluate_application(
-            gate, pinned, records_by_app.get(pinned.application, []), blockers, warnings
+            gate, pinned, records_by_app.get(pinned.application, []), found, warnings
         )
+        if gate.emergency is not None and pinned.checklist is not None:
+            found, postponed = _emergency_split(gate, gate.emergency, pinned.checklist, found)
+            deferred.extend(postponed)
+        blockers.extend(found)
         progress.append(app_progress)
         counted.extend(app_counted)
+    if gate.emergency is not None:
+        warnings.extend(b for b in blockers if b.code in EMERGENCY_DOWNGRADED_CODES)
+        blockers = [b for b in blockers if b.code not in EMERGENCY_DOWNGRADED_CODES]
     if any(b.blocks for b in blockers):
         status = BLOCKED
     elif blockers:
@@ -687,8 +776,86 @@ def evaluate(gate: GateInput) -> GateResult:
         state=gate.state,
         release=gate.release,
         confirmation=_confirmation(gate),
+        deferred=tuple(deferred),
+        emergency=gate.emergency,
     )
     return _with_digest(gate, result)
+
+
+def _emergency_split(
+    gate: GateInput, state: EmergencyState, checklist: Checklist, found: list[Blocker]
+) -> tuple[list[Blocker], list[Blocker]]:
+    """In an emergency, waiting on anything but the required items is deferred, and the
+    emergency approvers' quorum is required instead."""
+    section = checklist.emergency or Emergency(approvers=())
+    required = set(section.required_items)
+    kept: list[Blocker] = []
+    deferred: list[Blocker] = []
+    for blocker in found:
+        postponed = blocker.code in DEFERRABLE_CODES and (
+            f"{blocker.section}.{blocker.item}" not in required
+        )
+        (deferred if postponed else kept).append(blocker)
+    app = checklist.application
+    # Separation of duties: whoever declared the emergency, or assembled the package, cannot
+    # also authorise it.
+    eligible = tuple(a for a in section.approvers if a not in (state.declared_by, gate.assembler))
+    approved = {who for who, _ in state.approvals if who in eligible}
+    if len(approved) >= section.quorum:
+        return kept, deferred
+    if len(eligible) < section.quorum:
+        kept.append(
+            Blocker(
+                code=QUORUM_UNREACHABLE,
+                application=app,
+                message=(
+                    f"an emergency release of {app} needs {section.quorum} approval(s) but only "
+                    f"{len(eligible)} of its {len(section.approvers)} emergency approver(s) may "
+                    "approve (the declarer and the assembler cannot)"
+                ),
+            )
+        )
+        return kept, deferred
+    waiting = tuple(sorted(a for a in eligible if a not in approved))
+    kept.append(
+        Blocker(
+            code=EMERGENCY_APPROVAL_PENDING,
+            application=app,
+            waiting_on=waiting,
+            since=state.declared_at,
+            message=(
+                f"emergency release of {app}: {len(approved)} of {section.quorum} required "
+                f"approvals, waiting on {', '.join(waiting)}"
+            ),
+        )
+    )
+    return kept, deferred
+
+
+def _block_on_overdue_reviews(
+    gate: GateInput, pinned: PinnedApplication, blockers: list[Blocker]
+) -> None:
+    """An emergency release's review past due blocks every new package of its applications:
+    the shortcut was taken, the checks it skipped are still owed."""
+    if gate.state == lifecycle.RELEASED:
+        return
+    for review in sorted(pinned.open_reviews, key=lambda r: (r.due_at, r.package)):
+        if gate.now < review.due_at:
+            continue
+        blockers.append(
+            Blocker(
+                code=POST_IMPLEMENTATION_REVIEW_OVERDUE,
+                application=pinned.application,
+                waiting_on=review.waiting_on,
+                since=review.due_at,
+                message=(
+                    f"the post-implementation review of emergency release {review.package} "
+                    f"(which shipped {pinned.application}) was due "
+                    f"{review.due_at.isoformat(timespec='minutes')}; still waiting on "
+                    f"{', '.join(review.waiting_on) or 'nobody who may still answer'}"
+                ),
+            )
+        )
 
 
 def _windows(gate: GateInput) -> list[confirmation_rules.Window]:
@@ -836,9 +1003,9 @@ def stable_until(gate: GateInput) -> datetime | None:
     """The first instant after `gate.now` at which the clock alone could change what
     `evaluate(gate)` returns: a governance review falling due, an open finding becoming old
     enough to warn, a finding warning's day count going up, a learning review or action item
-    falling due, someone leaving or coming back (an absence's start or end), a released
-    package's confirmation window closing, or a freeze window or blackout starting or ending.
-    None when the result does not
+    falling due, someone leaving or coming back (an absence's start or end), another
+    package's post-implementation review falling overdue, a released package's confirmation
+    window closing, or a freeze window or blackout starting or ending. None when the result does not
     depend on the clock at all. Callers may reuse an evaluation for any `now` in
     [gate.now, stable_until) as long as nothing else in the input changed."""
     moments: list[datetime] = []
@@ -854,6 +1021,7 @@ def stable_until(gate: GateInput) -> datetime | None:
                 moments.append(finding.reported_at + timedelta(days=days + 1))
         if gate.state != lifecycle.RELEASED:
             moments.extend(d.due_at for d in pinned.learning_due if gate.now < d.due_at)
+            moments.extend(r.due_at for r in pinned.open_reviews if gate.now < r.due_at)
     moments.extend(w.closes_at for w in _windows(gate) if gate.now < w.closes_at)
     moments.extend(absence_rules.boundaries(gate.absences, gate.now))
     moments.extend(_freeze_moments(gate))
@@ -885,5 +1053,29 @@ def _with_digest(gate: GateInput, result: GateResult) -> GateResult:
         "status": result.status,
         "blockers": [b.code for b in result.blockers],
     }
+    # Only in an emergency: the digest of every normal gate stays what it was.
+    if gate.emergency is not None:
+        material["emergency"] = {
+            "declared_by": gate.emergency.declared_by,
+            "reason": gate.emergency.reason,
+            "approvals": sorted(who for who, _ in gate.emergency.approvals),
+        }
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return replace(result, digest="sha256:" + hashlib.sha256(encoded).hexdigest())
+
+
+def review_outstanding(gate: GateInput) -> tuple[Blocker, ...]:
+    """What the post-implementation review of an emergency release still waits for: what the
+    normal gate would wait for, counting every sign-off given so far, before or after release."""
+    normal = replace(gate, state=lifecycle.IN_REVIEW, emergency=None, release=None)
+    return tuple(b for b in evaluate(normal).blockers if b.code in DEFERRABLE_CODES)
+
+
+def review_due(released_at: datetime, checklists: Iterable[Checklist]) -> datetime:
+    """When an emergency release's review is due: the shortest `review_within_hours` of its
+    applications."""
+    hours = min(
+        (c.emergency.review_within_hours for c in checklists if c.emergency is not None),
+        default=DEFAULT_REVIEW_WITHIN_HOURS,
+    )
+    return released_at + timedelta(hours=hours)

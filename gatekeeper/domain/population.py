@@ -15,8 +15,10 @@ from gatekeeper.domain.errors import ValidationFailed
 from gatekeeper.domain.gate import GateInput, SignoffRecord
 from gatekeeper.domain.signoff import ITEM, KEY_USER, technical_signers
 
-# The release mode of every release today; emergency releases will add "emergency".
+# The release mode: an emergency release was authorised by its emergency approvers, with
+# everything but its required items deferred to a post-implementation review.
 NORMAL = "normal"
+EMERGENCY = "emergency"
 
 # Roles an approval is given in.
 ENGINEER = "engineer"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gatekeeper.db.models import (
     AuditEvent,
     ChecklistVersion,
+    Emergency,
     Finding,
     PackageApplication,
     PackageRevision,
@@ -205,8 +206,41 @@ def build(session: Session, key: str, *, now: datetime) -> dict[str, Any]:
         ],
         "audit_events": [_event_json(e) for e in events],
     }
+    # Only for an emergency: the pack of every normal release keeps its shape and digest.
+    if package.emergency is not None:
+        pack["emergency"] = _emergency_json(package.emergency)
     pack["digest"] = pack_digest(pack)
     return pack
+
+
+def _emergency_json(emergency: Emergency) -> dict[str, Any]:
+    return {
+        "declared_by": emergency.declared_by,
+        "declared_at": _iso(emergency.declared_at),
+        "reason": emergency.reason,
+        "approvals": [
+            {"approver": a.approver, "approved_at": _iso(a.approved_at)}
+            for a in emergency.approvals
+        ],
+        "review_due_at": _iso(emergency.review_due_at),
+        "review_waiting_on": list(emergency.review_waiting_on),
+        "review_completed_at": _iso(emergency.review_completed_at),
+    }
+
+
+def _readable_emergency(found: object) -> dict[str, Any] | None:
+    if not isinstance(found, dict):
+        return None
+    times = ("declared_at", "review_due_at", "review_completed_at")
+    return {
+        **found,
+        **{name: _moment(found.get(name)) for name in times},
+        "approvals": [
+            {**a, "approved_at": _moment(a.get("approved_at"))}
+            for a in found.get("approvals", [])
+            if isinstance(a, dict)
+        ],
+    }
 
 
 def _confirmation(session: Session, key: str, now: datetime) -> dict[str, Any] | None:
@@ -331,6 +365,8 @@ class GateAtRelease:
     required: int
     blockers: tuple[GateRow, ...]
     warnings: tuple[GateRow, ...]
+    mode: str = gate_rules.NORMAL
+    deferred: tuple[GateRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -380,6 +416,7 @@ class EvidencePage:
     confirmation: dict[str, Any] | None
     findings: tuple[FindingRow, ...]
     events: tuple[EventRow, ...]
+    emergency: dict[str, Any] | None = None
 
 
 class _Texts:
@@ -430,6 +467,8 @@ def _gate_at_release(gate: object) -> GateAtRelease | None:
         required=int(progress.get("required", 0)),
         blockers=_gate_rows(gate.get("blockers")),
         warnings=_gate_rows(gate.get("warnings")),
+        mode=str(gate.get("mode", gate_rules.NORMAL)),
+        deferred=_gate_rows(gate.get("deferred")),
     )
 
 
@@ -523,6 +562,7 @@ def page(pack: dict[str, Any]) -> EvidencePage:
         gate_at_release=_gate_at_release(pack["gate_at_release"]),
         confirmation=_readable_confirmation(pack.get("confirmation")),
         findings=tuple(_finding(f) for f in pack["findings"]),
+        emergency=_readable_emergency(pack.get("emergency")),
         events=tuple(
             EventRow(
                 seq=e["seq"],

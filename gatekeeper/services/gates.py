@@ -13,6 +13,8 @@ from gatekeeper.db.models import (
     Application,
     ChecklistVersion,
     ConfirmationLink,
+    Emergency,
+    EmergencyApproval,
     GovernanceReview,
     Package,
     PackageApplication,
@@ -55,6 +57,9 @@ class GateMaterial:
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     absences: tuple[Absence, ...] = ()
     calendar: freeze.Calendar | None = None
+    emergencies: dict[int, gate_rules.EmergencyState] = field(default_factory=dict)
+    # Per application id: (package id, review) of emergency releases whose review is open.
+    open_reviews: dict[int, list[tuple[int, gate_rules.OpenReview]]] = field(default_factory=dict)
 
 
 def load_material(
@@ -114,7 +119,55 @@ def load_material(
         material.absences = absences.ended_after(session, min(submitted))
     # One query whatever the number of packages: every gate applies the same calendar.
     material.calendar = freezes.approved_calendar(session)
+    _load_emergencies(session, material, ids, sorted(application_ids))
     return material
+
+
+def _load_emergencies(
+    session: Session, material: GateMaterial, ids: list[int], application_ids: list[int]
+) -> None:
+    """In one query: the emergencies declared on these packages with their approvals, and the
+    open post-implementation reviews of any emergency release that shipped one of these
+    applications (one row per application and approval)."""
+    review_open = sa.and_(
+        Emergency.review_due_at.is_not(None),
+        Emergency.review_completed_at.is_(None),
+        PackageApplication.application_id.in_(application_ids),
+    )
+    rows = session.execute(
+        sa.select(Emergency, Package.key, PackageApplication.application_id, EmergencyApproval)
+        .join(Package, Package.id == Emergency.package_id)
+        .join(PackageApplication, PackageApplication.package_id == Emergency.package_id)
+        .outerjoin(EmergencyApproval, EmergencyApproval.emergency_id == Emergency.id)
+        .where(
+            PackageApplication.removed_in_revision.is_(None),
+            sa.or_(Emergency.package_id.in_(ids), review_open),
+        )
+        .order_by(Emergency.id, PackageApplication.application_id, EmergencyApproval.id)
+    ).all()
+    approvals: dict[int, dict[str, datetime]] = {}
+    reviews: dict[tuple[int, int], gate_rules.OpenReview] = {}
+    for emergency, key, application_id, approval in rows:
+        given = approvals.setdefault(emergency.id, {})
+        if approval is not None:
+            given[approval.approver] = approval.approved_at
+        if emergency.review_due_at is not None and emergency.review_completed_at is None:
+            reviews[(application_id, emergency.package_id)] = gate_rules.OpenReview(
+                key, emergency.review_due_at, tuple(emergency.review_waiting_on)
+            )
+        if emergency.package_id in material.packages:
+            material.emergencies[emergency.package_id] = gate_rules.EmergencyState(
+                declared_by=emergency.declared_by,
+                declared_at=emergency.declared_at,
+                reason=emergency.reason,
+                approvals=tuple(given.items()),
+                review_due_at=emergency.review_due_at,
+                review_waiting_on=tuple(emergency.review_waiting_on),
+                review_completed_at=emergency.review_completed_at,
+            )
+    for (application_id, package_id), review in reviews.items():
+        if application_id in application_ids:
+            material.open_reviews.setdefault(application_id, []).append((package_id, review))
 
 
 def _confirmation_answers(
@@ -225,6 +278,11 @@ def gate_input_from(
                 requested_at=row.target.requested_at,
                 open_findings=material.open_findings.get(row.target.application_id, ()),
                 learning_due=material.learning_due.get(row.target.application_id, ()),
+                open_reviews=tuple(
+                    review
+                    for owner, review in material.open_reviews.get(row.target.application_id, [])
+                    if owner != package_id
+                ),
             )
         )
     row_of = {row.target.id: row for row in rows}
@@ -271,6 +329,7 @@ def gate_input_from(
         absences=material.absences if package.state == lifecycle.IN_REVIEW else (),
         freezes=freezes.gate_windows(material.calendar, pinned_checklists),
         planned_for=package.planned_for,
+        emergency=material.emergencies.get(package_id),
     )
 
 

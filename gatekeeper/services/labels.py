@@ -68,6 +68,11 @@ ACTIONS: Mapping[str, str] = {
     "freezes.changes_requested": "Changes requested to a freeze calendar version",
     "calendar_key.created": "Calendar feed link created",
     "calendar_key.revoked": "Calendar feed link revoked",
+    "emergency.declared": "Emergency declared",
+    "emergency_link.issued": "Emergency approval link emailed",
+    "emergency.approved": "Emergency release approved",
+    "emergency.review_started": "Post-implementation review sent out",
+    "emergency.review_completed": "Post-implementation review complete",
 }
 
 

@@ -443,6 +443,11 @@ def edit_package(
         return package
     if not wanted:
         raise ValidationFailed("a package in review needs at least one application")
+    if package.emergency is not None:
+        raise Conflict(
+            f"an emergency was declared on {package.key}: what its approvers authorised cannot "
+            "change; cancel the package and assemble a new one"
+        )
     now = clock.now()
     package.revision += 1
     session.flush()
@@ -593,7 +598,7 @@ def record_signoff(
     decision = signoff_rules.validate_decision(
         submitted, item=item, scenarios=len(checklist.user_validation.scenarios)
     )
-    if package.state != lifecycle.IN_REVIEW:
+    if package.state != lifecycle.IN_REVIEW and not in_post_implementation_review(package):
         raise Conflict(
             f"package {package.key} is {package.state.replace('_', ' ')}; nothing to sign"
         )
@@ -650,6 +655,8 @@ def record_signoff(
             **({"on_behalf_of": request.on_behalf_of} if request.on_behalf_of else {}),
         },
     )
+    if package.state == lifecycle.RELEASED:
+        refresh_review(session, package, now=now)
     return signoff
 
 
@@ -668,6 +675,34 @@ def _close_other_deputies(
         .values(state=signoff_rules.REVOKED, closed_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def in_post_implementation_review(package: Package) -> bool:
+    """Released in an emergency, and the checks it deferred are still being answered."""
+    emergency = package.emergency
+    return (
+        package.state == lifecycle.RELEASED
+        and emergency is not None
+        and emergency.review_due_at is not None
+        and emergency.review_completed_at is None
+    )
+
+
+def refresh_review(session: Session, package: Package, *, now: datetime) -> None:
+    """Record who the post-implementation review of an emergency release still waits on,
+    and complete it when nobody."""
+    emergency = package.emergency
+    if emergency is None:
+        return
+    session.flush()
+    outstanding = gate_rules.review_outstanding(
+        gate_input(session, package.key, now=now, overdue_policy=gate_rules.BLOCK_OVERDUE)
+    )
+    emergency.review_waiting_on = sorted({p for b in outstanding for p in b.waiting_on})
+    if not outstanding:
+        emergency.review_completed_at = now
+        _package_event(session, package, "emergency.review_completed", actor=audit.SYSTEM, now=now)
+    session.flush()
 
 
 def _review_due(session: Session, application_ids: Sequence[int]) -> dict[int, datetime]:

@@ -372,11 +372,14 @@ def _entries(
                 "digest": logged[1].digest,
                 "verified": logged[1].verified,
             },
-            # Emergency releases will set "emergency" (and add their review fields).
             "mode": rules.NORMAL,
         }
         if package is not None:
             entry.update(_from_package(package, material, reviews, now=now))
+            emergency = material.emergencies.get(package.id)
+            if emergency is not None:
+                entry["mode"] = rules.EMERGENCY
+                entry["emergency"] = emergency.to_dict()
         elif logged is not None:
             entry.update(_event_only(logged[1]))
         entries.append(entry)

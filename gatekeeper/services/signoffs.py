@@ -142,8 +142,11 @@ def issue_links(
     clock: Clock,
     signers: Sequence[str] | None = None,
     reminder: bool = False,
+    review_due: str = "",
 ) -> list[SignoffLink]:
-    """One link and one email per person with pending requests; earlier links of theirs die."""
+    """One link and one email per person with pending requests; earlier links of theirs die.
+    With `review_due`, the email asks for the post-implementation review of an emergency
+    release, due then."""
     now = clock.now()
     by_signer: dict[str, list[SignoffRequest]] = {}
     for request in _pending_for_package(session, package):
@@ -191,6 +194,7 @@ def issue_links(
                 "url": url,
                 "expires_at": _fmt(link.expires_at),
                 "reminder": reminder,
+                "review_due": review_due,
             },
             now=now,
             link=(MAIL_LINK_KIND, link.id),
@@ -289,7 +293,9 @@ def _check_usable(link: SignoffLink, package: Package, now: datetime) -> None:
             "handed to your deputies on " + _fmt(link.handed_at) + "; each was emailed a link "
             "of their own. Nothing to do.",
         )
-    if link.state == REVOKED or package.state != lifecycle.IN_REVIEW:
+    if link.state == REVOKED or not (
+        package.state == lifecycle.IN_REVIEW or packages.in_post_implementation_review(package)
+    ):
         raise LinkUnusable(
             "revoked", f"Release {package.key} no longer needs this sign-off ({package.state})."
         )

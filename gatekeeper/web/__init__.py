@@ -18,6 +18,7 @@ from gatekeeper.web import (
     confirmations,
     converters,
     dashboard,
+    emergencies,
     errors,
     governance,
     health,
@@ -94,6 +95,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(reports.bp)
     app.register_blueprint(learning.bp)
     app.register_blueprint(confirmations.bp)
+    app.register_blueprint(emergencies.bp)
     if not runtime(app).settings.is_production:
         app.register_blueprint(mailbox.bp)
     errors.register(app)

@@ -33,11 +33,11 @@ ADMINS = frozenset({ADMIN})
 GOVERNANCE = frozenset({ADMIN, GOVERNANCE_REVIEWER})
 
 # Reachable without a staff session: emailed sign-off, governance-review (and finding
-# triage), problem-report and post-release confirmation links, sign-in itself (by link and by
-# single sign-on), badges, the health check, static files, the demo mailbox, the JSON API
-# (which has its own bearer tokens), /metrics (which has its own token or address allowlist,
-# see web/observability.py) and the CI platforms' integrations (each verifies its caller's
-# signature or shared secret).
+# triage), problem-report, post-release confirmation and emergency approval links, sign-in
+# itself (by link and by single sign-on), badges, the health check, static files, the demo
+# mailbox, the JSON API (which has its own bearer tokens), /metrics (which has its own token or
+# address allowlist, see web/observability.py) and the CI platforms' integrations (each
+# verifies its caller's signature or shared secret).
 PUBLIC_BLUEPRINTS = frozenset(
     {
         "auth",
@@ -46,6 +46,7 @@ PUBLIC_BLUEPRINTS = frozenset(
         "reviews",
         "reports",
         "confirmations",
+        "emergencies",
         "badges",
         "health",
         "mailbox",
@@ -79,6 +80,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "packages.remind": MANAGERS,
     "packages.cancel": MANAGERS,
     "packages.release": MANAGERS,
+    "packages.emergency": MANAGERS,
     "governance.index": GOVERNANCE,
     "governance.export": GOVERNANCE,
     "governance.export_rates": GOVERNANCE,

@@ -29,6 +29,8 @@ def badge(key: str, signature: str) -> Response:
     status = result.shown_status
     # After go-live, what key users said: the colour stays the gate's.
     shown = f"{status}, {result.outcome.replace('_', ' ')}" if result.outcome else status
+    if result.mode == gate_rules.EMERGENCY:
+        shown = f"{shown}, emergency"
     return Response(
         render_badge("gate", shown, COLOURS[status]),
         mimetype="image/svg+xml",

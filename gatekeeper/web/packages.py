@@ -17,7 +17,15 @@ from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.errors import Conflict, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import Runtime, runtime
-from gatekeeper.services import boards, evidence, packages, plans, reminders, signoffs
+from gatekeeper.services import (
+    boards,
+    emergencies,
+    evidence,
+    packages,
+    plans,
+    reminders,
+    signoffs,
+)
 from gatekeeper.web.access import signed_in
 
 bp = Blueprint("packages", __name__, url_prefix="/packages")
@@ -40,6 +48,14 @@ class PackageForm(FlaskForm):
 
 class EditForm(PackageForm):
     key = None  # the key never changes
+
+
+class EmergencyForm(FlaskForm):
+    reason = TextAreaField(
+        "Why is this an emergency?",
+        validators=[DataRequired(), Length(max=emergencies.MAX_REASON_CHARS)],
+        description="What is broken and for whom; the approvers read this before they decide.",
+    )
 
 
 class ReleaseForm(FlaskForm):
@@ -168,7 +184,9 @@ def _board(key: str) -> boards.Board:
 def show(key: str) -> ResponseReturnValue:
     board = _board(key)
     release = ReleaseForm(digest=board.gate.digest)
-    return render_template("packages/show.html", board=board, release_form=release)
+    return render_template(
+        "packages/show.html", board=board, release_form=release, emergency_form=EmergencyForm()
+    )
 
 
 @bp.get("/<key>/timeline")
@@ -290,14 +308,14 @@ def release(key: str) -> ResponseReturnValue:
     try:
         with unit_of_work(db.session, origin=request_origin()) as session:
             _in_reach(session, key)
-            packages.release_package(
+            emergencies.release_package(
                 session,
                 key,
                 digest=form.digest.data or "",
                 actor=user.email,
                 notes=form.notes.data or "",
                 clock=rt.clock,
-                overdue_policy=rt.settings.overdue_review_policy,
+                links=rt.link_settings(),
                 reports=rt.governance_settings(),
             )
     except Conflict as error:
@@ -306,4 +324,24 @@ def release(key: str) -> ResponseReturnValue:
             "packages/conflict.html", key=key, message=error.message, gate=gate
         ), 409
     flash(f"Package {key} is released. Key users and consumers are being told.", "ok")
+    return redirect(url_for("packages.show", key=key))
+
+
+@bp.post("/<key>/emergency")
+def emergency(key: str) -> ResponseReturnValue:
+    user, rt = signed_in(), _rt()
+    form = EmergencyForm()
+    with unit_of_work(db.session, origin=request_origin()) as session:
+        _in_reach(session, key)
+        if not form.validate():
+            raise ValidationFailed("say why this is an emergency (reason, up to 2000 characters)")
+        emergencies.declare(
+            session,
+            key,
+            reason=form.reason.data or "",
+            actor=user.email,
+            clock=rt.clock,
+            links=rt.link_settings(),
+        )
+    flash(f"Emergency declared on {key}: its emergency approvers are being asked.", "ok")
     return redirect(url_for("packages.show", key=key))

@@ -35,9 +35,15 @@ pytest.importorskip("playwright.sync_api")
 pytestmark = BROWSER_TESTS
 DEFAULT_PORTS = (5000, 8025)
 # Pages reached through an emailed token: anyone holding the link may open them.
-TOKEN_PATHS = ("/s/", "/review/", "/report/", "/login/")
+TOKEN_PATHS = ("/s/", "/review/", "/report/", "/login/", "/emergency/")
 # What the demo emails before anyone does anything (subjects as the mailbox shows them).
-EXPECTED = ("Sign-off needed", "Review needed", "Released", "Finding F-1")
+EXPECTED = (
+    "Sign-off needed",
+    "Review needed",
+    "Released",
+    "Finding F-1",
+    "Emergency release needs your approval",
+)
 SIGN_IN = "sign-in link"
 
 
@@ -126,7 +132,7 @@ def test_a_newcomer_signs_in_and_every_emailed_link_works(demo: Demo, browser: o
             followed.add(re.sub(r"^(/[a-z]+/(findings/)?).*", r"\1", urlsplit(link).path))
             if viewer not in staff.values():
                 viewer.context.close()
-    assert followed == {"/s/", "/review/", "/report/", "/review/findings/"}, followed
+    assert followed == {"/s/", "/review/", "/report/", "/review/findings/", "/emergency/"}, followed
     assert not [f for w in staff.values() for f in w.failures]
 
 

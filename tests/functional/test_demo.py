@@ -245,3 +245,34 @@ def test_commands_keep_their_state_in_instance_of_the_working_directory(
         )
     finally:
         dispose(app)
+
+
+def test_the_demo_shows_an_emergency_two_mailbox_clicks_away_from_open(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    from gatekeeper.services.demo_emergency import HOTFIX_PACKAGE
+    from tests.functional.web_helpers import client, csrf, path_of
+
+    printed = demo(runner, "--no-serve")
+    assert f"package {HOTFIX_PACKAGE}: emergency release, gate pending" in printed
+    board = sign_in(app, DEMO_RELEASE_MANAGER).get(f"/packages/{HOTFIX_PACKAGE}").text
+    assert 'data-testid="emergency-panel"' in board
+    db.session.remove()
+    approvals = [
+        link
+        for body in db.session.scalars(
+            sa.select(OutboxMessage.body_text).where(OutboxMessage.template == "emergency_approval")
+        )
+        for link in LINK.findall(body)
+        if "/emergency/" in link
+    ]
+    db.session.remove()
+    assert len(approvals) == 3
+    for link in approvals[:2]:
+        browser = client(app)
+        page = browser.get(path_of(link))
+        browser.post(path_of(link), data={"csrf_token": csrf(page.text)})
+    checked = runner.invoke(cli, ["gate", "check", HOTFIX_PACKAGE, "--json"])
+    assert checked.exit_code == 0, checked.output
+    assert '"mode": "emergency"' in checked.stdout
+    assert "demo" in demo(runner, "--no-serve")  # a second run leaves the story as it is

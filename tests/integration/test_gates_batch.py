@@ -25,9 +25,10 @@ from tests.functional.api_helpers import (
 
 # Packages, active applications with pinned checklists, last governance reviews, untriaged
 # post-release findings, open learning reviews and action items, sign-offs, the absences not yet
-# over (some packages are in review: who is away decides whom they wait on), and the newest
-# approved freeze calendar (one for every package).
-BATCH_QUERIES = 8
+# over (some packages are in review: who is away decides whom they wait on), the newest
+# approved freeze calendar (one for every package), and emergencies (the packages' own with
+# their approvals, and open post-implementation reviews of their applications).
+BATCH_QUERIES = 9
 
 
 def _packages_in_every_state(clock: FixedClock) -> None:

@@ -34,9 +34,14 @@ from sqlalchemy.orm import Session
 
 from gatekeeper.db.base import db
 from gatekeeper.db.models import (
+    Absence,
     ActionItem,
+    Emergency,
+    EmergencyApproval,
     FreezeCalendarVersion,
     GovernanceReview,
+    Package,
+    PackageApplication,
     Signoff,
     SignoffRequest,
 )
@@ -52,6 +57,7 @@ from gatekeeper.services import (
     audit,
     checklists,
     deputies,
+    emergencies,
     freezes,
     integrity,
     learning_reviews,
@@ -60,6 +66,7 @@ from gatekeeper.services import (
 )
 from gatekeeper.services.checklists import checklist_of
 from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
+from tests.support.governance import tokens as emailed
 from tests.support.keys import RECORD_KEY
 
 pytestmark = pytest.mark.reliability
@@ -121,7 +128,13 @@ def oracle(key: str, clock: FixedClock, forged: set[int]) -> bool:
     if forged_and_current(key, forged):
         return False
     now = clock.now()
-    if freeze_in_force(package.environment, now):
+    emergency = package.emergency
+    # An emergency turns a freeze window into a warning.
+    if emergency is None and freeze_in_force(package.environment, now):
+        return False
+    if review_overdue_elsewhere(package, now):
+        return False
+    if emergency is not None and not emergency_authorised(package, emergency):
         return False
     for target in package.applications:
         if target.removed_in_revision is not None:
@@ -165,18 +178,28 @@ def oracle(key: str, clock: FixedClock, forged: set[int]) -> bool:
                 row.signer, place, row.item_id, checklist, package.assembled_by, users
             ):
                 latest[(row.item_id, place)] = (row.decision, row.signer)
-        for _, item in checklist.items():
+        # In an emergency only the required items must pass; a failure anywhere still counts.
+        required = (
+            set(checklist.emergency.required_items)
+            if emergency is not None and checklist.emergency is not None
+            else None
+        )
+        for section, item in checklist.items():
             eligible = [s for s in item.signers if s != package.assembled_by]
             decided = [latest[(item.id, s)] for s in eligible if (item.id, s) in latest]
             if any(d in NEGATIVE for d, _ in decided):
                 return False
+            if required is not None and f"{section.id}.{item.id}" not in required:
+                continue
             needed = len(item.signers) if item.quorum == "all" else item.quorum
             if len({who for d, who in decided if d in POSITIVE}) < needed:
                 return False
         decided = [latest[(None, u)] for u in users if (None, u) in latest]
         if any(d in NEGATIVE for d, _ in decided):
             return False
-        if len({who for d, who in decided if d in POSITIVE}) < checklist.user_validation.required:
+        if required is None and len({who for d, who in decided if d in POSITIVE}) < (
+            checklist.user_validation.required
+        ):
             return False
     return True
 
@@ -263,6 +286,58 @@ def approve_a_freeze(clock: FixedClock, starts: datetime, ends: datetime, enviro
         )
 
 
+def review_overdue_elsewhere(package: Package, now: datetime) -> bool:
+    """Another emergency release shipped one of the package's applications, and its
+    post-implementation review is past due and not complete."""
+    mine = [t.application_id for t in package.applications if t.removed_in_revision is None]
+    overdue = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Emergency)
+        .join(PackageApplication, PackageApplication.package_id == Emergency.package_id)
+        .where(
+            Emergency.package_id != package.id,
+            Emergency.review_completed_at.is_(None),
+            Emergency.review_due_at <= now,
+            PackageApplication.removed_in_revision.is_(None),
+            PackageApplication.application_id.in_(mine),
+        )
+    )
+    return bool(overdue)
+
+
+def emergency_authorised(package: Package, emergency: Emergency) -> bool:
+    """Each application's emergency approvers reached their quorum, counting each person
+    once and neither the declarer nor the assembler."""
+    approvers = set(
+        db.session.scalars(
+            sa.select(EmergencyApproval.approver).where(
+                EmergencyApproval.emergency_id == emergency.id
+            )
+        )
+    ) - {emergency.declared_by, package.assembled_by}
+    for target in package.applications:
+        if target.removed_in_revision is not None or target.checklist_version is None:
+            continue
+        section = checklist_of(target.checklist_version).emergency
+        if section is None or len(approvers & set(section.approvers)) < section.quorum:
+            return False
+    return True
+
+
+def positive(request: SignoffRequest) -> Decision:
+    if request.kind == "item":
+        return Decision("item", "pass", evidence="https://e.example/1", comment="ok")
+    checklist = checklist_of(request.package_application.checklist_version)  # type: ignore[arg-type]
+    scenarios = tuple(range(len(checklist.user_validation.scenarios)))
+    return Decision("key_user", "confirmed", scenarios_confirmed=scenarios)
+
+
+def negative(request: SignoffRequest) -> Decision:
+    if request.kind == "item":
+        return Decision("item", "fail", comment="broken")
+    return Decision("key_user", "problem", comment="it broke")
+
+
 def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[RuleBasedStateMachine]:
     keys = count(1)
     links = runtime(app).link_settings()
@@ -284,6 +359,10 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             self.reviews: list[int] = []
             self.items: list[int] = []
             with unit_of_work(db.session) as session:
+                # Examples are independent: an absence an earlier example left would hand this
+                # package's requests to deputies before its first step, and hypothesis, which
+                # replays examples, would see the same steps draw from different requests.
+                session.execute(sa.delete(Absence))
                 # Every example starts with freshly reviewed checklists, whatever time the
                 # earlier examples advanced the shared clock to.
                 approve_both(session, clock)
@@ -302,6 +381,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
                 signoffs.submit_for_signoff(
                     session, self.key, actor=MANAGER, clock=clock, links=links
                 )
+            self._start_hotfix()
 
         def pending(self) -> list[SignoffRequest]:
             found = packages.pending_requests(db.session, self.key)
@@ -617,6 +697,182 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
 
         # --- end of learning reviews ----------------------------------------------------------
 
+        # --- emergencies ---------------------------------------------------------------------
+        # A second package of each example, storefront-web alone (its checklist allows an
+        # emergency): declared, approved by link, signed, released in an emergency, reviewed
+        # afterwards. Its overdue review blocks the example's main package, which ships
+        # storefront-web too.
+
+        def _start_hotfix(self) -> None:
+            self.hotfix = f"{self.key}-hotfix"
+            self.hotfix_released = False
+            # Reviews earlier examples left open would block this example from its start.
+            left_open = db.session.scalars(
+                sa.select(SignoffRequest.id)
+                .join(Emergency, Emergency.package_id == SignoffRequest.package_id)
+                .where(
+                    SignoffRequest.state == "pending",
+                    Emergency.review_due_at.is_not(None),
+                    Emergency.review_completed_at.is_(None),
+                )
+                .order_by(SignoffRequest.id)
+            ).all()
+            db.session.rollback()
+            for request_id in left_open:
+                try:
+                    with unit_of_work(db.session) as session:
+                        request = session.get_one(SignoffRequest, request_id)
+                        packages.record_signoff(session, request_id, positive(request), clock=clock)
+                except GatekeeperError:
+                    pass  # the review completed with an earlier answer
+            with unit_of_work(db.session) as session:
+                packages.create_package(
+                    session,
+                    packages.PackageSpec(
+                        self.hotfix,
+                        "Hotfix",
+                        "prod",
+                        None,
+                        (packages.ApplicationSpec("storefront-web", "1.0-hotfix"),),
+                    ),
+                    assembler=MANAGER,
+                    clock=clock,
+                )
+                signoffs.submit_for_signoff(
+                    session, self.hotfix, actor=MANAGER, clock=clock, links=links
+                )
+
+        @precondition(lambda self: not self.hotfix_released)
+        @rule(declarer=st.sampled_from([MANAGER, "incident-commander@example.com"]))
+        def declare_emergency(self, declarer: str) -> None:
+            try:
+                with unit_of_work(db.session) as session:
+                    emergencies.declare(
+                        session,
+                        self.hotfix,
+                        reason="checkout is down",
+                        actor=declarer,
+                        clock=clock,
+                        links=links,
+                    )
+            except GatekeeperError:
+                pass  # already declared, or the gate is open already
+            else:
+                seen["emergencies"] = seen.get("emergencies", 0) + 1
+
+        @precondition(lambda self: not self.hotfix_released)
+        @rule(data=st.data())
+        def approve_emergency(self, data: st.DataObject) -> None:
+            tokens = emailed("emergency", "emergency_approval", about=self.hotfix)
+            db.session.rollback()
+            if not tokens:
+                return
+            token = tokens[data.draw(st.sampled_from(sorted(tokens)))]
+            try:
+                with unit_of_work(db.session) as session:
+                    emergencies.approve(session, token, links=links, clock=clock)
+            except GatekeeperError:
+                pass  # this approver approved already
+
+        @precondition(lambda self: not self.hotfix_released)
+        @rule()
+        def rush_the_hotfix(self) -> None:
+            """What an incident looks like: every approver approves at once, the items an
+            emergency still requires pass, and it is released (when its gate opened)."""
+            self.declare_emergency(MANAGER)
+            for token in emailed("emergency", "emergency_approval", about=self.hotfix).values():
+                db.session.rollback()
+                try:
+                    with unit_of_work(db.session) as session:
+                        emergencies.approve(session, token, links=links, clock=clock)
+                except GatekeeperError:
+                    pass  # used already, or no longer needed
+            db.session.rollback()
+            for request in packages.pending_requests(db.session, self.hotfix):
+                if request.item_id == "e2e-suite":
+                    with unit_of_work(db.session) as session:
+                        packages.record_signoff(session, request.id, positive(request), clock=clock)
+            db.session.rollback()
+            self.release_hotfix()
+
+        @rule(data=st.data(), good=st.booleans())
+        def sign_hotfix(self, data: st.DataObject, good: bool) -> None:
+            """A sign-off on the hotfix: before release, or as its post-implementation review."""
+            pending = packages.pending_requests(db.session, self.hotfix)
+            db.session.rollback()
+            if not pending:
+                return
+            request = data.draw(st.sampled_from(pending))
+            decision = positive(request) if good else negative(request)
+            try:
+                with unit_of_work(db.session) as session:
+                    packages.record_signoff(session, request.id, decision, clock=clock)
+            except GatekeeperError:
+                pass  # released with its review complete: nothing to sign
+
+        @precondition(lambda self: self.hotfix_released)
+        @rule()
+        def complete_the_review(self) -> None:
+            """Everyone the emergency deferred answers: the review completes, and the main
+            package (it ships storefront-web too) is no longer held by it."""
+            for request in packages.pending_requests(db.session, self.hotfix):
+                db.session.rollback()
+                try:
+                    with unit_of_work(db.session) as session:
+                        packages.record_signoff(session, request.id, positive(request), clock=clock)
+                except GatekeeperError:
+                    pass  # the review completed with an earlier answer, or none was owed
+            db.session.rollback()
+
+        @precondition(lambda self: not self.hotfix_released)
+        @rule()
+        def release_hotfix(self) -> None:
+            gate = packages.evaluate_gate(
+                db.session, self.hotfix, clock=clock, overdue_policy="block"
+            )
+            expected_open = oracle(self.hotfix, clock, set())
+            db.session.rollback()
+            try:
+                with unit_of_work(db.session) as session:
+                    emergencies.release_package(
+                        session,
+                        self.hotfix,
+                        digest=gate.digest,
+                        actor="ci",
+                        clock=clock,
+                        links=links,
+                    )
+            except GatekeeperError:
+                assert not expected_open, "an open hotfix gate refused to release"
+                return
+            assert expected_open, "the hotfix released while the oracle says it is not open"
+            self.hotfix_released = True
+            if gate.mode == gate_rules.EMERGENCY:
+                seen["emergency_releases"] = seen.get("emergency_releases", 0) + 1
+
+        @invariant()
+        def the_hotfix_gate_matches_the_oracle_and_its_cache(self) -> None:
+            gate = packages.evaluate_gate(
+                db.session, self.hotfix, clock=clock, overdue_policy="block"
+            )
+            expected = oracle(self.hotfix, clock, set())
+            db.session.rollback()
+            cached = runtime(app).gate_now(db.session, self.hotfix)
+            db.session.rollback()
+            assert cached == gate, "the cache served a stale hotfix gate"
+            if not self.hotfix_released:
+                assert (gate.status == "open") == expected, (gate.status, gate.blockers)
+            if any(
+                b.code == gate_rules.POST_IMPLEMENTATION_REVIEW_OVERDUE
+                for b in packages.evaluate_gate(
+                    db.session, self.key, clock=clock, overdue_policy="block"
+                ).blockers
+            ):
+                seen["review_overdue"] = seen.get("review_overdue", 0) + 1
+            db.session.rollback()
+
+        # --- end of emergencies ---------------------------------------------------------------
+
         @invariant()
         def gate_is_open_exactly_when_the_oracle_says(self) -> None:
             seen["steps"] = seen.get("steps", 0) + 1
@@ -680,6 +936,7 @@ def test_the_gate_matches_the_oracle_through_any_workflow(app: Flask, clock: Fix
     assert seen.get("blocked", 0) > 0, f"the workflow never reached a blocked gate: {seen}"
     assert seen.get("tampering_named", 0) > 0, f"no forgery was ever current: {seen}"
     assert seen.get("frozen", 0) > 0, f"no freeze was ever in force: {seen}"
+    assert seen.get("emergency_releases", 0) > 0, f"no emergency release ever happened: {seen}"
     cache = runtime(app).gate_cache
     assert cache.hits > 0, "no step ever reused a cached gate: the cache went untested"
     assert cache.misses > 0

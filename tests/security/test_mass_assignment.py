@@ -33,6 +33,8 @@ from gatekeeper.db.models import (
     ChecklistVersion,
     ConfirmationLink,
     Deployment,
+    Emergency,
+    EmergencyApproval,
     Finding,
     GovernanceReview,
     LearningReview,
@@ -58,6 +60,7 @@ from gatekeeper.services import (
     checklists,
     confirmations,
     deputies,
+    emergencies,
     findings,
     learning_reviews,
     packages,
@@ -174,6 +177,12 @@ def package_outcome(key: str) -> object:
             sa.select(Deployment).where(Deployment.package_id == package.id),
             drop=["gate", "gate_digest"],
         ),
+        "emergency": rows(sa.select(Emergency).where(Emergency.package_id == package.id)),
+        "approvals": rows(
+            sa.select(EmergencyApproval)
+            .join(Emergency, Emergency.id == EmergencyApproval.emergency_id)
+            .where(Emergency.package_id == package.id)
+        ),
         "events": [
             (e.action, e.actor, e.revision, e.subject)
             for e in db.session.scalars(sa.select(AuditEvent).where(AuditEvent.package == key))
@@ -279,6 +288,26 @@ def _in_review(clock: FixedClock, api: Api, key: str) -> dict[str, Any] | None:
     return None
 
 
+def _storefront(app: Flask, clock: FixedClock, key: str, *, declared: bool = False) -> None:
+    """A submitted storefront-web package (its checklist allows emergencies)."""
+    spec = packages.PackageSpec(
+        key, f"Hotfix {key}", "production", None, (packages.ApplicationSpec("storefront-web", "9"),)
+    )
+    links = runtime(app).link_settings()
+    with unit_of_work(db.session()) as session:
+        packages.create_package(session, spec, assembler=MANAGER, clock=clock)
+        signoffs.submit_for_signoff(session, key, actor=MANAGER, clock=clock, links=links)
+        if declared:
+            emergencies.declare(
+                session, key, reason="Checkout is down", actor=MANAGER, clock=clock, links=links
+            )
+
+
+def _emergency_body(clock: FixedClock, api: Api, key: str) -> dict[str, Any] | None:
+    _storefront(api.app, clock, key)
+    return {"reason": "Checkout is down"}
+
+
 def _release_body(clock: FixedClock, api: Api, key: str) -> dict[str, Any] | None:
     _api_package(clock, key, submit=True, signed=True)
     return {"digest": _gate_digest(api, key), "notes": "Shipped"}
@@ -302,6 +331,7 @@ API_PREPARE: dict[str, Callable[[FixedClock, Api, str], dict[str, Any] | None]] 
     "cancelPackage": _in_review,
     "releasePackage": _release_body,
     "recordDeployment": _deployment_body,
+    "declareEmergency": _emergency_body,
 }
 
 
@@ -446,6 +476,21 @@ def _release(app: Flask, clock: FixedClock, key: str) -> Target:
     db.session.remove()
     target.form = {"digest": result.digest, "notes": "Shipped"}
     return target
+
+
+def _declare(app: Flask, clock: FixedClock, key: str) -> Target:
+    _storefront(app, clock, key)
+    path = f"/packages/{key}/emergency"
+    form = {"reason": "Checkout is down"}
+    return Target(sign_in(app, MANAGER), path, form, lambda: package_outcome(key))
+
+
+def _approve_emergency(app: Flask, clock: FixedClock, key: str) -> Target:
+    _storefront(app, clock, key, declared=True)
+    db.session.remove()
+    token = emailed("emergency", "emergency_approval", about=key)["sre-lead@example.com"]
+    db.session.remove()
+    return Target(client(app), f"/emergency/{token}", {}, lambda: package_outcome(key))
 
 
 def _decide(app: Flask, clock: FixedClock, key: str) -> Target:
@@ -967,6 +1012,8 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "packages.cancel": _package_action("cancel"),
     "packages.remind": _package_action("remind"),
     "packages.release": _release,
+    "packages.emergency": _declare,
+    "emergencies.approve": _approve_emergency,
     "governance.finding": _finding,
     "governance.remind": _remind_reviewers,
     "governance.email_triage_links": _email_triage_links,

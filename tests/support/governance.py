@@ -27,7 +27,7 @@ BOARD = "release-board@example.com"  # the only reviewer of payments-api
 UX_LEAD = "ux-lead@example.com"  # storefront-web's second reviewer
 NEW_SCENARIO = "Refund more than 1,000 EUR and see it leave the refund queue within a minute"
 TOKEN = re.compile(
-    r"https?://[^\s<>\"']+?/(review/findings|review|report|s|confirm)/([A-Za-z0-9_\-.]+)"
+    r"https?://[^\s<>\"']+?/(review/findings|review|report|s|confirm|emergency)/([A-Za-z0-9_\-.]+)"
 )
 
 

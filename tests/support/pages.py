@@ -20,6 +20,7 @@ from gatekeeper.domain.finding import Report
 from gatekeeper.runtime import runtime
 from gatekeeper.services import (
     checklists,
+    emergencies,
     findings,
     learning_reviews,
     links,
@@ -58,6 +59,7 @@ DRAFT = "2026.12-draft"
 RELEASED = "2026.10-released"
 OLD_RELEASE = "2026.08-old"
 CANCELLED = "2026.11-cancelled"
+HOTFIX = "2026.11-hotfix"
 EXPIRED = "2026.11-expired"
 APPS = {"payments-api": "7.4.0", "storefront-web": "2026.11.2", "identity-platform": "4.9.1"}
 PROBLEM = Report(
@@ -317,6 +319,18 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
     _package(clock, LONG_KEY, APPS, title="Refunds queue, checkout vouchers and SSO key rotation")
     _submit(app, clock, LONG_KEY)
     _package(clock, DRAFT, {"payments-api": "7.5.0"})
+    _package(clock, HOTFIX, {"storefront-web": "2026.11.2-hotfix1"}, title="Checkout hotfix")
+    _submit(app, clock, HOTFIX)
+    with unit_of_work(db.session) as session:
+        emergencies.declare(
+            session,
+            HOTFIX,
+            reason="Card payments fail at checkout since the CDN change",
+            actor=MANAGER,
+            clock=clock,
+            links=runtime(app).link_settings(),
+        )
+    approval = tokens("emergency", about=HOTFIX)["sre-lead@example.com"]
     clock.set(now)
     _sign_in_pages(app, clock, pages)
 
@@ -327,6 +341,7 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
             "package in review": f"/packages/{IN_REVIEW}",
             "package with a long key": f"/packages/{LONG_KEY}",
             "package draft": f"/packages/{DRAFT}",
+            "package in emergency": f"/packages/{HOTFIX}",
             "package released": f"/packages/{RELEASED}",
             "package edit": f"/packages/{IN_REVIEW}/edit",
             "timeline": f"/packages/{IN_REVIEW}/timeline",
@@ -360,6 +375,8 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
             "report expired": f"/report/{expired_report}",
             "report invalid": "/report/not-a-real-token",
             "review expired": f"/review/{expired_review}",
+            "emergency approval": f"/emergency/{approval}",
+            "emergency approval invalid": "/emergency/not-a-real-token",
             "not found": "/no-such-page",
         }
     )

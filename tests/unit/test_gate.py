@@ -896,8 +896,9 @@ def test_blocking_waiting_and_warning_codes_cover_every_code_once() -> None:
     every = {v for k, v in vars(gate).items() if re.fullmatch(r"[A-Z_]+", k) and v == k}
     kinds = (gate.BLOCKING_CODES, gate.WAITING_CODES, gate.WARNING_CODES)
     assert set().union(*kinds) == every
-    # 16 + SIGNER_AWAY (deputies), FREEZE_WINDOW, FREEZE_AHEAD (freezes)
-    assert sum(len(k) for k in kinds) == len(every) == 19
+    # 16 + SIGNER_AWAY (deputies), FREEZE_WINDOW, FREEZE_AHEAD (freezes),
+    # EMERGENCY_APPROVAL_PENDING, POST_IMPLEMENTATION_REVIEW_OVERDUE (emergencies)
+    assert sum(len(k) for k in kinds) == len(every) == 21
 
 
 # Progress and the JSON shape ------------------------------------------------------------------
