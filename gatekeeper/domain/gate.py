@@ -789,12 +789,23 @@ def _emergency_split(
     emergency approvers' quorum is required instead."""
     section = checklist.emergency or Emergency(approvers=())
     required = set(section.required_items)
+    # Someone away with no deputy holds an emergency up only if they sign a required item: the
+    # rest of what they would sign is asked in the post-implementation review.
+    required_signers = {
+        signer
+        for s, item in checklist.items()
+        if f"{s.id}.{item.id}" in required
+        for signer in item.signers
+    }
     kept: list[Blocker] = []
     deferred: list[Blocker] = []
     for blocker in found:
-        postponed = blocker.code in DEFERRABLE_CODES and (
-            f"{blocker.section}.{blocker.item}" not in required
-        )
+        if blocker.code == SIGNER_AWAY:
+            postponed = not required_signers.intersection(blocker.waiting_on)
+        else:
+            postponed = blocker.code in DEFERRABLE_CODES and (
+                f"{blocker.section}.{blocker.item}" not in required
+            )
         (deferred if postponed else kept).append(blocker)
     app = checklist.application
     # Separation of duties: whoever declared the emergency, or assembled the package, cannot

@@ -29,6 +29,7 @@ from tests.unit.test_gate import (
     run,
     signed,
 )
+from tests.unit.test_gate_deputies import away
 
 BOSS = "incident-commander@example.com"
 SRE = "sre-lead@example.com"
@@ -114,6 +115,20 @@ def test_a_quorum_separation_of_duties_makes_unreachable_blocks() -> None:
 def test_an_application_without_an_emergency_section_cannot_be_approved() -> None:
     result = run(emergency=declared(BOSS, SRE))
     assert only(result, gate.QUORUM_UNREACHABLE).application == APP
+
+
+def test_someone_away_with_no_deputy_holds_an_emergency_up_only_for_a_required_item() -> None:
+    scan = (signed(SEC, section="security", item_id="scan"),)
+    result = emergency_run(declared(BOSS, SRE), scan, absences=(away(ANA), away(RAJ), away(DANA)))
+    assert result.status == gate.OPEN
+    assert sorted(b.waiting_on for b in result.deferred if b.code == gate.SIGNER_AWAY) == [
+        (ANA,),
+        (DANA,),
+        (RAJ,),
+    ]
+    held = emergency_run(declared(BOSS, SRE), absences=(away(SEC),))
+    assert held.status == gate.BLOCKED
+    assert only(held, gate.SIGNER_AWAY).waiting_on == (SEC,)
 
 
 def test_a_failure_is_never_deferred() -> None:

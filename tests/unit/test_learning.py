@@ -103,7 +103,7 @@ def test_a_released_package_is_not_warned() -> None:
     assert stable_until(future) is None
 
 
-@pytest.mark.parametrize("role", [*learning.WRITER_ROLES, None, "key_user"])
+@pytest.mark.parametrize("role", [*sorted(learning.WRITER_ROLES), None, "key_user"])
 def test_only_release_managers_and_governance_reviewers_write_reviews(role: str | None) -> None:
     if role in learning.WRITER_ROLES:
         learning.require_writer(role)
