@@ -26,6 +26,7 @@ from gatekeeper.web import (
     oidc,
     outbox,
     packages,
+    proposals,
     reports,
     reviews,
     signoffs,
@@ -85,6 +86,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(badges.bp)
     app.register_blueprint(signoffs.bp)
     app.register_blueprint(governance.bp)
+    app.register_blueprint(proposals.bp)
     app.register_blueprint(reviews.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(learning.bp)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
@@ -13,9 +13,10 @@ from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFaile
 from gatekeeper.domain.finding import Report
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import confirmations
+from gatekeeper.services import confirmations, proposal_links
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import link_page
+from gatekeeper.web.proposals import ProposalForm, proposed_page
 from gatekeeper.web.reports import ProblemForm
 
 bp = Blueprint("confirmations", __name__, url_prefix="/confirm")
@@ -43,7 +44,11 @@ def confirm(token: str) -> ResponseReturnValue:
     if answer not in rules.ANSWERS or not chosen.validate_on_submit():
         status = 422 if request.method == "POST" else 200
         return render_template(
-            "confirmations/confirm.html", view=view, works=works, form=problem
+            "confirmations/confirm.html",
+            view=view,
+            works=works,
+            form=problem,
+            proposal=ProposalForm(formdata=None),
         ), status
     report = (
         Report(
@@ -65,6 +70,44 @@ def confirm(token: str) -> ResponseReturnValue:
         return token_pages.unusable_page("confirmations/unusable.html", error)
     except ValidationFailed as error:
         return render_template(
-            "confirmations/confirm.html", view=view, works=works, form=problem, error=error.message
+            "confirmations/confirm.html",
+            view=view,
+            works=works,
+            form=problem,
+            proposal=ProposalForm(formdata=None),
+            error=error.message,
         ), 422
     return render_template("confirmations/done.html", view=view, answer=answer, ref=ref)
+
+
+@bp.post("/<token>/propose")
+@link_page
+def propose(token: str) -> ResponseReturnValue:
+    """A scenario the key user relies on; the link stays usable for its own answer."""
+    rt = runtime(current_app)
+    settings = rt.governance_settings()
+    form = ProposalForm()
+    try:
+        view = confirmations.open_confirmation(db.session, token, settings=settings, clock=rt.clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("confirmations/unusable.html", error)
+    if (refused := token_pages.refuse_other_session(view.link.key_user)) is not None:
+        return refused
+    back = url_for("confirmations.confirm", token=token)
+    if not form.validate_on_submit():
+        return proposed_page(back, error="Describe the scenario you rely on, then send it.")
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            ref = proposal_links.propose_from_confirmation(
+                session,
+                token,
+                scenario=form.scenario.data or "",
+                notes=form.notes.data or "",
+                settings=settings,
+                clock=rt.clock,
+            ).ref
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("confirmations/unusable.html", error)
+    except ValidationFailed as error:
+        return proposed_page(back, error=error.message)
+    return proposed_page(back, ref=ref)

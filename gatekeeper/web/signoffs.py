@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
@@ -16,9 +16,10 @@ from gatekeeper.domain import signoff as signoff_rules
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import link_outcomes, signoffs
+from gatekeeper.services import link_outcomes, proposal_links, signoffs
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import asking_for_links, link_page
+from gatekeeper.web.proposals import ProposalForm, proposed_page
 
 bp = Blueprint("signoffs", __name__, url_prefix="/s")
 
@@ -58,7 +59,12 @@ def show(token: str) -> ResponseReturnValue:
     if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
         return refused
     page = render_template(
-        "signoffs/sign.html", view=view, form=ConfirmForm(), errors={}, values={}
+        "signoffs/sign.html",
+        view=view,
+        form=ConfirmForm(),
+        errors={},
+        values={},
+        proposal=ProposalForm(),
     )
     # Most opens write nothing: only the first, then one an hour, is recorded.
     if signoffs.open_worth_recording(view.link, clock.now()):
@@ -123,7 +129,12 @@ def decide(token: str) -> ResponseReturnValue:
     if not form.validate_on_submit() or errors:
         return (
             render_template(
-                "signoffs/sign.html", view=view, form=form, errors=errors, values=request.form
+                "signoffs/sign.html",
+                view=view,
+                form=form,
+                errors=errors,
+                values=request.form,
+                proposal=ProposalForm(formdata=None),
             ),
             422,
         )
@@ -141,6 +152,39 @@ def decide(token: str) -> ResponseReturnValue:
     except (LinkUnusable, TokenInvalid) as error:
         return _unusable(token, error)
     return render_template("signoffs/done.html", **done)
+
+
+@bp.post("/<token>/propose")
+@link_page
+def propose(token: str) -> ResponseReturnValue:
+    """A scenario the key user relies on; the link stays usable for its own answer."""
+    form = ProposalForm()
+    clock = runtime(current_app).clock
+    try:
+        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(token, error)
+    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
+        return refused
+    back = url_for("signoffs.show", token=token)
+    if not form.validate_on_submit() or form.request.data is None:
+        return proposed_page(back, error="Describe the scenario you rely on, then send it.")
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            ref = proposal_links.propose_from_signoff(
+                session,
+                token,
+                request_id=form.request.data,
+                scenario=form.scenario.data or "",
+                notes=form.notes.data or "",
+                settings=link_settings(),
+                clock=clock,
+            ).ref
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(token, error)
+    except ValidationFailed as error:
+        return proposed_page(back, error=error.message)
+    return proposed_page(back, ref=ref)
 
 
 @bp.route("/resend", methods=["GET", "POST"])
