@@ -83,6 +83,18 @@ def open_proposals(session: Session, application_id: int) -> list[ScenarioPropos
     )
 
 
+def get_proposal(session: Session, proposal_id: int, *, lock: bool = False) -> ScenarioProposal:
+    # An id beyond the column's range names no proposal and must not reach the query.
+    found = (
+        session.get(ScenarioProposal, proposal_id, with_for_update=lock)
+        if is_id(proposal_id)
+        else None
+    )
+    if found is None:
+        raise NotFound(f"no scenario proposal {rules.proposal_ref(proposal_id)}")
+    return found
+
+
 def decline(
     session: Session,
     proposal_id: int,
@@ -93,13 +105,7 @@ def decline(
     clock: Clock,
 ) -> ScenarioProposal:
     """A reviewer of the checklist (or an admin) declines a proposal, saying why."""
-    found = (
-        session.get(ScenarioProposal, proposal_id, with_for_update=True)
-        if is_id(proposal_id)
-        else None
-    )
-    if found is None:
-        raise NotFound(f"no scenario proposal {rules.proposal_ref(proposal_id)}")
+    found = get_proposal(session, proposal_id, lock=True)
     actor = actor.strip().lower()
     named = findings.reviewers_of(session, found)
     if role != ADMIN and actor not in named:

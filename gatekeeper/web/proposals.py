@@ -53,6 +53,8 @@ def proposed_page(
 
 @bp.post("/<int:proposal_id>/decline")
 def decline(proposal_id: int) -> ResponseReturnValue:
+    # Not found comes before the form is read: whatever is posted, a missing proposal is a 404.
+    proposals.get_proposal(db.session, proposal_id)
     form = DeclineForm()
     if not form.validate_on_submit():
         raise ValidationFailed(

@@ -20,6 +20,7 @@ from gatekeeper.db.models import (
     Finding,
     OutboxMessage,
     Package,
+    ScenarioProposal,
     SignInLink,
     Signoff,
     SignoffLink,
@@ -41,8 +42,9 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def build_world(clock: FixedClock) -> dict[str, Any]:
-    """Staff of every role, approved checklists, two packages of MANAGER, one dead letter and
-    one open finding; returns a value for every argument a staff URL rule can take."""
+    """Staff of every role, approved checklists, two packages of MANAGER, one dead letter, one
+    open finding and one open scenario proposal; returns a value for every argument a staff URL
+    rule can take."""
     add_staff(clock)
     sync_and_approve(SAMPLES, clock)
     create_package(clock, KEY, {"payments-api": "7.4.0", "storefront-web": "2026.11.2"})
@@ -69,8 +71,21 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
             created_at=clock.now(),
         )
         session.add(hook)
+        proposal = ScenarioProposal(
+            application_id=finding.application_id,
+            source="signoff",
+            link_id=0,
+            proposed_by="refunds-desk@example.com",
+            scenario="Export refunds as CSV",
+            notes="",
+            state="open",
+            proposed_at=clock.now(),
+            rationale="",
+        )
+        session.add(proposal)
         session.flush()
         message_id, finding_id, subscription_id = dead.id, finding.id, hook.id
+        proposal_id = proposal.id
         review = learning_reviews.open_by_hand(
             session, KEY, "payments-api", reason="Refunds stalled", actor=MANAGER, now=clock.now()
         )
@@ -93,6 +108,7 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
         "version": 7,
         "message_id": message_id,
         "finding_id": finding_id,
+        "proposal_id": proposal_id,
         "subscription_id": subscription_id,
         "token": "not-a-token",
     }
@@ -164,6 +180,9 @@ def snapshot() -> dict[str, object]:
             sa.select(WebhookSubscription.id, WebhookSubscription.secret_sealed).order_by(
                 WebhookSubscription.id
             )
+        ).all(),
+        "proposals": db.session.execute(
+            sa.select(ScenarioProposal.id, ScenarioProposal.state).order_by(ScenarioProposal.id)
         ).all(),
     }
     db.session.remove()
