@@ -9,11 +9,13 @@ from flask_wtf import FlaskForm
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import confirmation as rules
+from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.domain.finding import Report
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
 from gatekeeper.services import confirmations, proposal_links
+from gatekeeper.services.governance import GovernanceSettings
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import link_page
 from gatekeeper.web.proposals import ProposalForm, proposed_page
@@ -27,17 +29,27 @@ class WorksForm(FlaskForm):
     """Only the CSRF token: the button itself is the answer."""
 
 
+def _opened(
+    token: str, settings: GovernanceSettings, clock: Clock
+) -> confirmations.ConfirmationView | ResponseReturnValue:
+    """What the link shows, or the page that says why it cannot be used (or not by this
+    session)."""
+    try:
+        view = confirmations.open_confirmation(db.session, token, settings=settings, clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return token_pages.unusable_page("confirmations/unusable.html", error)
+    refused = token_pages.refuse_other_session(view.link.key_user)
+    return view if refused is None else refused
+
+
 @bp.route("/<token>", methods=["GET", "HEAD", "POST"])
 @link_page
 def confirm(token: str) -> ResponseReturnValue:
     rt = runtime(current_app)
     settings = rt.governance_settings()
-    try:
-        view = confirmations.open_confirmation(db.session, token, settings=settings, clock=rt.clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("confirmations/unusable.html", error)
-    if (refused := token_pages.refuse_other_session(view.link.key_user)) is not None:
-        return refused
+    view = _opened(token, settings, rt.clock)
+    if not isinstance(view, confirmations.ConfirmationView):
+        return view
     answer = request.form.get("answer") if request.method == "POST" else None
     works, problem = WorksForm(), ProblemForm()
     chosen = works if answer == rules.WORKS else problem
@@ -87,12 +99,9 @@ def propose(token: str) -> ResponseReturnValue:
     rt = runtime(current_app)
     settings = rt.governance_settings()
     form = ProposalForm()
-    try:
-        view = confirmations.open_confirmation(db.session, token, settings=settings, clock=rt.clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return token_pages.unusable_page("confirmations/unusable.html", error)
-    if (refused := token_pages.refuse_other_session(view.link.key_user)) is not None:
-        return refused
+    view = _opened(token, settings, rt.clock)
+    if not isinstance(view, confirmations.ConfirmationView):
+        return view
     back = url_for("confirmations.confirm", token=token)
     if not form.validate_on_submit():
         return proposed_page(back, error="Describe the scenario you rely on, then send it.")

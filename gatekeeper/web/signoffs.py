@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Email, Length
 from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import signoff as signoff_rules
+from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
@@ -48,16 +49,24 @@ def _unusable(token: str, error: LinkUnusable | TokenInvalid) -> ResponseReturnV
     return token_pages.unusable_page("signoffs/unusable.html", error, outcome=outcome)
 
 
-@bp.route("/<token>", methods=["GET", "HEAD"])
-@link_page
-def show(token: str) -> ResponseReturnValue:
-    clock = runtime(current_app).clock
+def _opened(token: str, clock: Clock) -> signoffs.LinkView | ResponseReturnValue:
+    """What the link shows, or the page that says why it cannot be used (or not by this
+    session)."""
     try:
         view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
     except (LinkUnusable, TokenInvalid) as error:
         return _unusable(token, error)
-    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
-        return refused
+    refused = token_pages.refuse_other_session(view.link.signer)
+    return view if refused is None else refused
+
+
+@bp.route("/<token>", methods=["GET", "HEAD"])
+@link_page
+def show(token: str) -> ResponseReturnValue:
+    clock = runtime(current_app).clock
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
     page = render_template(
         "signoffs/sign.html",
         view=view,
@@ -118,12 +127,9 @@ def _field_errors(
 def decide(token: str) -> ResponseReturnValue:
     form = ConfirmForm()
     clock = runtime(current_app).clock
-    try:
-        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(token, error)
-    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
-        return refused
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
@@ -160,12 +166,9 @@ def propose(token: str) -> ResponseReturnValue:
     """A scenario the key user relies on; the link stays usable for its own answer."""
     form = ProposalForm()
     clock = runtime(current_app).clock
-    try:
-        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(token, error)
-    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
-        return refused
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
     back = url_for("signoffs.show", token=token)
     if not form.validate_on_submit() or form.request.data is None:
         return proposed_page(back, error="Describe the scenario you rely on, then send it.")

@@ -79,7 +79,7 @@ from tests.functional.web_helpers import (
     sign_in,
     sign_in_url,
 )
-from tests.support.access import browser_post_rules
+from tests.support.access import add_proposal, browser_post_rules
 from tests.support.api_walk import (
     DOCUMENT,
     Operation,
@@ -625,22 +625,7 @@ def _propose_on_confirmation(app: Flask, clock: FixedClock, key: str) -> Target:
 
 def _decline_proposal(app: Flask, clock: FixedClock, key: str) -> Target:
     with unit_of_work(db.session()) as session:
-        proposal = ScenarioProposal(
-            application_id=session.scalar(
-                sa.select(Application.id).where(Application.slug == "payments-api")
-            ),
-            source="signoff",
-            link_id=0,
-            proposed_by="refunds-desk@example.com",
-            scenario="Export refunds as CSV",
-            notes="",
-            state="open",
-            proposed_at=clock.now(),
-            rationale="",
-        )
-        session.add(proposal)
-        session.flush()
-        proposal_id = proposal.id
+        proposal_id = add_proposal(session, clock).id
     path = f"/governance/proposals/{proposal_id}/decline"
     form = {"rationale": "Item exports-ok covers it"}
     return Target(sign_in(app, ADMIN), path, form, _proposals_after(proposal_id - 1))

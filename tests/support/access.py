@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, url_for
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
@@ -39,6 +40,26 @@ from tests.support.mail import dead_letter
 KEY = "2026.11-own"  # in review, assembled by web_helpers.MANAGER
 DRAFT = "2026.11-draft"  # a draft of the same manager
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def add_proposal(session: Session, clock: FixedClock) -> ScenarioProposal:
+    """An open scenario proposal on payments-api (its reviewer: governance.BOARD)."""
+    proposal = ScenarioProposal(
+        application_id=session.scalar(
+            sa.select(Application.id).where(Application.slug == "payments-api")
+        ),
+        source="signoff",
+        link_id=0,
+        proposed_by="refunds-desk@example.com",
+        scenario="Export refunds as CSV",
+        notes="",
+        state="open",
+        proposed_at=clock.now(),
+        rationale="",
+    )
+    session.add(proposal)
+    session.flush()
+    return proposal
 
 
 def build_world(clock: FixedClock) -> dict[str, Any]:
@@ -71,19 +92,8 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
             created_at=clock.now(),
         )
         session.add(hook)
-        proposal = ScenarioProposal(
-            application_id=finding.application_id,
-            source="signoff",
-            link_id=0,
-            proposed_by="refunds-desk@example.com",
-            scenario="Export refunds as CSV",
-            notes="",
-            state="open",
-            proposed_at=clock.now(),
-            rationale="",
-        )
-        session.add(proposal)
         session.flush()
+        proposal = add_proposal(session, clock)
         message_id, finding_id, subscription_id = dead.id, finding.id, hook.id
         proposal_id = proposal.id
         review = learning_reviews.open_by_hand(
