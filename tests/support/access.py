@@ -42,7 +42,9 @@ DRAFT = "2026.11-draft"  # a draft of the same manager
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def add_proposal(session: Session, clock: FixedClock) -> ScenarioProposal:
+def add_proposal(
+    session: Session, clock: FixedClock, scenario: str = "Export refunds as CSV"
+) -> ScenarioProposal:
     """An open scenario proposal on payments-api (its reviewer: governance.BOARD)."""
     proposal = ScenarioProposal(
         application_id=session.scalar(
@@ -51,7 +53,7 @@ def add_proposal(session: Session, clock: FixedClock) -> ScenarioProposal:
         source="signoff",
         link_id=0,
         proposed_by="refunds-desk@example.com",
-        scenario="Export refunds as CSV",
+        scenario=scenario,
         notes="",
         state="open",
         proposed_at=clock.now(),

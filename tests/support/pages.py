@@ -33,6 +33,7 @@ from gatekeeper.services.checklists import checklist_of
 from gatekeeper.web.auth import sign_in_settings
 from tests.functional.web_helpers import path_of
 from tests.support import flows
+from tests.support.access import add_proposal
 from tests.support.governance import (
     BOARD,
     MANAGER,
@@ -317,6 +318,9 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
     _package(clock, LONG_KEY, APPS, title="Refunds queue, checkout vouchers and SSO key rotation")
     _submit(app, clock, LONG_KEY)
     _package(clock, DRAFT, {"payments-api": "7.5.0"})
+    with unit_of_work(db.session) as session:
+        # A long unbroken scenario: its snippet must wrap on a phone.
+        add_proposal(session, clock, "Reconcile-" * 30 + " the refunds of a split payment")
     clock.set(now)
     _sign_in_pages(app, clock, pages)
 
