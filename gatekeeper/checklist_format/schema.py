@@ -321,8 +321,10 @@ def checklist_json_schema() -> dict[str, Any]:
             },
             "addresses": {
                 "type": "array",
-                "items": _text("One reference, such as a finding or ticket id.", 64),
-                "description": "References (findings, tickets) this checklist addresses.",
+                "items": _text(
+                    "One reference: a finding (F-12), a proposed scenario (P-3) or a ticket id.", 64
+                ),
+                "description": "Findings, proposals or tickets this checklist addresses.",
             },
             "deputies": {
                 "type": "object",

@@ -25,6 +25,7 @@ from gatekeeper.checklist_format.yaml_tree import (
     oversize_problem,
     read_tree,
 )
+from gatekeeper.domain import proposal as proposal_rules
 from gatekeeper.domain.checklist import (
     DEFAULT_EMERGENCY_QUORUM,
     DEFAULT_REVIEW_WITHIN_HOURS,
@@ -408,7 +409,14 @@ def _build(reader: _Reader, root: Node) -> Checklist | None:
     ) is not None:
         for a_index, a_node in enumerate(raw_addresses):
             finding = reader.text(a_node, ("addresses", a_index), max_chars=64)
-            if finding:
+            if finding and proposal_rules.malformed_ref(finding):
+                # A mistyped proposal id would silently adopt nothing.
+                reader.fail(
+                    a_node,
+                    ("addresses", a_index),
+                    f"{finding!r} is not a proposal id; a proposed scenario is named like P-3",
+                )
+            elif finding:
                 addresses.append(finding)
 
     deploy_targets = _read_deploy_targets(reader, get("deploy_targets"))

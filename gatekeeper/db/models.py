@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatekeeper.db.base import Base, UTCDateTime, str_enum
 from gatekeeper.domain.finding import finding_ref
+from gatekeeper.domain.proposal import PROPOSAL_STATES, proposal_ref
 
 # Re-exported: the role names are the domain's; services and tests take them from here too.
 from gatekeeper.domain.roles import ROLES as ROLES
@@ -847,3 +848,48 @@ class EmergencyLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     emergency: Mapped[Emergency] = relationship()
+
+
+PROPOSAL_SOURCES = ("signoff", "confirmation")
+
+
+class ScenarioProposal(Base):
+    """A scenario a key user relies on that the checklist does not list, proposed from one of
+    their emailed links (which stays usable for its own answer)."""
+
+    __tablename__ = "scenario_proposals"
+    __table_args__ = (
+        sa.Index("ix_scenario_proposals_application_state", "application_id", "state"),
+        sa.Index("ix_scenario_proposals_source_link", "source", "link_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("applications.id"))
+    # The checklist version the proposer was shown, when the release was gated with one.
+    checklist_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("checklist_versions.id"))
+    # Which kind of link it came from, and that link's id (sign-off or confirmation link).
+    source: Mapped[str] = mapped_column(str_enum("proposal_source", *PROPOSAL_SOURCES))
+    link_id: Mapped[int]
+    proposed_by: Mapped[str] = mapped_column(EMAIL)
+    scenario: Mapped[str] = mapped_column(sa.Text)
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    state: Mapped[str] = mapped_column(str_enum("proposal_state", *PROPOSAL_STATES))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(EMAIL)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rationale: Mapped[str] = mapped_column(sa.Text, default="")
+    adopted_by_version_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("checklist_versions.id")
+    )
+
+    application: Mapped[Application] = relationship()
+    checklist_version: Mapped[ChecklistVersion | None] = relationship(
+        foreign_keys=[checklist_version_id]
+    )
+    adopted_by_version: Mapped[ChecklistVersion | None] = relationship(
+        foreign_keys=[adopted_by_version_id]
+    )
+
+    @property
+    def ref(self) -> str:
+        return proposal_ref(self.id)

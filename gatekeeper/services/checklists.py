@@ -15,7 +15,13 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from gatekeeper.checklist_format.validator import load_document_file, parse_checklist
-from gatekeeper.db.models import Application, ChecklistVersion, Finding, GovernanceReview
+from gatekeeper.db.models import (
+    Application,
+    ChecklistVersion,
+    Finding,
+    GovernanceReview,
+    ScenarioProposal,
+)
 from gatekeeper.domain import governance
 from gatekeeper.domain.checklist import (
     Checklist,
@@ -27,7 +33,7 @@ from gatekeeper.domain.checklist import (
 from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, NotFound, ValidationFailed
 from gatekeeper.domain.freeze import Calendar
-from gatekeeper.services import audit, findings, freezes, integrity
+from gatekeeper.services import audit, findings, freezes, integrity, proposals
 
 CHECKLIST_SUFFIXES = (".yaml", ".yml")
 FREEZES = "freezes"
@@ -452,10 +458,19 @@ def review_version(
     session.flush()
     integrity.seal_review(session, review, stored)
     addressed: list[Finding] = []
+    adopted: Sequence[ScenarioProposal] = ()
     if outcome == governance.REVIEW_OUTCOME[governance.APPROVE]:
         addressed = findings.address_findings(
             session,
             stored,
+            [*checklist.addresses, *addresses],
+            actor=review.reviewer,
+            now=now,
+        )
+        adopted = proposals.adopt_proposals(
+            session,
+            stored,
+            checklist,
             [*checklist.addresses, *addresses],
             actor=review.reviewer,
             now=now,
@@ -468,6 +483,8 @@ def review_version(
     }
     if addressed:
         details["addressed_findings"] = [f.ref for f in addressed]
+    if adopted:
+        details["adopted_proposals"] = [p.ref for p in adopted]
     audit.record(
         session,
         action=f"checklist.{review.outcome}",

@@ -178,6 +178,8 @@ class ConfirmationView:
     version_label: str
     scenarios: tuple[str, ...]
     closes_at: datetime
+    # The checklist version the release was gated with (what a proposed scenario was missing from).
+    checklist_version_id: int | None = None
 
 
 def _check_usable(link: ConfirmationLink, now: datetime) -> None:
@@ -233,6 +235,7 @@ def open_confirmation(
         target.version_label,
         checklist.user_validation.scenarios if checklist else (),
         link.expires_at,
+        target.checklist_version_id,
     )
 
 

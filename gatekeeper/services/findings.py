@@ -20,6 +20,7 @@ from gatekeeper.db.models import (
     Finding,
     Package,
     ReportLink,
+    ScenarioProposal,
     TriageLink,
 )
 from gatekeeper.db.queries import active_applications
@@ -283,9 +284,10 @@ def record_report(
 # --- triage links ----------------------------------------------------------------------------
 
 
-def reviewers_of(session: Session, found: Finding) -> tuple[str, ...]:
-    """Who triages `found`: the governance reviewers its checklist names now (its newest
-    approved version), else those of the version the release was gated with."""
+def reviewers_of(session: Session, found: Finding | ScenarioProposal) -> tuple[str, ...]:
+    """Who triages `found` (a finding or a proposed scenario): the governance reviewers its
+    checklist names now (its newest approved version), else those of the version the release
+    was gated with."""
     current = session.scalar(
         sa.select(ChecklistVersion)
         .where(

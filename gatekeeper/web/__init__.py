@@ -29,6 +29,7 @@ from gatekeeper.web import (
     outbox,
     packages,
     people,
+    proposals,
     reports,
     reviews,
     signoffs,
@@ -91,6 +92,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(badges.bp)
     app.register_blueprint(signoffs.bp)
     app.register_blueprint(governance.bp)
+    app.register_blueprint(proposals.bp)
     app.register_blueprint(reviews.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(learning.bp)

@@ -91,6 +91,8 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "governance.findings_index": GOVERNANCE,
     "governance.finding": GOVERNANCE,
     "governance.email_triage_links": GOVERNANCE,
+    # The service checks the decliner is a reviewer of that checklist (or an admin).
+    "proposals.decline": GOVERNANCE,
     # Every staff role reads and writes learning reviews (the service checks the role again).
     "learning.index": STAFF,
     "learning.show": STAFF,

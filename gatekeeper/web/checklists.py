@@ -6,9 +6,11 @@ from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
 from gatekeeper.db.base import db
+from gatekeeper.domain import proposal as proposal_rules
 from gatekeeper.domain.checklist_diff import diff_checklists
 from gatekeeper.domain.errors import NotFound
-from gatekeeper.services import checklists
+from gatekeeper.services import checklists, proposals
+from gatekeeper.web.proposals import DeclineForm
 
 bp = Blueprint("checklists", __name__)
 
@@ -27,7 +29,14 @@ def _entry(application: str) -> checklists.CatalogueEntry:
 
 @bp.get("/checklists/<application>")
 def application(application: str) -> ResponseReturnValue:
-    return render_template("checklists/application.html", entry=_entry(application))
+    entry = _entry(application)
+    return render_template(
+        "checklists/application.html",
+        entry=entry,
+        proposals=proposals.open_proposals(db.session, entry.application.id),
+        snippet=proposal_rules.yaml_snippet,
+        decline=DeclineForm(formdata=None),
+    )
 
 
 @bp.get("/checklists/<application>/<int:version>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, StringField
@@ -15,12 +15,14 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain import absence as absence_rules
 from gatekeeper.domain import signoff as signoff_rules
+from gatekeeper.domain.clock import Clock
 from gatekeeper.domain.errors import Conflict, LinkUnusable, TokenInvalid, ValidationFailed
 from gatekeeper.origin import request_origin
 from gatekeeper.runtime import runtime
-from gatekeeper.services import deputies, link_outcomes, signoffs
+from gatekeeper.services import deputies, link_outcomes, proposal_links, signoffs
 from gatekeeper.web import token_pages
 from gatekeeper.web.limits import asking_for_links, link_page
+from gatekeeper.web.proposals import ProposalForm, proposed_page
 
 bp = Blueprint("signoffs", __name__, url_prefix="/s")
 
@@ -68,7 +70,7 @@ def _sign_page(
     errors: dict[int, str] | None = None,
     values: Any = None,
 ) -> str:
-    """The sign-off page, with the "I am away" form under it."""
+    """The sign-off page, with the "I am away" and "propose a scenario" forms under it."""
     return render_template(
         "signoffs/sign.html",
         view=view,
@@ -77,19 +79,28 @@ def _sign_page(
         away_problem=away_problem,
         errors=errors or {},
         values=values or {},
+        proposal=ProposalForm(formdata=None),
     )
+
+
+def _opened(token: str, clock: Clock) -> signoffs.LinkView | ResponseReturnValue:
+    """What the link shows, or the page that says why it cannot be used (or not by this
+    session)."""
+    try:
+        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(token, error)
+    refused = token_pages.refuse_other_session(view.link.signer)
+    return view if refused is None else refused
 
 
 @bp.route("/<token>", methods=["GET", "HEAD"])
 @link_page
 def show(token: str) -> ResponseReturnValue:
     clock = runtime(current_app).clock
-    try:
-        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(token, error)
-    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
-        return refused
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
     page = _sign_page(view)
     # Most opens write nothing: only the first, then one an hour, is recorded.
     if signoffs.open_worth_recording(view.link, clock.now()):
@@ -143,12 +154,9 @@ def _field_errors(
 def decide(token: str) -> ResponseReturnValue:
     form = ConfirmForm()
     clock = runtime(current_app).clock
-    try:
-        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(token, error)
-    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
-        return refused
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
     decisions = _decisions(request.form, view)
     errors = _field_errors(view, decisions)
     if not form.validate_on_submit() or errors:
@@ -175,12 +183,9 @@ def away(token: str) -> ResponseReturnValue:
     """The signer is away: their deputies get what this link asks, and the link dies."""
     form = AwayForm()
     clock = runtime(current_app).clock
-    try:
-        view = signoffs.open_link(db.session, token, settings=link_settings(), clock=clock)
-    except (LinkUnusable, TokenInvalid) as error:
-        return _unusable(token, error)
-    if (refused := token_pages.refuse_other_session(view.link.signer)) is not None:
-        return refused
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
     problem = None
     if form.validate_on_submit() and form.until.data is not None:
         until = datetime.combine(form.until.data, time(), UTC)
@@ -200,6 +205,36 @@ def away(token: str) -> ResponseReturnValue:
         except (ValidationFailed, Conflict) as error:
             problem = error.message
     return _sign_page(view, form=ConfirmForm(formdata=None), away=form, away_problem=problem), 422
+
+
+@bp.post("/<token>/propose")
+@link_page
+def propose(token: str) -> ResponseReturnValue:
+    """A scenario the key user relies on; the link stays usable for its own answer."""
+    form = ProposalForm()
+    clock = runtime(current_app).clock
+    view = _opened(token, clock)
+    if not isinstance(view, signoffs.LinkView):
+        return view
+    back = url_for("signoffs.show", token=token)
+    if not form.validate_on_submit() or form.request.data is None:
+        return proposed_page(back, error="Describe the scenario you rely on, then send it.")
+    try:
+        with unit_of_work(db.session, origin=request_origin()) as session:
+            ref = proposal_links.propose_from_signoff(
+                session,
+                token,
+                request_id=form.request.data,
+                scenario=form.scenario.data or "",
+                notes=form.notes.data or "",
+                settings=link_settings(),
+                clock=clock,
+            ).ref
+    except (LinkUnusable, TokenInvalid) as error:
+        return _unusable(token, error)
+    except ValidationFailed as error:
+        return proposed_page(back, error=error.message)
+    return proposed_page(back, ref=ref)
 
 
 @bp.route("/resend", methods=["GET", "POST"])

@@ -45,6 +45,7 @@ from gatekeeper.db.models import (
     Package,
     PackageApplication,
     Signoff,
+    SignoffLink,
     SignoffRequest,
 )
 from gatekeeper.db.unit_of_work import unit_of_work
@@ -52,7 +53,7 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import learning
 from gatekeeper.domain.checklist import Checklist
 from gatekeeper.domain.clock import FixedClock
-from gatekeeper.domain.errors import Conflict, GatekeeperError
+from gatekeeper.domain.errors import Conflict, GatekeeperError, ValidationFailed
 from gatekeeper.domain.signoff import Decision, technical_signers
 from gatekeeper.runtime import runtime
 from gatekeeper.services import (
@@ -64,6 +65,7 @@ from gatekeeper.services import (
     integrity,
     learning_reviews,
     packages,
+    proposals,
     signoffs,
 )
 from gatekeeper.services.checklists import checklist_of
@@ -360,6 +362,8 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             # Learning reviews and action items this example opened.
             self.reviews: list[int] = []
             self.items: list[int] = []
+            # Scenario proposals this example made.
+            self.proposals: list[int] = []
             with unit_of_work(db.session) as session:
                 # Examples are independent: an absence an earlier example left would hand this
                 # package's requests to deputies before its first step, and hypothesis, which
@@ -874,6 +878,56 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             db.session.rollback()
 
         # --- end of emergencies ---------------------------------------------------------------
+        # --- scenario proposals: they never change a gate, but each writes an audit event (so
+        # the gate cache is invalidated) and the cached gate must still equal a fresh one. -----
+
+        @rule(slug=st.sampled_from(APPS))
+        def propose_scenario(self, slug: str) -> None:
+            with unit_of_work(db.session) as session:
+                package = packages.get_package(session, self.key)
+                application_id = next(
+                    a.application_id for a in package.applications if a.application.slug == slug
+                )
+                link_id = session.scalar(
+                    sa.select(sa.func.min(SignoffLink.id)).where(
+                        SignoffLink.package_id == package.id
+                    )
+                )
+                assert link_id is not None
+                try:
+                    made = proposals.propose(
+                        session,
+                        source="signoff",
+                        link_id=link_id,
+                        application_id=application_id,
+                        version_id=None,
+                        proposer="key-user@example.com",
+                        scenario=f"Scenario {len(self.proposals)}",
+                        notes="",
+                        now=clock.now(),
+                        subject=slug,
+                    )
+                except ValidationFailed:
+                    return  # the link's cap: nothing was written
+                self.proposals.append(made.id)
+
+        @precondition(lambda self: bool(self.proposals))
+        @rule(data=st.data())
+        def decline_proposal(self, data: st.DataObject) -> None:
+            try:
+                with unit_of_work(db.session) as session:
+                    proposals.decline(
+                        session,
+                        data.draw(st.sampled_from(self.proposals)),
+                        rationale="covered already",
+                        actor="admin@example.com",
+                        role="admin",
+                        clock=clock,
+                    )
+            except Conflict:
+                pass  # already declined: nothing was written
+
+        # --- end of scenario proposals ---------------------------------------------------------
 
         @invariant()
         def gate_is_open_exactly_when_the_oracle_says(self) -> None:

@@ -44,6 +44,7 @@ from gatekeeper.db.models import (
     PackageRevision,
     ReportLink,
     ReviewLink,
+    ScenarioProposal,
     SignInLink,
     Signoff,
     SignoffLink,
@@ -85,7 +86,7 @@ from tests.functional.web_helpers import (
     sign_in,
     sign_in_url,
 )
-from tests.support.access import browser_post_rules
+from tests.support.access import add_proposal, browser_post_rules
 from tests.support.api_walk import (
     DOCUMENT,
     Operation,
@@ -632,6 +633,53 @@ def _confirm(app: Flask, clock: FixedClock, key: str) -> Target:
     return Target(client(app), path, {"answer": "works"}, observe)
 
 
+def _proposals_after(newest: int) -> Callable[[], object]:
+    """The proposals made after `newest` (the twin's own), as stored."""
+
+    def observe() -> object:
+        db.session.remove()
+        found = rows(sa.select(ScenarioProposal).where(ScenarioProposal.id > newest))
+        db.session.remove()
+        return found
+
+    return observe
+
+
+def _newest_proposal() -> int:
+    db.session.remove()
+    newest = db.session.scalar(sa.select(sa.func.max(ScenarioProposal.id))) or 0
+    db.session.remove()
+    return newest
+
+
+PROPOSAL = {"scenario": "Refund a split payment", "notes": "Every Friday"}
+
+
+def _propose_on_signoff(app: Flask, clock: FixedClock, key: str) -> Target:
+    _package(app, clock, key)
+    path = _signoff_path("settlement-lead@example.com")
+    browser = client(app)
+    request_id = re.search(r'name="request" value="(\d+)"', browser.get(path).text)
+    assert request_id is not None
+    form = {**PROPOSAL, "request": request_id.group(1)}
+    return Target(browser, f"{path}/propose", form, _proposals_after(_newest_proposal()))
+
+
+def _propose_on_confirmation(app: Flask, clock: FixedClock, key: str) -> Target:
+    newest = _newest_proposal()
+    confirm = _confirm(app, clock, key)
+    path = f"{confirm.path}/propose"
+    return Target(confirm.browser, path, dict(PROPOSAL), _proposals_after(newest))
+
+
+def _decline_proposal(app: Flask, clock: FixedClock, key: str) -> Target:
+    with unit_of_work(db.session()) as session:
+        proposal_id = add_proposal(session, clock).id
+    path = f"/governance/proposals/{proposal_id}/decline"
+    form = {"rationale": "Item exports-ok covers it"}
+    return Target(sign_in(app, ADMIN), path, form, _proposals_after(proposal_id - 1))
+
+
 def _open_finding(clock: FixedClock, key: str) -> int:
     """An open finding on payments-api (its reviewer: BOARD), as a report files it."""
     with unit_of_work(db.session()) as session:
@@ -1047,6 +1095,9 @@ FORM_CASES: dict[str, Callable[[Flask, FixedClock, str], Target]] = {
     "reviews.triage": _triage,
     "reports.report": _report,
     "confirmations.confirm": _confirm,
+    "signoffs.propose": _propose_on_signoff,
+    "confirmations.propose": _propose_on_confirmation,
+    "proposals.decline": _decline_proposal,
     "auth.login": _login,
     "auth.sign_in": _sign_in,
     "auth.logout": _logout,

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, url_for
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
@@ -22,6 +23,7 @@ from gatekeeper.db.models import (
     Finding,
     OutboxMessage,
     Package,
+    ScenarioProposal,
     SignInLink,
     Signoff,
     SignoffLink,
@@ -42,9 +44,32 @@ DRAFT = "2026.11-draft"  # a draft of the same manager
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def add_proposal(
+    session: Session, clock: FixedClock, scenario: str = "Export refunds as CSV"
+) -> ScenarioProposal:
+    """An open scenario proposal on payments-api (its reviewer: governance.BOARD)."""
+    proposal = ScenarioProposal(
+        application_id=session.scalar(
+            sa.select(Application.id).where(Application.slug == "payments-api")
+        ),
+        source="signoff",
+        link_id=0,
+        proposed_by="refunds-desk@example.com",
+        scenario=scenario,
+        notes="",
+        state="open",
+        proposed_at=clock.now(),
+        rationale="",
+    )
+    session.add(proposal)
+    session.flush()
+    return proposal
+
+
 def build_world(clock: FixedClock) -> dict[str, Any]:
-    """Staff of every role, approved checklists, two packages of MANAGER, one dead letter and
-    one open finding; returns a value for every argument a staff URL rule can take."""
+    """Staff of every role, approved checklists, two packages of MANAGER, one dead letter, one
+    open finding and one open scenario proposal; returns a value for every argument a staff URL
+    rule can take."""
     add_staff(clock)
     sync_and_approve(SAMPLES, clock)
     create_package(clock, KEY, {"payments-api": "7.4.0", "storefront-web": "2026.11.2"})
@@ -82,8 +107,10 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
         )
         session.add(absence)
         session.flush()
+        proposal = add_proposal(session, clock)
         message_id, finding_id, subscription_id = dead.id, finding.id, hook.id
         absence_id = absence.id
+        proposal_id = proposal.id
         review = learning_reviews.open_by_hand(
             session, KEY, "payments-api", reason="Refunds stalled", actor=MANAGER, now=clock.now()
         )
@@ -106,6 +133,7 @@ def build_world(clock: FixedClock) -> dict[str, Any]:
         "version": 7,
         "message_id": message_id,
         "finding_id": finding_id,
+        "proposal_id": proposal_id,
         "subscription_id": subscription_id,
         "absence_id": absence_id,
         "token": "not-a-token",
@@ -181,6 +209,9 @@ def snapshot() -> dict[str, object]:
             sa.select(WebhookSubscription.id, WebhookSubscription.secret_sealed).order_by(
                 WebhookSubscription.id
             )
+        ).all(),
+        "proposals": db.session.execute(
+            sa.select(ScenarioProposal.id, ScenarioProposal.state).order_by(ScenarioProposal.id)
         ).all(),
     }
     db.session.remove()

@@ -34,6 +34,7 @@ from gatekeeper.services.checklists import checklist_of
 from gatekeeper.web.auth import sign_in_settings
 from tests.functional.web_helpers import path_of
 from tests.support import flows
+from tests.support.access import add_proposal
 from tests.support.governance import (
     BOARD,
     MANAGER,
@@ -331,6 +332,9 @@ def seed(app: Flask, clock: FixedClock, workdir: Path) -> Pages:
             links=runtime(app).link_settings(),
         )
     approval = tokens("emergency", about=HOTFIX)["sre-lead@example.com"]
+    with unit_of_work(db.session) as session:
+        # A long unbroken scenario: its snippet must wrap on a phone.
+        add_proposal(session, clock, "Reconcile-" * 30 + " the refunds of a split payment")
     clock.set(now)
     _sign_in_pages(app, clock, pages)
 

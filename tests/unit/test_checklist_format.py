@@ -391,6 +391,7 @@ ONE_MISTAKE = [
     ("      name: Dana Ortiz\n", "", "email: settlement", "missing required field 'name'"),
     ("contact: ledger-team@example.com", "contact: ledger-team", "ledger-team\n", "not a valid"),
     ("consumers:\n", "addresses: [F-1, '']\nconsumers:\n", "''", "addresses[1]: is empty"),
+    ("consumers:\n", "addresses: [P-3, P-0]\nconsumers:\n", "P-0", "named like P-3"),
     (SECOND_KEY_USER, "    - refunds-desk@example.com\n", "refunds-desk", "expected a mapping"),
     (OPERATIONS, OPERATIONS_EMPTY, "[]", "sections[2].items: needs at least 1 entry"),
     ("  payments-engineers:", '  "": [ana@example.com]\n  payments-engineers:', '""', "group name"),
