@@ -469,6 +469,27 @@ def _read_deputies(reader: _Reader, node: Node | None) -> dict[str, tuple[str, .
     return deputies
 
 
+def _people(
+    reader: _Reader,
+    node: Node | None,
+    at: Path,
+    groups: dict[str, tuple[str, ...]],
+    groups_ok: bool,
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """A list of emails, or the name of a group: (the people, the group name if one was named).
+    An unknown group is reported only when the groups themselves read cleanly."""
+    if node is None:
+        return None, None
+    if isinstance(node, Scalar) and node.tag == STR_TAG:
+        if node.raw in groups:
+            return groups[node.raw], node.raw
+        if groups_ok:
+            known = ", ".join(groups) or "none are defined"
+            reader.fail(node, at, f"unknown group {node.raw!r} (groups: {known})")
+        return None, node.raw
+    return reader.emails(node, at), None
+
+
 def _read_emergency(
     reader: _Reader, node: Node, groups: dict[str, tuple[str, ...]], groups_ok: bool
 ) -> Emergency | None:
@@ -482,18 +503,9 @@ def _read_emergency(
     if found is None:
         return None
     before = len(reader.problems)
-    approvers: tuple[str, ...] | None = None
-    group: str | None = None
-    if (v := _value(found, "approvers")) is not None:
-        if isinstance(v, Scalar) and v.tag == STR_TAG:
-            group = v.raw
-            if group in groups:
-                approvers = groups[group]
-            elif groups_ok:
-                known = ", ".join(groups) or "none are defined"
-                reader.fail(v, (*at, "approvers"), f"unknown group {group!r} (groups: {known})")
-        else:
-            approvers = reader.emails(v, (*at, "approvers"))
+    approvers, group = _people(
+        reader, _value(found, "approvers"), (*at, "approvers"), groups, groups_ok
+    )
     quorum: int | None = DEFAULT_EMERGENCY_QUORUM
     if (v := _value(found, "quorum")) is not None:
         quorum = reader.integer(v, (*at, "quorum"), minimum=1, maximum=MAX_QUORUM)
@@ -574,18 +586,7 @@ def _read_item(
     before = len(reader.problems)
     item_id = reader.slug(v, (*at, "id")) if (v := _value(i_map, "id")) else None
     text = reader.text(v, (*at, "text")) if (v := _value(i_map, "text")) else None
-    signers: tuple[str, ...] | None = None
-    group: str | None = None
-    if (v := _value(i_map, "signers")) is not None:
-        if isinstance(v, Scalar) and v.tag == STR_TAG:
-            group = v.raw
-            if group in groups:
-                signers = groups[group]
-            elif groups_ok:
-                known = ", ".join(groups) or "none are defined"
-                reader.fail(v, (*at, "signers"), f"unknown group {group!r} (groups: {known})")
-        else:
-            signers = reader.emails(v, (*at, "signers"))
+    signers, group = _people(reader, _value(i_map, "signers"), (*at, "signers"), groups, groups_ok)
     quorum: Quorum | None = 1
     if (v := _value(i_map, "quorum")) is not None:
         quorum = reader.quorum(v, (*at, "quorum"), maximum=MAX_QUORUM)
