@@ -47,7 +47,9 @@ def create_app(
         SECRET_KEY=settings.secret_keys[-1],
         SECRET_KEY_FALLBACKS=list(settings.secret_keys[:-1]),
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # A network database may drop idle connections; a SQLite file cannot, and pinging it
+        # would add a query to every request.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings.database_url.startswith("sqlite")},
         MAX_CONTENT_LENGTH=1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -47,6 +47,30 @@ class RedactingJsonFormatter(JsonFormatter):
         return "\n".join(redact(line) for line in super().formatException(ei).splitlines())
 
 
+_requests = logging.getLogger("gatekeeper.request")
+
+
+def log_request(
+    method: str, route: str, path: str, status: int, seconds: float, request_id: str
+) -> None:
+    """The access-log line of JSON mode: the route and the masked path, the status and the
+    time taken. Both request paths write it: Flask's and the fast path for gate polls."""
+    _requests.info(
+        "%s %s %s",
+        method,
+        route,
+        status,
+        extra={
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        },
+    )
+
+
 def use_json(logger: logging.Logger) -> None:
     """Every handler of `logger` writes JSON lines (a stderr handler is added if it has none)."""
     if not logger.handlers:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Flask, Response, current_app
 
+from gatekeeper import http_policy
 from gatekeeper.domain import finding as finding_rules
 from gatekeeper.runtime import runtime
 from gatekeeper.services import labels
@@ -39,26 +40,14 @@ from gatekeeper.web import (
 from gatekeeper.web.form_errors import form_problems
 from gatekeeper.web.inputs import reject_unstorable_text
 from gatekeeper.web.limits import limiter
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'{form_targets}; frame-ancestors 'none'; base-uri 'none'; "
-    "object-src 'none'"
-)
-# Origins besides this one that a form may lead to: browsers apply form-action to the
-# redirects after a submission too, and "Sign in with …" is a POST answered by a redirect to
-# the identity provider (web/oidc.py sets it).
-FORM_TARGETS = "gatekeeper.form_targets"
+from gatekeeper.web.session_cookie import SessionCookieWhenSent
 
 
 def security_headers(response: Response) -> Response:
-    targets = "".join(f" {origin}" for origin in current_app.extensions.get(FORM_TARGETS, ()))
-    response.headers.setdefault(
-        "Content-Security-Policy", CONTENT_SECURITY_POLICY.format(form_targets=targets)
-    )
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in http_policy.security_headers(
+        current_app.extensions.get(http_policy.FORM_TARGETS, ())
+    ):
+        response.headers.setdefault(name, value)
     return response
 
 
@@ -74,12 +63,13 @@ def register_web(app: Flask) -> None:
     app.before_request(reject_unstorable_text)
     # Staff sessions end after a working day; the cookie is signed, HttpOnly and SameSite=Lax.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
+    app.session_interface = SessionCookieWhenSent()
     access.register(app)
     app.register_blueprint(health.bp)
     # Browsers ask every site for /favicon.ico; it is a static file, public like the others.
     app.add_url_rule("/favicon.ico", endpoint="static", defaults={"filename": "favicon.ico"})
     app.register_blueprint(auth.bp)
-    app.extensions[FORM_TARGETS] = oidc.register(app)
+    app.extensions[http_policy.FORM_TARGETS] = oidc.register(app)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(packages.bp)
     app.register_blueprint(checklists.bp)

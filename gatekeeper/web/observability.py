@@ -1,8 +1,8 @@
 """Operators' view of every request: a request id, metrics, a structured log line; /metrics.
 
 - Request id: an incoming X-Request-ID is kept when it is a plain short word (what proxies and
-  load balancers send), else one is made; it is echoed on the response and on every log line
-  written while the request is handled.
+  load balancers send), else one is made (http_policy); it is echoed on the response and on
+  every log line written while the request is handled.
 - Metrics count by route, the URL rule (`/s/<token>`), never the path a client sent.
 - /metrics answers a scraper holding GATEKEEPER_METRICS_TOKEN (bearer) or calling from an
   address in GATEKEEPER_METRICS_ALLOW; anyone else gets 401 (or 403 while neither is set).
@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import time
-import uuid
 from ipaddress import ip_address
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from flask.typing import ResponseReturnValue
 
-from gatekeeper import logs, metrics
+from gatekeeper import http_policy, logs, metrics
 from gatekeeper.db.base import db
 from gatekeeper.runtime import runtime
 from gatekeeper.services import operations
 
 bp = Blueprint("metrics", __name__)
-log = logging.getLogger("gatekeeper.request")
-
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 class RequestContext(logging.Filter):
@@ -49,8 +43,7 @@ def _route() -> str:
 
 
 def _start() -> None:
-    offered = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = offered if _SANE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    g.request_id = http_policy.request_id(request.headers.get(http_policy.REQUEST_ID_HEADER, ""))
     g.request_started = time.perf_counter()
 
 
@@ -61,20 +54,11 @@ def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - started
     route = _route()
     metrics.count_request(route, request.method, response.status_code, seconds)
-    response.headers[REQUEST_ID_HEADER] = g.request_id
+    response.headers[http_policy.REQUEST_ID_HEADER] = g.request_id
     if runtime(current_app).settings.log_format == logs.JSON:
-        # The access log of JSON mode (gunicorn's own is off then): the route and the masked
-        # path, the status and the time taken.
-        log.info(
-            "%s %s %s",
-            request.method,
-            route,
-            response.status_code,
-            extra={
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 3),
-            },
+        # The access log of JSON mode (gunicorn's own is off then).
+        logs.log_request(
+            request.method, route, request.path, response.status_code, seconds, g.request_id
         )
     return response
 

@@ -30,7 +30,7 @@ from gatekeeper.settings import Settings
 from gatekeeper.web import token_pages
 from gatekeeper.web.access import StaffUser, safe_next
 from gatekeeper.web.auth import NEXT_KEY, links_offered, start_staff_session
-from gatekeeper.web.limits import limiter
+from gatekeeper.web.limits import starting_single_sign_on
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oidc", __name__)
@@ -148,9 +148,7 @@ def check_provider(client: Any) -> None:
 
 
 @bp.post("/login/oidc")
-# Generous: behind a proxy every colleague shares one client address, and a start costs one
-# small row (deleted a day after it expires).
-@limiter.limit("60 per minute")
+@starting_single_sign_on
 def start() -> ResponseReturnValue:
     """A POST with the sign-in page's CSRF token (CSRFProtect checks it), so no other site can
     start a sign-in in this browser."""

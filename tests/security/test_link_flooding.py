@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask_limiter.util import get_qualified_name
 
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.runtime import runtime
-from gatekeeper.web.limits import limiter
+from gatekeeper.web.limits import is_limited, limiter
 from tests.functional.web_helpers import client, fresh_csrf
 from tests.support.flows import KEY, prepare
 
@@ -122,3 +123,29 @@ def test_link_pages_are_rate_limited_per_client(app: Flask) -> None:
     elsewhere = app.test_client()
     elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
     assert elsewhere.get("/s/guess-0").status_code == 404, "other clients are not affected"
+
+
+def test_every_view_flask_limiter_limits_is_one_the_request_filter_lets_through(
+    app: Flask,
+) -> None:
+    """Requests to views without limits skip Flask-Limiter (web/limits.py); a limit applied
+    without the module's recording decorators would silently never count."""
+    marked = limiter._marked_for_limiting
+    assert marked, "the link pages are limited"
+    for endpoint, view in app.view_functions.items():
+        if get_qualified_name(view) in marked:
+            assert is_limited(view), f"{endpoint} is limited without `limited(...)`"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("health.healthz", False),
+        ("api.get_gate", False),
+        ("signoffs.show", True),
+        ("auth.login", True),
+        ("signoffs.resend", True),
+    ],
+)
+def test_only_limited_views_pay_for_the_limiter(app: Flask, endpoint: str, expected: bool) -> None:
+    assert is_limited(app.view_functions[endpoint]) is expected
