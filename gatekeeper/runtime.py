@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from gatekeeper.domain.gate import GateResult
 from gatekeeper.services.deployment_gates import GateSettings, PlatformSettings
 from gatekeeper.services.gate_cache import GateAnswer, GateCache
 from gatekeeper.services.governance import GovernanceSettings
+from gatekeeper.services.head_cache import Head
 from gatekeeper.services.signoffs import LinkSettings
 from gatekeeper.services.tokens import CallerCache
 from gatekeeper.services.webhooks import WebhookSettings
@@ -34,13 +36,17 @@ class Runtime:
 
     def gate_answer(self, session: Session, key: str) -> GateAnswer:
         """The gate with its JSON document and entity tag, as the API sends it."""
-        return self.gate_cache.answer(
-            session,
-            key,
-            now=self.clock.now(),
-            overdue_policy=self.settings.overdue_review_policy,
-            finding_warn_after=timedelta(days=self.settings.finding_warn_days),
-        )
+        return self.gate_cache.answer(session, key, now=self.clock.now(), **self._gate_reading())
+
+    def cached_gate_answer(self, head: Head, key: str) -> GateAnswer | None:
+        """`gate_answer` when one kept for this audit head still holds; None to evaluate."""
+        return self.gate_cache.cached_at(head, key, now=self.clock.now(), **self._gate_reading())
+
+    def _gate_reading(self) -> dict[str, Any]:
+        return {
+            "overdue_policy": self.settings.overdue_review_policy,
+            "finding_warn_after": timedelta(days=self.settings.finding_warn_days),
+        }
 
     def link_settings(self) -> LinkSettings:
         s = self.settings

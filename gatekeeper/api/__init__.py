@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
 
-from gatekeeper.api import audit, checklists, packages
+from gatekeeper.api import audit, checklists, gate_polls, packages
 from gatekeeper.api.auth import URL_PREFIX, bp
 
 # The endpoint modules attach their routes to `bp` when imported.
@@ -26,3 +26,5 @@ def register_api(app: Flask, csrf: CSRFProtect) -> None:
     app.register_blueprint(bp)
     # On the app, not the blueprint: routing errors (an unknown /api/v1 path) belong to none.
     app.after_request(never_stored)
+    # Last: it wraps the whole Flask application, after web/ has named the form targets.
+    gate_polls.install(app)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gatekeeper import metrics
 from gatekeeper.domain import gate as gate_rules
 from gatekeeper.services import packages
-from gatekeeper.services.head_cache import HeadCache, committed_head
+from gatekeeper.services.head_cache import Head, HeadCache, committed_head
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,15 @@ class GateCache(HeadCache[tuple[str, str, timedelta], _Evaluated]):
     ) -> GateAnswer:
         """The package's gate now with its JSON document, encoded once per evaluation."""
         head = committed_head(session)
-        cache_key = (key, overdue_policy, finding_warn_after)
-        found = self.get(cache_key, head, lambda entry: entry.holds_at(now))
+        found = self.cached_at(
+            head,
+            key,
+            now=now,
+            overdue_policy=overdue_policy,
+            finding_warn_after=finding_warn_after,
+        )
         if found is not None:
-            metrics.count_gate(cached=True, status=found.answer.result.status)
-            return found.answer
+            return found
         gate = packages.gate_input(
             session,
             key,
@@ -93,6 +97,26 @@ class GateCache(HeadCache[tuple[str, str, timedelta], _Evaluated]):
             finding_warn_after=finding_warn_after,
         )
         answer = GateAnswer.of(gate_rules.evaluate(gate))
-        self.put(cache_key, head, _Evaluated(now, gate_rules.stable_until(gate), answer))
+        self.put(
+            (key, overdue_policy, finding_warn_after),
+            head,
+            _Evaluated(now, gate_rules.stable_until(gate), answer),
+        )
         metrics.count_gate(cached=False, status=answer.result.status)
         return answer
+
+    def cached_at(
+        self,
+        head: Head | None,
+        key: str,
+        *,
+        now: datetime,
+        overdue_policy: str,
+        finding_warn_after: timedelta,
+    ) -> GateAnswer | None:
+        """The answer kept for this head, if it still holds at `now`; None to evaluate."""
+        found = self.get((key, overdue_policy, finding_warn_after), head, lambda e: e.holds_at(now))
+        if found is None:
+            return None
+        metrics.count_gate(cached=True, status=found.answer.result.status)
+        return found.answer

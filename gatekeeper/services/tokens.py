@@ -21,7 +21,7 @@ from gatekeeper.domain.errors import (
     ValidationFailed,
 )
 from gatekeeper.services import audit
-from gatekeeper.services.head_cache import HeadCache, committed_head
+from gatekeeper.services.head_cache import Head, HeadCache, committed_head
 
 ADMIN, RELEASE_MANAGER, _GOVERNANCE_REVIEWER = ROLES
 # Who may assemble packages, as in the web UI: only they may own a packages:write token.
@@ -55,8 +55,11 @@ class Caller:
     last_used_at: datetime | None = None
     owner_role: str | None = None
 
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
     def require(self, scope: str) -> None:
-        if scope not in self.scopes:
+        if not self.may(scope):
             raise PermissionDenied(f"this token lacks the {scope} scope")
 
 
@@ -186,14 +189,17 @@ class CallerCache(HeadCache[str, Caller]):
     cached."""
 
     def authenticate(self, session: Session, secret: str) -> Caller:
-        digest = _digest_of(secret)
         head = committed_head(session)
-        found = self.get(digest, head)
+        found = self.cached_at(head, secret)
         if found is not None:
             return found
         caller = authenticate(session, secret)
-        self.put(digest, head, caller)
+        self.put(_digest_of(secret), head, caller)
         return caller
+
+    def cached_at(self, head: Head | None, secret: str) -> Caller | None:
+        """The caller this secret authenticated as at this head, if it was looked up then."""
+        return self.get(_digest_of(secret), head)
 
     def touched(self, secret: str) -> None:
         """The token's last use was just recorded: its cached copy has an old one."""
