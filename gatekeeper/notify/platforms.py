@@ -8,8 +8,6 @@ import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,23 +78,30 @@ def http(
     *,
     headers: dict[str, str],
     body: Any | None,
-    timeout: float,
+    settings: PlatformSettings,
     keep: int = RESPONSE_KEPT,
 ) -> Answer:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310  # the URL is checked against the API's
-        url, data=data, method=method, headers={"User-Agent": USER_AGENT, **headers}
-    )
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
+    """One call to a platform's API through the webhooks' guard: the address is checked after
+    DNS resolution and pinned, and no redirect is followed, so the App's installation token or
+    the GitLab bot's token reaches only the host the check named.
+
+    Every URL is under an API address the operator set (GATEKEEPER_GITHUB_API_URL,
+    GATEKEEPER_GITLAB_URL; integrations/github.py refuses a callback outside it), and a
+    self-managed GitLab or GitHub Enterprise usually has a private address: private addresses
+    pass, cloud metadata and link-local ones never do."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return Answer(response.status, response.read(keep).decode(errors="replace"), "")
-    except urllib.error.HTTPError as exc:
-        text = exc.read(RESPONSE_KEPT).decode(errors="replace")
-        return Answer(exc.code, text, f"HTTP {exc.code}: {text.strip()[:200]}")
-    except (OSError, ValueError) as exc:
-        return Answer(None, "", f"{type(exc).__name__}: {exc}")
+        target = webhooks.resolve(url, allow_private=True)
+    except webhooks.RefusedTarget as refused:
+        return Answer(None, "", f"refused: {refused}")
+    except LookupError as exc:
+        return Answer(None, "", str(exc))
+    sent = {"User-Agent": USER_AGENT, **headers}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    answer = webhooks.exchange(method, target, data, sent, timeout=settings.timeout, keep=keep)
+    return Answer(answer.status, answer.text, answer.error)
 
 
 def app_jwt(app_id: str, private_key: str, now: datetime) -> str:
@@ -126,7 +131,7 @@ class GitHubTokens:
             f"{settings.github_api_url}/app/installations/{installation}/access_tokens",
             headers=_github_headers(token),
             body=None,
-            timeout=settings.timeout,
+            settings=settings,
         )
         if answer.status != 201:
             return answer._replace(error=f"installation token: {answer.error or answer.status}")
@@ -170,7 +175,7 @@ def _github(
             callback["url"],
             headers=_github_headers(token),
             body=body,
-            timeout=settings.timeout,
+            settings=settings,
         )
         if answer.status != 401:
             return answer
@@ -194,7 +199,7 @@ def gitlab_blocked(
         f"{settings.gitlab_url}/api/v4/projects/{_gitlab_project(project)}/deployments?{query}",
         headers={"PRIVATE-TOKEN": settings.gitlab_token or ""},
         body=None,
-        timeout=settings.timeout,
+        settings=settings,
         keep=GITLAB_LIST_KEPT,
     )
     if answer.status != 200:
@@ -215,7 +220,7 @@ def _gitlab(
         f"/deployments/{int(callback['deployment'])}/approval",
         headers={"PRIVATE-TOKEN": settings.gitlab_token or ""},
         body={"status": call["state"], "comment": call["comment"]},
-        timeout=settings.timeout,
+        settings=settings,
     )
 
 

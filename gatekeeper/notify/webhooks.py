@@ -201,11 +201,27 @@ def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def post(target: Target, body: str, headers: dict[str, str], *, timeout: float) -> Attempt:
-    """One POST, no redirect followed (http.client never follows one): a 3xx is a failure.
+class Exchange(NamedTuple):
+    status: int | None
+    text: str  # the start of the answer's body
+    error: str
+    duration_ms: int
 
-    `timeout` bounds each socket operation, and TOTAL_TIMEOUTS of it the whole post: a receiver
-    trickling its answer a byte at a time cannot hold the worker past its lease."""
+
+def exchange(
+    method: str,
+    target: Target,
+    body: bytes | None,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    keep: int = RESPONSE_KEPT,
+) -> Exchange:
+    """One request to a checked target, no redirect followed (http.client never follows one):
+    a 3xx is a failure, so credentials in `headers` reach only the host the check named.
+
+    `timeout` bounds each socket operation, and TOTAL_TIMEOUTS of it the whole exchange: a
+    receiver trickling its answer a byte at a time cannot hold the worker past its lease."""
     connection_class = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
     connection = connection_class(target, timeout)
     started = time.monotonic()
@@ -215,30 +231,39 @@ def post(target: Target, body: str, headers: dict[str, str], *, timeout: float) 
     watchdog.start()
     try:
         connection.request(
-            "POST",
-            target.path,
-            body=body.encode(),
-            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
+            method, target.path, body=body, headers={"User-Agent": USER_AGENT, **headers}
         )
         response = connection.getresponse()
-        answer = response.read(RESPONSE_KEPT).decode(errors="replace")
+        text = response.read(keep).decode(errors="replace")
         status = response.status
     except (OSError, http.client.HTTPException) as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         if isinstance(exc, TimeoutError | socket.timeout):
-            return Attempt(None, f"timed out after {timeout:g} s", elapsed)
+            return Exchange(None, "", f"timed out after {timeout:g} s", elapsed)
         if cut.is_set():
-            return Attempt(None, f"took longer than {timeout * TOTAL_TIMEOUTS:g} s", elapsed)
-        return Attempt(None, f"{type(exc).__name__}: {exc}", elapsed)
+            return Exchange(None, "", f"took longer than {timeout * TOTAL_TIMEOUTS:g} s", elapsed)
+        return Exchange(None, "", f"{type(exc).__name__}: {exc}", elapsed)
     finally:
         watchdog.cancel()
         connection.close()
     elapsed = int((time.monotonic() - started) * 1000)
     if 200 <= status < 300:
-        return Attempt(status, "", elapsed)
+        return Exchange(status, text, "", elapsed)
     if 300 <= status < 400:
-        return Attempt(status, f"HTTP {status}: redirects are not followed", elapsed)
-    return Attempt(status, f"HTTP {status}: {answer.strip()[:200]}", elapsed)
+        return Exchange(status, text, f"HTTP {status}: redirects are not followed", elapsed)
+    return Exchange(status, text, f"HTTP {status}: {text.strip()[:200]}", elapsed)
+
+
+def post(target: Target, body: str, headers: dict[str, str], *, timeout: float) -> Attempt:
+    """One JSON POST of a webhook or platform event (see `exchange`)."""
+    answer = exchange(
+        "POST",
+        target,
+        body.encode(),
+        {"Content-Type": "application/json", **headers},
+        timeout=timeout,
+    )
+    return Attempt(answer.status, answer.error, answer.duration_ms)
 
 
 def backoff(attempts: int, *, jitter: float) -> timedelta:
