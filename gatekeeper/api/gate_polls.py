@@ -1,5 +1,5 @@
-"""The fast path for CI waiting on a gate: a poll whose copy is still the gate gets its 304
-before Flask sees the request.
+"""The fast path for CI waiting on a gate: a poll whose copy is still the gate gets its 304,
+and a poll without one the stored document, before Flask sees the request.
 
 1,000 pipelines polling every 10 s send 100 requests a second, nearly all of which change
 nothing. Through Flask each cost more CPU than /healthz (routing, a dozen request hooks, the
@@ -11,11 +11,11 @@ it the same way (tests/integration/test_gate_poll_middleware.py holds the two to
 - `GET /api/v1/packages/<key>/gate`, no query string, a well-formed package key;
 - a bearer token this process authenticated at the current audit head, with `gate:read`, whose
   last use needs no new record (services/tokens.needs_touch);
-- an answer this process cached at that head that still holds now, whose strong ETag is
-  exactly the If-None-Match sent (what `gate check --wait` sends; lists and weak forms go to
-  Flask).
-The 304 carries what Flask's would: the ETag, Cache-Control: no-store, the security headers and
-the request id; it is counted in the metrics and written to the JSON access log alike.
+- an answer this process cached at that head that still holds now;
+- no If-None-Match (a 200 with the stored bytes), or exactly that answer's strong ETag (a 304:
+  what `gate check --wait` sends; lists, weak forms and other tags go to Flask).
+The answer carries what Flask's would: the ETag, Cache-Control: no-store, the security headers
+and the request id; it is counted in the metrics and written to the JSON access log alike.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gatekeeper.db.base import db
 from gatekeeper.domain.package import KEY_PATTERN
 from gatekeeper.runtime import Runtime, runtime
 from gatekeeper.services import audit, tokens
+from gatekeeper.services.gate_cache import GateAnswer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 ROUTE = f"{URL_PREFIX}/packages/<key>/gate"
 _PATH = re.compile(rf"{re.escape(URL_PREFIX)}/packages/(?P<key>{KEY_PATTERN.strip('^$')})/gate")
 NOT_MODIFIED = "304 NOT MODIFIED"
+OK = "200 OK"
 
 
 class GatePolls:
@@ -64,28 +66,41 @@ class GatePolls:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        etag = self._still_held(environ)
-        if etag is None:
+        found = self._held(environ)
+        if found is None:
             return self.flask_app(environ, start_response)
+        answer, not_modified = found
         request_id = http_policy.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response(
-            NOT_MODIFIED,
-            [("ETag", etag), *self._headers, (http_policy.REQUEST_ID_HEADER, request_id)],
-        )
+        tail = [*self._headers, (http_policy.REQUEST_ID_HEADER, request_id)]
+        if not_modified:
+            status, body = 304, b""
+            start_response(NOT_MODIFIED, [("ETag", answer.etag), *tail])
+        else:
+            status, body = 200, answer.body
+            start_response(
+                OK,
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("ETag", answer.etag),
+                    *tail,
+                ],
+            )
         seconds = time.perf_counter() - started
-        metrics.count_request(ROUTE, "GET", 304, seconds)
+        metrics.count_request(ROUTE, "GET", status, seconds)
         if self._runtime.settings.log_format == logs.JSON:
-            logs.log_request("GET", ROUTE, environ["PATH_INFO"], 304, seconds, request_id)
-        return []
+            logs.log_request("GET", ROUTE, environ["PATH_INFO"], status, seconds, request_id)
+        return [body] if body else []
 
-    def _still_held(self, environ: WSGIEnvironment) -> str | None:
-        """The ETag of the 304 to send, or None for Flask to answer."""
+    def _held(self, environ: WSGIEnvironment) -> tuple[GateAnswer, bool] | None:
+        """The cached answer to send and whether the caller holds it already (a 304), or None
+        for Flask to answer."""
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
             return None
         path = _PATH.fullmatch(environ.get("PATH_INFO", ""))
         sent = environ.get("HTTP_IF_NONE_MATCH")
         scheme, _, secret = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if path is None or not sent or scheme.lower() != "bearer" or not secret.strip():
+        if path is None or sent == "" or scheme.lower() != "bearer" or not secret.strip():
             return None
         rt = self._runtime
         try:
@@ -101,9 +116,11 @@ class GatePolls:
         ):
             return None
         answer = rt.cached_gate_answer(head, path["key"])
-        if answer is None or answer.etag != sent:
+        if answer is None:
             return None
-        return answer.etag
+        if sent is None:
+            return answer, False
+        return (answer, True) if sent == answer.etag else None
 
 
 def install(app: Flask) -> None:

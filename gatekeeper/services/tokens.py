@@ -134,8 +134,12 @@ def create_token(
     return IssuedToken(name, secret, tuple(sorted(set(scopes))))
 
 
+def _well_formed(secret: str) -> bool:
+    return secret.startswith(PREFIX) and len(secret) <= 200
+
+
 def _digest_of(secret: str) -> str:
-    if not secret.startswith(PREFIX) or len(secret) > 200:
+    if not _well_formed(secret):
         raise Unauthenticated("invalid or revoked API token")
     return _hash(secret)
 
@@ -199,7 +203,7 @@ class CallerCache(HeadCache[str, Caller]):
 
     def cached_at(self, head: Head | None, secret: str) -> Caller | None:
         """The caller this secret authenticated as at this head, if it was looked up then."""
-        return self.get(_digest_of(secret), head)
+        return self.get(_hash(secret), head) if _well_formed(secret) else None
 
     def touched(self, secret: str) -> None:
         """The token's last use was just recorded: its cached copy has an old one."""

@@ -92,6 +92,21 @@ def test_a_held_gate_is_answered_before_flask_exactly_as_flask_would(
     assert "Content-Security-Policy" in fast.headers
 
 
+def test_a_poll_holding_no_copy_gets_the_stored_document_before_flask_as_flask_would(
+    app: Flask, clock: FixedClock, tmp_path: Path, reached_flask: list[str]
+) -> None:
+    api, etag = ready(app, clock, tmp_path)
+    before = len(reached_flask)
+    fast = poll(api)
+    assert len(reached_flask) == before, "answered without Flask"
+    assert fast.status_code == 200
+    assert fast.headers["ETag"] == etag
+    slow = flask_answer(app, GATE, {"Authorization": f"Bearer {api.token}"})
+    assert slow.status_code == 200
+    assert fast.get_data() == slow.get_data()
+    assert without_request_id(fast) == without_request_id(slow)
+
+
 @pytest.mark.parametrize(
     ("change", "status"),
     [
@@ -103,7 +118,15 @@ def test_a_held_gate_is_answered_before_flask_exactly_as_flask_would(
         (lambda h, e: {**h, "Authorization": "Bearer gk_not-a-token"}, 401),
         (lambda h, e: {k: v for k, v in h.items() if k != "Authorization"}, 401),
     ],
-    ids=["no-tag", "other-tag", "weak-tag", "tag-list", "basic-auth", "unknown-token", "no-token"],
+    ids=[
+        "empty-tag",
+        "other-tag",
+        "weak-tag",
+        "tag-list",
+        "basic-auth",
+        "unknown-token",
+        "no-token",
+    ],
 )
 def test_any_other_poll_goes_to_flask(
     app: Flask,
