@@ -73,7 +73,8 @@ from gatekeeper.services import (
     signoffs,
 )
 from gatekeeper.services.checklists import checklist_of
-from tests.conftest import CHECKLIST_AUTHOR, SAMPLES
+from tests.conftest import CHECKLIST_AUTHOR
+from tests.support.emergency import approve_storefront
 from tests.support.governance import tokens as emailed
 from tests.support.keys import RECORD_KEY
 from tests.support.snapshot import Snapshot
@@ -93,19 +94,7 @@ AWAY_PEOPLE = ("sec-oncall@example.com", "settlement-lead@example.com", "refunds
 
 def approve_samples(clock: FixedClock) -> None:
     with unit_of_work(db.session) as session:
-        checklists.sync_checklists(
-            session, SAMPLES, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
-        )
-        for slug, version in (("payments-api", 7), ("storefront-web", 12)):
-            checklists.review_version(
-                session,
-                application=slug,
-                version=version,
-                action="approve",
-                reviewer=REVIEWER,
-                consulted="key users",
-                clock=clock,
-            )
+        approve_storefront(session, clock)  # and payments-api: both sample checklists
 
 
 def forged_and_current(key: str, forged: set[int]) -> set[int]:
