@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from gatekeeper.domain.checklist import (
+    DEPLOY_ENVIRONMENT_PATTERN,
+    DEPLOY_PLACE_KEYS,
+    DEPLOY_PLACE_PATTERNS,
     EVIDENCE_KINDS,
     MAX_CONFIRM_HOURS,
     MAX_QUORUM,
@@ -118,18 +121,19 @@ def _window(*, blackout: bool) -> dict[str, Any]:
     }
 
 
-def _place(key: str, description: str) -> dict[str, Any]:
+def _place(platform: str, description: str) -> dict[str, Any]:
+    key = DEPLOY_PLACE_KEYS[platform]
     return _object(
         "A project and one of its environments.",
         {
             key: {
                 "type": "string",
-                "pattern": r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$",
+                "pattern": f"^{DEPLOY_PLACE_PATTERNS[platform]}$",
                 "description": description,
             },
             "environment": {
                 "type": "string",
-                "pattern": r"^[^\s/]\S{0,254}$",
+                "pattern": f"^{DEPLOY_ENVIRONMENT_PATTERN}$",
                 "description": "The environment's name.",
             },
         },
@@ -339,13 +343,23 @@ def checklist_json_schema() -> dict[str, Any]:
                     "oneOf": [
                         _object(
                             "A GitHub environment whose deployments wait on the gate.",
-                            {"github": _place("repository", "owner/name of the repository.")},
+                            {"github": _place("github", "owner/name of the repository.")},
                             ("github",),
                         ),
                         _object(
                             "A GitLab protected environment whose deployments wait on the gate.",
-                            {"gitlab": _place("project", "Full path of the project.")},
+                            {"gitlab": _place("gitlab", "Full path of the project.")},
                             ("gitlab",),
+                        ),
+                        _object(
+                            "An Azure DevOps environment whose Invoke REST API check names "
+                            "this target.",
+                            {
+                                "azure_devops": _place(
+                                    "azure_devops", "The project's name ($(System.TeamProject))."
+                                )
+                            },
+                            ("azure_devops",),
                         ),
                     ]
                 },

@@ -29,6 +29,10 @@ from gatekeeper.domain import proposal as proposal_rules
 from gatekeeper.domain.checklist import (
     DEFAULT_EMERGENCY_QUORUM,
     DEFAULT_REVIEW_WITHIN_HOURS,
+    DEPLOY_ENVIRONMENT_PATTERN,
+    DEPLOY_PLACE_KEYS,
+    DEPLOY_PLACE_PATTERNS,
+    DEPLOY_PLATFORMS,
     EVIDENCE_KINDS,
     MAX_CONFIRM_HOURS,
     MAX_FILE_BYTES,
@@ -527,10 +531,8 @@ def _read_emergency(
     return Emergency(approvers, group, quorum, tuple(required), hours)
 
 
-# A GitHub `owner/name` or a GitLab `group/subgroup/project` path; environments as the
-# platforms allow them, without white space.
-_PROJECT_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
-_ENVIRONMENT_RE = re.compile(r"[^\s/][^\s]{0,254}")
+_PLACE_RES = {platform: re.compile(p) for platform, p in DEPLOY_PLACE_PATTERNS.items()}
+_ENVIRONMENT_RE = re.compile(DEPLOY_ENVIRONMENT_PATTERN)
 
 
 def _read_deploy_targets(reader: _Reader, node: Node | None) -> tuple[DeployTarget, ...]:
@@ -540,15 +542,15 @@ def _read_deploy_targets(reader: _Reader, node: Node | None) -> tuple[DeployTarg
     targets: list[DeployTarget] = []
     for index, t_node in enumerate(raw or ()):
         at: Path = ("deploy_targets", index)
-        t_map = reader.mapping(t_node, at, required=(), optional=("github", "gitlab"))
+        t_map = reader.mapping(t_node, at, required=(), optional=DEPLOY_PLATFORMS)
         if t_map is None:
             continue
-        platforms = [k for k in t_map.entries if k in ("github", "gitlab")]
+        platforms = [k for k in t_map.entries if k in DEPLOY_PLATFORMS]
         if len(t_map.entries) != 1 or len(platforms) != 1:
-            reader.fail(t_node, at, "name exactly one platform: github or gitlab")
+            reader.fail(t_node, at, "name exactly one platform: github, gitlab or azure_devops")
             continue
         platform = platforms[0]
-        place = "repository" if platform == "github" else "project"
+        place = DEPLOY_PLACE_KEYS[platform]
         p_node = _value(t_map, platform)
         assert p_node is not None  # the key was just read from this mapping
         p_map = reader.mapping(p_node, (*at, platform), required=(place, "environment"))
@@ -560,9 +562,10 @@ def _read_deploy_targets(reader: _Reader, node: Node | None) -> tuple[DeployTarg
             if (v := _value(p_map, "environment"))
             else None
         )
-        if project is not None and not _PROJECT_RE.fullmatch(project):
+        if project is not None and not _PLACE_RES[platform].fullmatch(project):
             where = (*at, platform, place)
-            reader.fail(_value(p_map, place) or p_node, where, f"{project!r} is not a path")
+            kind = "an Azure DevOps project name" if platform == "azure_devops" else "a path"
+            reader.fail(_value(p_map, place) or p_node, where, f"{project!r} is not {kind}")
             continue
         if environment is not None and not _ENVIRONMENT_RE.fullmatch(environment):
             where = (*at, platform, "environment")

@@ -139,20 +139,35 @@ class Governance:
     reviewers: tuple[str, ...]
 
 
-DEPLOY_PLATFORMS = ("github", "gitlab")
+DEPLOY_PLATFORMS = ("github", "gitlab", "azure_devops")
+# What names the place a platform deploys from, in `deploy_targets`.
+DEPLOY_PLACE_KEYS = {"github": "repository", "gitlab": "project", "azure_devops": "project"}
+_AZURE_SPECIALS = r'\\/:*?"<>|;#$*{},+=\[\]'
+# (regular expressions, matched whole) A GitHub `owner/name` or a GitLab
+# `group/subgroup/project` path; an Azure DevOps project's name as Azure allows it (up to 64
+# characters, spaces included, none of its reserved ones, not starting with `_` or `.`, not
+# ending with `.`); an environment's name without white space.
+DEPLOY_PLACE_PATTERNS = {
+    "github": r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+",
+    "gitlab": r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+",
+    "azure_devops": rf"[^{_AZURE_SPECIALS}\s._]([^{_AZURE_SPECIALS}\t\n\r\f\v]{{0,62}}"
+    rf"[^{_AZURE_SPECIALS}\s.])?",
+}
+DEPLOY_ENVIRONMENT_PATTERN = r"[^\s/]\S{0,254}"
 
 
 @dataclass(frozen=True, slots=True)
 class DeployTarget:
-    """Where a platform deploys this application: a GitHub repository (`owner/name`) or a
-    GitLab project path, and one of its environments. Such a deployment waits on the gate."""
+    """Where a platform deploys this application: a GitHub repository (`owner/name`), a GitLab
+    project path or an Azure DevOps project, and one of its environments. Such a deployment
+    waits on the gate."""
 
     platform: str
     project: str
     environment: str
 
     def to_dict(self) -> dict[str, dict[str, str]]:
-        place = "repository" if self.platform == "github" else "project"
+        place = DEPLOY_PLACE_KEYS[self.platform]
         return {self.platform: {place: self.project, "environment": self.environment}}
 
 

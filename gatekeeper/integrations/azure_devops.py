@@ -36,6 +36,11 @@ HEADERS = {
 }
 KEY_LIMIT = 64
 TEXT_LIMIT = 255
+BODY_FORMS = (
+    '{"package": "<package key>"}, or a deploy target of a checklist: '
+    '{"project": "$(System.TeamProject)", "environment": "<environment>", '
+    '"sha": "$(Build.SourceVersion)"} (or "ref" instead of "sha")'
+)
 
 
 def _error(status: int, message: str) -> ResponseReturnValue:
@@ -75,17 +80,23 @@ def check() -> ResponseReturnValue:
     callback = {key: request.headers[name].strip() for name, key in HEADERS.items()}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _error(400, 'send a JSON body: {"package": "<package key>"}')
-    package = _text(body, "package")
-    if not package or len(package) > KEY_LIMIT:
-        return _error(400, 'name the package: {"package": "<package key>"}')
+        return _error(400, f"send a JSON body: {BODY_FORMS}")
+    package = _text(body, "package") or None
+    project, environment = _text(body, "project"), _text(body, "environment")
+    ref, sha = _text(body, "ref"), _text(body, "sha")
+    if package is not None and len(package) > KEY_LIMIT:
+        return _error(400, f"a package key has at most {KEY_LIMIT} characters")
+    if package is None and not (project and environment and (ref or sha)):
+        return _error(400, f"name the package or the deploy target: {BODY_FORMS}")
     wait = deployment_gates.Request(
         platform=PLATFORM,
         external_id=f"{callback['plan_id']}:{callback['task_instance_id']}"[:500],
-        project=callback["project_id"][:TEXT_LIMIT],
-        environment=(_text(body, "environment") or callback["hub_name"])[:TEXT_LIMIT],
-        ref=_text(body, "ref"),
-        sha=_text(body, "sha"),
+        # A deploy target is matched by the project's name; a named package needs no match,
+        # and the project's id (a header Azure always sends) is kept with the wait.
+        project=project if package is None else callback["project_id"][:TEXT_LIMIT],
+        environment=environment or callback["hub_name"][:TEXT_LIMIT],
+        ref=ref,
+        sha=sha,
         callback=callback,
         package=package,
     )
@@ -93,5 +104,9 @@ def check() -> ResponseReturnValue:
         row = deployment_gates.record_request(
             session, wait, clock=rt.clock, settings=rt.deployment_gate_settings()
         )
-        answer = {"deployment": row.id, "state": row.state, "package": package}
+        answer = {
+            "deployment": row.id,
+            "state": row.state,
+            "package": deployment_gates.package_of(session, row) or package,
+        }
     return jsonify(answer), 200

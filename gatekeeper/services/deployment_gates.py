@@ -331,6 +331,14 @@ def record_request(
     return row
 
 
+def package_of(session: Session, row: PlatformDeployment) -> str | None:
+    """The key of the package a deployment was matched to, if one was."""
+    if row.package_id is None:
+        return None
+    key: str | None = session.scalar(sa.select(Package.key).where(Package.id == row.package_id))
+    return key
+
+
 def reconcile(
     session: Session,
     *,

@@ -19,6 +19,7 @@ SAMPLE = (Path(__file__).resolve().parents[2] / "checklists" / "payments-api.yam
 TARGETS = b"""deploy_targets:
   - github: {repository: acme/payments, environment: production}
   - gitlab: {project: group/sub/payments, environment: production}
+  - azure_devops: {project: Fabrikam Payments, environment: production}
 """
 SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
 
@@ -32,6 +33,7 @@ def test_deploy_targets_are_read_kept_and_valid_against_the_schema() -> None:
     assert checklist.deploy_targets == (
         DeployTarget("github", "acme/payments", "production"),
         DeployTarget("gitlab", "group/sub/payments", "production"),
+        DeployTarget("azure_devops", "Fabrikam Payments", "production"),
     )
     assert Checklist.from_canonical(checklist.to_canonical()) == checklist
     validator = jsonschema.Draft202012Validator(checklist_json_schema())
@@ -59,7 +61,17 @@ AT = SAMPLE.count(b"\n") + 2
         ),
         (
             b"deploy_targets:\n  - bitbucket: {repository: a/b, environment: p}\n",
-            f"p.yaml:{AT}:5: deploy_targets[0]: name exactly one platform: github or gitlab",
+            f"p.yaml:{AT}:5: deploy_targets[0]: name exactly one platform: github, gitlab or "
+            "azure_devops",
+        ),
+        (
+            b"deploy_targets:\n  - azure_devops: {project: 'a;b', environment: p}\n",
+            f"p.yaml:{AT}:29: deploy_targets[0].azure_devops.project: 'a;b' is not an Azure "
+            "DevOps project name",
+        ),
+        (
+            b"deploy_targets:\n  - azure_devops: {project: _hidden, environment: p}\n",
+            f"p.yaml:{AT}:29: deploy_targets[0].azure_devops.project: '_hidden' is not",
         ),
         (
             b"deploy_targets:\n  - github: {repository: a/b}\n",
