@@ -5,7 +5,6 @@ Azure DevOps back exactly once."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,13 +23,18 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
 from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, packages, signoffs
-from tests.conftest import CHECKLIST_AUTHOR, SAMPLES, START, dispose, make_app
+from gatekeeper.services import packages, signoffs
+from tests.conftest import START, dispose, make_app
 from tests.contracts import azure_devops as fake
 from tests.support.flows import approve_payments, race
 from tests.support.governance import sign_everything
 from tests.support.mail import run_worker
-from tests.support.platform_loop import deployments, platform_calls, sign_every_emailed_link
+from tests.support.platform_loop import (
+    deployments,
+    platform_calls,
+    sign_every_emailed_link,
+    submit_targeted,
+)
 
 SECRET = "azure-shared-secret-0123456789"
 KEY = "2026.12-azure"
@@ -245,54 +249,14 @@ def test_two_workers_at_once_call_azure_back_once(
 
 AZURE_PROJECT = "Fabrikam Payments"
 SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
-
-
-def submit_targeted_package(clock: FixedClock, tmp_path: Path, app: Flask, version: str) -> None:
-    """payments-api's checklist declares the Azure DevOps environment; the package ships
-    `version` of it."""
-    folder = tmp_path / "checklists"
-    shutil.copytree(SAMPLES, folder)
-    path = folder / "payments-api.yaml"
-    path.write_text(
-        path.read_text()
-        + "deploy_targets:\n"
-        + f"  - azure_devops: {{project: {AZURE_PROJECT}, environment: production}}\n"
-    )
-    with unit_of_work(db.session) as session:
-        checklists.sync_checklists(
-            session, folder, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
-        )
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="the key users",
-            clock=clock,
-        )
-        packages.create_package(
-            session,
-            packages.PackageSpec(
-                KEY,
-                "Azure",
-                "production",
-                None,
-                (packages.ApplicationSpec("payments-api", version),),
-            ),
-            assembler=MANAGER,
-            clock=clock,
-        )
-        signoffs.submit_for_signoff(
-            session, KEY, actor=MANAGER, clock=clock, links=runtime(app).link_settings()
-        )
+AZURE_TARGET = f"azure_devops: {{project: {AZURE_PROJECT}, environment: production}}"
 
 
 def test_a_check_naming_a_deploy_target_waits_on_the_package_shipping_that_commit(
     app: Flask, clock: FixedClock, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     fake.expect_task_completed(httpserver, ORG, PLAN, TASK, "succeeded")
-    submit_targeted_package(clock, tmp_path, app, SHA[:9])
+    submit_targeted(app, clock, tmp_path, AZURE_TARGET, (KEY, SHA[:9]))
     target = {"project": AZURE_PROJECT, "environment": "production", "sha": SHA}
     status, answer, _ = send_check(app, httpserver, target)
     assert (status, answer["state"], answer["package"]) == (200, "waiting", KEY), answer
@@ -319,7 +283,7 @@ def test_a_deploy_target_no_package_ships_fails_the_check_saying_so(
     app: Flask, clock: FixedClock, httpserver: HTTPServer, tmp_path: Path, target: dict[str, str]
 ) -> None:
     fake.expect_task_completed(httpserver, ORG, PLAN, TASK, "failed")
-    submit_targeted_package(clock, tmp_path, app, SHA[:9])
+    submit_targeted(app, clock, tmp_path, AZURE_TARGET, (KEY, SHA[:9]))
     status, answer, _ = send_check(app, httpserver, target)
     assert (status, answer["state"], answer["package"]) == (200, "rejected", None), answer
     [deployment] = deployments()

@@ -5,7 +5,6 @@ receives exactly one decision."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,14 +20,18 @@ from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock, SystemClock
 from gatekeeper.notify import platforms
 from gatekeeper.notify.catcher import MailCatcher
-from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, packages, signoffs
-from tests.conftest import CHECKLIST_AUTHOR, SAMPLES, dispose, make_app
+from gatekeeper.services import packages
+from tests.conftest import dispose, make_app
 from tests.contracts import github as fake
 from tests.support.flows import race
 from tests.support.link_forms import sign_link
 from tests.support.mail import ANY_LINK, run_worker
-from tests.support.platform_loop import deployments, platform_calls, sign_every_emailed_link
+from tests.support.platform_loop import (
+    deployments,
+    platform_calls,
+    sign_every_emailed_link,
+    submit_targeted,
+)
 
 SECRET = "github-webhook-secret-0123456789"
 KEY = "2026.12-payments"
@@ -78,53 +81,13 @@ def github(httpserver: HTTPServer, key: tuple[str, object], clock: FixedClock) -
     return fake.FakeGitHub(httpserver, key[1], clock.now)
 
 
-def targeted_checklists(tmp_path: Path) -> Path:
-    """The sample checklists, payments-api's declaring the GitHub environment as its target."""
-    folder = tmp_path / "checklists"
-    shutil.copytree(SAMPLES, folder)
-    path = folder / "payments-api.yaml"
-    path.write_text(
-        path.read_text()
-        + "deploy_targets:\n"
-        + f"  - github: {{repository: {fake.REPOSITORY}, environment: {fake.ENVIRONMENT}}}\n"
-    )
-    return folder
-
-
 def submit_package(
     app: Flask, clock: FixedClock, tmp_path: Path, *versions: tuple[str, str]
 ) -> None:
-    """Packages in review shipping payments-api at each (key, version)."""
-    with unit_of_work(db.session) as session:
-        checklists.sync_checklists(
-            session, targeted_checklists(tmp_path), clock=clock, declared_authors=[CHECKLIST_AUTHOR]
-        )
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="the key users",
-            clock=clock,
-        )
-    for key, version in versions or ((KEY, "v1.4.2"),):
-        with unit_of_work(db.session) as session:
-            packages.create_package(
-                session,
-                packages.PackageSpec(
-                    key,
-                    "Payments",
-                    "production",
-                    None,
-                    (packages.ApplicationSpec("payments-api", version),),
-                ),
-                assembler=MANAGER,
-                clock=clock,
-            )
-            signoffs.submit_for_signoff(
-                session, key, actor=MANAGER, clock=clock, links=runtime(app).link_settings()
-            )
+    """Packages in review shipping payments-api at each (key, version); its checklist declares
+    the GitHub environment as its target."""
+    target = f"github: {{repository: {fake.REPOSITORY}, environment: {fake.ENVIRONMENT}}}"
+    submit_targeted(app, clock, tmp_path, target, *(versions or ((KEY, "v1.4.2"),)))
 
 
 def send(

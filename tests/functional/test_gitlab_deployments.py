@@ -4,7 +4,6 @@ through emailed links (real SMTP), and GitLab receives exactly one approval."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,16 +15,13 @@ from pytest_httpserver import HTTPServer
 
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent
-from gatekeeper.db.unit_of_work import unit_of_work
 from gatekeeper.domain.clock import FixedClock
 from gatekeeper.notify.catcher import MailCatcher
-from gatekeeper.runtime import runtime
-from gatekeeper.services import checklists, packages, signoffs
-from tests.conftest import CHECKLIST_AUTHOR, SAMPLES, START, dispose, make_app
+from tests.conftest import START, dispose, make_app
 from tests.contracts import gitlab as fake
 from tests.support.flows import race
 from tests.support.mail import run_worker
-from tests.support.platform_loop import deployments, sign_every_emailed_link
+from tests.support.platform_loop import deployments, sign_every_emailed_link, submit_targeted
 
 SECRET = "gitlab-webhook-secret-0123456789"
 KEY = "2026.12-gitlab"
@@ -62,42 +58,8 @@ def gitlab(httpserver: HTTPServer) -> fake.FakeGitLab:
 
 
 def submit_package(app: Flask, clock: FixedClock, tmp_path: Path, version: str = "v2.0.1") -> None:
-    folder = tmp_path / "checklists"
-    shutil.copytree(SAMPLES, folder)
-    path = folder / "payments-api.yaml"
-    path.write_text(
-        path.read_text()
-        + "deploy_targets:\n"
-        + f"  - gitlab: {{project: {fake.PROJECT}, environment: {fake.ENVIRONMENT}}}\n"
-    )
-    with unit_of_work(db.session) as session:
-        checklists.sync_checklists(
-            session, folder, clock=clock, declared_authors=[CHECKLIST_AUTHOR]
-        )
-        checklists.review_version(
-            session,
-            application="payments-api",
-            version=7,
-            action="approve",
-            reviewer="release-board@example.com",
-            consulted="the key users",
-            clock=clock,
-        )
-        packages.create_package(
-            session,
-            packages.PackageSpec(
-                KEY,
-                "GitLab",
-                "production",
-                None,
-                (packages.ApplicationSpec("payments-api", version),),
-            ),
-            assembler=MANAGER,
-            clock=clock,
-        )
-        signoffs.submit_for_signoff(
-            session, KEY, actor=MANAGER, clock=clock, links=runtime(app).link_settings()
-        )
+    target = f"gitlab: {{project: {fake.PROJECT}, environment: {fake.ENVIRONMENT}}}"
+    submit_targeted(app, clock, tmp_path, target, (KEY, version))
 
 
 def event(app: Flask, secret: str, kind: str = "Job Hook") -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
@@ -22,9 +23,10 @@ KEY = "2026.11-race"
 MANAGER = "release-manager@example.com"
 
 
-def approve_payments(session: Session, clock: FixedClock) -> None:
-    """The sample checklists synced, and payments-api's version 7 approved by its reviewer."""
-    checklists.sync_checklists(session, SAMPLES, clock=clock, declared_authors=[CHECKLIST_AUTHOR])
+def approve_payments(session: Session, clock: FixedClock, folder: Path = SAMPLES) -> None:
+    """The checklists of `folder` (the samples) synced, and payments-api's version 7 approved
+    by its reviewer."""
+    checklists.sync_checklists(session, folder, clock=clock, declared_authors=[CHECKLIST_AUTHOR])
     checklists.review_version(
         session,
         application="payments-api",
