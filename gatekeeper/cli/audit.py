@@ -61,14 +61,16 @@ def _report(report: Any) -> dict[str, Any]:
 @click.option("--actor", required=True, help="who is sealing (recorded in the audit trail)")
 @reports_errors
 def audit_seal_records(actor: str) -> None:
-    """Once, after upgrading to record MACs: sign every sign-off and governance review that
-    has no MAC yet, trusting them as they are now; until then they do not count."""
+    """Once, after upgrading to record MACs or package seals: sign every sign-off and
+    governance review that has no MAC yet, and seal every package that has no seal, trusting
+    them as they are now; until then they do not count (a package's gate stays shut)."""
     with unit_of_work(db.session) as session:
         sealed = sealing.seal_unsigned_records(
             session, actor=actor, now=runtime(current_app).clock.now()
         )
     click.echo(
-        f"sealed {len(sealed.signoffs)} sign-off(s) and {len(sealed.reviews)} governance review(s)"
+        f"sealed {len(sealed.signoffs)} sign-off(s) and {len(sealed.reviews)} governance "
+        f"review(s), and {len(sealed.packages)} package(s)"
     )
 
 

@@ -134,6 +134,9 @@ class Package(Base):
     open_announced_revision: Mapped[int | None]
     # The gate as evaluated when the package was released (JSON), for the evidence pack.
     release_gate: Mapped[str | None] = mapped_column(sa.Text)
+    # "key id:HMAC" over which sign-offs and applications the package holds (services/integrity
+    # package seals): a row deleted, added or marked stale by SQL no longer matches it.
+    record_seal: Mapped[str | None] = mapped_column(sa.String(100))
 
     applications: Mapped[list[PackageApplication]] = relationship(
         back_populates="package", order_by="PackageApplication.id"

@@ -245,6 +245,9 @@ class GateInput:
     # Key users' post-release answers: (application, key user, works|problem).
     confirmations: tuple[tuple[str, str, str], ...] = ()
     tampered: tuple[TamperedRecord, ...] = ()
+    # Whether the package still holds exactly the sign-offs and applications its record seal
+    # names: a row deleted, added or marked stale outside Gatekeeper breaks it for good.
+    records_sealed: bool = True
     absences: tuple[absence_rules.Absence, ...] = ()
     # The approved freeze calendar's windows and the pinned checklists' blackouts.
     freezes: tuple[freeze.Window, ...] = ()
@@ -916,6 +919,17 @@ def _tampering(gate: GateInput) -> list[Blocker]:
         )
         for t in gate.tampered
     )
+    if not gate.records_sealed:
+        found.append(
+            Blocker(
+                code=TAMPERING_DETECTED,
+                message=(
+                    f"the record seal of {gate.package} does not match the sign-offs and "
+                    "applications it holds: one was deleted, added or changed outside "
+                    "Gatekeeper (the audit trail shows what was recorded); the gate stays shut"
+                ),
+            )
+        )
     return found
 
 

@@ -25,7 +25,15 @@ from gatekeeper.domain import gate as gate_rules
 from gatekeeper.domain import package as lifecycle
 from gatekeeper.domain.absence import Absence
 from gatekeeper.domain.checklist import Checklist
-from gatekeeper.services import absences, findings, freezes, integrity, learning_reviews, webhooks
+from gatekeeper.services import (
+    absences,
+    findings,
+    freezes,
+    integrity,
+    learning_reviews,
+    package_seals,
+    webhooks,
+)
 from gatekeeper.services.checklists import checklist_of
 
 
@@ -54,6 +62,8 @@ class GateMaterial:
     open_findings: dict[int, tuple[gate_rules.OpenFinding, ...]] = field(default_factory=dict)
     learning_due: dict[int, tuple[learning.Overdue, ...]] = field(default_factory=dict)
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
+    # Whether each package still holds what its record seal names (services/package_seals).
+    sealed: dict[int, bool] = field(default_factory=dict)
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     absences: tuple[Absence, ...] = ()
     calendar: freeze.Calendar | None = None
@@ -85,14 +95,15 @@ def load_material(
         sa.select(PackageApplication, Application.slug, Application.title, ChecklistVersion)
         .join(Application, Application.id == PackageApplication.application_id)
         .outerjoin(ChecklistVersion, ChecklistVersion.id == PackageApplication.checklist_version_id)
-        .where(
-            PackageApplication.package_id.in_(ids),
-            PackageApplication.removed_in_revision.is_(None),
-        )
+        .where(PackageApplication.package_id.in_(ids))
         .order_by(PackageApplication.package_id, Application.slug)
     ).all()
     application_ids: set[int] = set()
+    held_applications: dict[int, list[PackageApplication]] = {}
     for target, slug, title, version in rows:
+        held_applications.setdefault(target.package_id, []).append(target)
+        if target.removed_in_revision is not None:
+            continue
         material.applications.setdefault(target.package_id, []).append(
             PinnedRow(target, slug, title, version)
         )
@@ -101,11 +112,23 @@ def load_material(
         _load_reviews(session, material, sorted(application_ids))
         material.open_findings = findings.open_findings_for_gate(session, sorted(application_ids))
         material.learning_due = learning_reviews.due_for_gate(session, sorted(application_ids))
+    held_signoffs: dict[int, list[Signoff]] = {}
     query = sa.select(Signoff).where(Signoff.package_id.in_(ids)).order_by(Signoff.id)
-    if not include_stale:
-        query = query.where(Signoff.stale_since_revision.is_(None))
     for signoff in session.scalars(query):
-        material.signoffs.setdefault(signoff.package_id, []).append(signoff)
+        held_signoffs.setdefault(signoff.package_id, []).append(signoff)
+        if include_stale or signoff.stale_since_revision is None:
+            material.signoffs.setdefault(signoff.package_id, []).append(signoff)
+    material.sealed = {
+        package_id: package_seals.holds_sealed(
+            session,
+            material.records,
+            package,
+            package_seals.holding(
+                held_applications.get(package_id, []), held_signoffs.get(package_id, [])
+            ),
+        )
+        for package_id, package in material.packages.items()
+    }
     released = [i for i, p in material.packages.items() if p.state == lifecycle.RELEASED]
     material.confirmations = _confirmation_answers(session, released)
     submitted = [
@@ -320,6 +343,7 @@ def gate_input_from(
             for row in rows
             for r in material.tampered_reviews.get(row.target.application_id, [])
         ),
+        records_sealed=material.sealed[package_id],
         now=now,
         overdue_policy=overdue_policy,
         finding_warn_after=finding_warn_after,

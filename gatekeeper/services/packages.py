@@ -38,6 +38,7 @@ from gatekeeper.services import (
     handover,
     integrity,
     operations,
+    package_seals,
     webhooks,
 )
 from gatekeeper.services.checklists import checklist_of
@@ -105,6 +106,8 @@ def get_package(session: Session, key: str, *, for_update: bool = False) -> Pack
     found = session.scalar(query)
     if found is None:
         raise NotFound(f"no package {key!r}")
+    if for_update:
+        package_seals.watch(session, found.id)
     return found
 
 
@@ -129,6 +132,7 @@ def lock_package(session: Session, package_id: int) -> bool:
         return False
     session.execute(sa.select(Package.id).where(Package.id == package_id).with_for_update())
     held[1].add(package_id)
+    package_seals.watch(session, package_id)
     return True
 
 
@@ -195,6 +199,7 @@ def create_package(session: Session, spec: PackageSpec, *, assembler: str, clock
             )
         )
     session.flush()
+    package_seals.watch(session, package.id, new=True)
     _package_event(
         session,
         package,

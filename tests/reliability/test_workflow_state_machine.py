@@ -1,10 +1,12 @@
 """A hypothesis state machine over the whole workflow, checked against an independent oracle.
 
 Invariant: the gate is open exactly when every required, current, eligible sign-off exists, none
-failed, and governance allows it, and no current sign-off was forged; and a release succeeds
-only then. Tampering steps write sign-offs straight into the database (or change a decision
-there), as someone with write access but no record key would: the oracle expects each current
-forged row to be named by a TAMPERING_DETECTED blocker and never counted.
+failed, and governance allows it, no current sign-off was forged, and no row was added or
+deleted behind the package's record seal; and a release succeeds only then. Tampering steps
+write sign-offs straight into the database, change a decision there or delete one, as someone
+with write access but no record key would: the oracle expects each current forged row to be
+named by a TAMPERING_DETECTED blocker and never counted, and the gate shut for good once the
+seal is broken.
 
 Two profiles (HYPOTHESIS_PROFILE): "quick", the default CI runs (40 examples of up to 15 steps,
 derandomized: the same examples every run, so that CI's verdict depends on the code alone, and
@@ -112,13 +114,14 @@ def forged_and_current(key: str, forged: set[int]) -> set[int]:
     )
 
 
-def oracle(key: str, clock: FixedClock, forged: set[int]) -> bool:
+def oracle(key: str, clock: FixedClock, forged: set[int], *, seal_broken: bool = False) -> bool:
     """Open or not, computed from the rows with none of the gate's code; forged rows never
     count, and a current one keeps the gate shut."""
     package = packages.get_package(db.session, key)
     if package.state != "in_review":
         return False
-    if forged_and_current(key, forged):
+    # A row added or deleted by SQL, current or not, breaks the package's seal for good.
+    if seal_broken or forged_and_current(key, forged):
         return False
     now = clock.now()
     emergency = package.emergency
@@ -346,6 +349,8 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             # Rows the attacker wrote (inserted) or changed (flipped): none may ever count.
             self.forged: set[int] = set()
             self.inserted: set[int] = set()
+            # A row inserted or deleted by SQL: the package no longer matches its seal.
+            self.seal_broken = False
             # The audit head when a row was last forged: until it moves, the gate cache may
             # serve its answer from before the forgery (which could not count the row).
             self.forged_at_head: tuple[int, str] | None = None
@@ -506,7 +511,31 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
                     .returning(Signoff.id)
                 ).scalar_one()
             self.inserted.add(forged)
+            self.seal_broken = True
             self._forged(forged)
+
+        @rule(data=st.data())
+        def delete_a_decision(self, data: st.DataObject) -> None:
+            """DELETE a genuine recorded decision (a `fail` is what an attacker would pick)."""
+            package = packages.get_package(db.session, self.key)
+            rows = db.session.scalars(
+                sa.select(Signoff.id)
+                .where(Signoff.package_id == package.id, Signoff.id.not_in(sorted(self.forged)))
+                .order_by(Signoff.id)
+            ).all()
+            db.session.rollback()
+            if not rows:
+                return
+            with db.engine.begin() as connection:
+                connection.execute(
+                    sa.delete(Signoff).where(Signoff.id == data.draw(st.sampled_from(rows)))
+                )
+            self.seal_broken = True
+            # Like a forgery, a deletion moves no audit head: the cache may serve its earlier
+            # answer until the head moves.
+            self.forged_at_head = audit.latest(db.session)
+            db.session.rollback()
+            seen["deleted"] = seen.get("deleted", 0) + 1
 
         @rule(data=st.data())
         def flip_a_decision(self, data: st.DataObject) -> None:
@@ -584,7 +613,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         @rule()
         def release(self) -> None:
             gate = packages.evaluate_gate(db.session, self.key, clock=clock, overdue_policy="block")
-            expected_open = oracle(self.key, clock, self.forged)
+            expected_open = oracle(self.key, clock, self.forged, seal_broken=self.seal_broken)
             db.session.rollback()
             try:
                 with unit_of_work(db.session) as session:
@@ -918,7 +947,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         def gate_is_open_exactly_when_the_oracle_says(self) -> None:
             seen["steps"] = seen.get("steps", 0) + 1
             gate = packages.evaluate_gate(db.session, self.key, clock=clock, overdue_policy="block")
-            expected = oracle(self.key, clock, self.forged)
+            expected = oracle(self.key, clock, self.forged, seal_broken=self.seal_broken)
             expected_named = forged_and_current(self.key, self.forged)
             head = audit.latest(db.session)
             db.session.rollback()
@@ -977,6 +1006,7 @@ def test_the_gate_matches_the_oracle_through_any_workflow(app: Flask, clock: Fix
     assert seen.get("open", 0) > 0, f"the workflow never reached an open gate: {seen}"
     assert seen.get("blocked", 0) > 0, f"the workflow never reached a blocked gate: {seen}"
     assert seen.get("tampering_named", 0) > 0, f"no forgery was ever current: {seen}"
+    assert seen.get("deleted", 0) > 0, f"no decision was ever deleted: {seen}"
     assert seen.get("frozen", 0) > 0, f"no freeze was ever in force: {seen}"
     assert seen.get("emergency_releases", 0) > 0, f"no emergency release ever happened: {seen}"
     cache = runtime(app).gate_cache

@@ -119,9 +119,9 @@ def base(app: Flask, clock: FixedClock) -> None:
 
 def row(obj: object, *, drop: Iterable[str] = ()) -> dict[str, object]:
     """Every column of a mapped row but its ids (and `drop`): ids differ between twins, and so
-    do record MACs, which cover the ids."""
+    do record MACs and package seals, which cover the ids."""
     mapper = sa.inspect(obj).mapper
-    dropped = {*drop, "mac"}
+    dropped = {*drop, "mac", "record_seal"}
     return {
         a.key: getattr(obj, a.key)
         for a in mapper.column_attrs

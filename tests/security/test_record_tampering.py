@@ -24,6 +24,7 @@ from gatekeeper.db.models import (
     ChecklistVersion,
     GovernanceReview,
     Package,
+    PackageApplication,
     Signoff,
     SignoffRequest,
 )
@@ -102,7 +103,19 @@ def forge_signoffs(
 
 
 def tampering(result: gate_rules.GateResult) -> list[str]:
-    return [b.message for b in result.blockers if b.code == gate_rules.TAMPERING_DETECTED]
+    """The TAMPERING_DETECTED blockers naming a record (not the package's seal)."""
+    return [
+        b.message
+        for b in result.blockers
+        if b.code == gate_rules.TAMPERING_DETECTED and "record seal" not in b.message
+    ]
+
+
+def seal_broken(result: gate_rules.GateResult) -> bool:
+    return any(
+        b.code == gate_rules.TAMPERING_DETECTED and "record seal" in b.message
+        for b in result.blockers
+    )
 
 
 def assert_forgeries_refused(app: Flask, clock: FixedClock, forged: list[int]) -> None:
@@ -112,6 +125,7 @@ def assert_forgeries_refused(app: Flask, clock: FixedClock, forged: list[int]) -
     assert not set(forged) & set(fresh.counted)
     named = tampering(fresh)
     assert len(named) == len(forged)
+    assert seal_broken(fresh), "rows the package never held were added"
     for signoff_id in forged:
         assert any(m.startswith(f"sign-off {signoff_id} (") for m in named), named
 
@@ -214,6 +228,7 @@ def test_the_cached_gate_never_counts_a_forged_row(
     db.session.rollback()
     assert served == gate(app, clock, KEY)
     assert len(tampering(served)) == len(forged)
+    assert seal_broken(served)
     assert not set(forged) & set(served.counted)
 
 
@@ -449,3 +464,83 @@ def test_seal_records_counts_rows_older_than_record_macs_again(
     assert sealed is not None
     assert sealed.actor == "ops@example.com"
     assert len(json.loads(sealed.details)["signoffs"]) == signoffs
+
+
+# --- rows taken away: the package seal ------------------------------------------------------
+
+
+def record(clock: FixedClock, request: SignoffRequest, decision: str) -> int:
+    with unit_of_work(db.session) as session:
+        if request.kind == "item":
+            made = Decision("item", decision, evidence="https://ci.example.com/1", comment="x")
+        else:
+            made = Decision("key_user", "problem", comment="it broke")
+        return packages.record_signoff(session, request.id, made, clock=clock).id
+
+
+def test_deleting_a_failed_sign_off_by_sql_breaks_the_seal_for_good(
+    app: Flask, clock: FixedClock, tmp_path: Path
+) -> None:
+    """What record MACs alone could not catch: a genuine `fail` deleted, so its blocker goes."""
+    prepared(app, clock, tmp_path)
+    first, *others = pending()
+    failed = record(clock, first, "fail")
+    assert not seal_broken(gate(app, clock, KEY))
+    with db.engine.begin() as connection:
+        connection.execute(sa.delete(Signoff).where(Signoff.id == failed))
+    deleted = gate(app, clock, KEY)
+    assert deleted.status == gate_rules.BLOCKED
+    assert seal_broken(deleted)
+    # A later genuine sign-off is recorded and counted, and cannot launder the deletion.
+    later = record(clock, others[0], "pass")
+    after = gate(app, clock, KEY)
+    assert later in after.counted
+    assert seal_broken(after)
+    sign_everything(clock, KEY)
+    assert seal_broken(everything := gate(app, clock, KEY))
+    assert everything.status == gate_rules.BLOCKED
+    assert seal_broken(runtime(app).gate_now(db.session, KEY)), "the cached gate alike"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        sa.update(Signoff).values(stale_since_revision=1),
+        sa.update(PackageApplication).values(removed_in_revision=1),
+        sa.update(PackageApplication).values(changed_in_revision=2),
+    ],
+    ids=["sign-off-marked-stale", "application-removed", "application-changed"],
+)
+def test_marking_sign_offs_stale_or_moving_applications_by_sql_breaks_the_seal(
+    app: Flask, clock: FixedClock, tmp_path: Path, tamper: sa.Update
+) -> None:
+    prepared(app, clock, tmp_path)
+    first, *_ = pending()
+    record(clock, first, "fail")
+    with db.engine.begin() as connection:
+        connection.execute(tamper)
+    found = gate(app, clock, KEY)
+    assert found.status == gate_rules.BLOCKED
+    assert seal_broken(found)
+
+
+def test_a_package_without_a_seal_stays_shut_until_seal_records(
+    app: Flask, clock: FixedClock, tmp_path: Path, runner: FlaskCliRunner
+) -> None:
+    """Packages made before package seals, or a seal erased by SQL: nothing counts as sealed
+    until an operator seals what the packages hold, which the audit trail records."""
+    prepared(app, clock, tmp_path)
+    sign_everything(clock, KEY)
+    assert gate(app, clock, KEY).status == gate_rules.OPEN
+    with db.engine.begin() as connection:
+        connection.execute(sa.update(Package).values(record_seal=None))
+    unsealed = gate(app, clock, KEY)
+    assert unsealed.status == gate_rules.BLOCKED
+    assert seal_broken(unsealed)
+    result = runner.invoke(cli, ["audit", "seal-records", "--actor", "ops@example.com"])
+    assert result.exit_code == 0, result.output
+    assert "and 1 package(s)" in result.stdout
+    assert gate(app, clock, KEY).status == gate_rules.OPEN
+    sealed = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "records.sealed"))
+    assert sealed is not None
+    assert json.loads(sealed.details)["packages"] == [KEY]

@@ -1092,6 +1092,16 @@ def test_a_record_whose_mac_does_not_verify_never_counts_and_is_named() -> None:
     assert gate.ITEM_PENDING in codes(result)
 
 
+def test_a_broken_package_seal_blocks_an_otherwise_open_gate() -> None:
+    result = run(signoffs=all_signed(), records_sealed=False)
+    assert result.status == gate.BLOCKED
+    assert codes(result) == [gate.TAMPERING_DETECTED]
+    message = only(result, gate.TAMPERING_DETECTED).message
+    assert "record seal" in message
+    assert "deleted, added or changed outside Gatekeeper" in message
+    assert run(signoffs=all_signed()).status == gate.OPEN
+
+
 def test_a_tampered_governance_review_blocks_an_otherwise_open_gate() -> None:
     tampered = gate.TamperedRecord("governance_review", 41, "board@example.com", APP)
     result = run(signoffs=all_signed(), tampered=(tampered,))
