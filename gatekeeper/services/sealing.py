@@ -28,7 +28,7 @@ class Sealed:
 
 def seal_unsigned_records(session: Session, *, actor: str, now: datetime) -> Sealed:
     """MAC every sign-off and governance review that has none, and seal every package that has
-no seal, in one audited transaction."""
+    no seal, in one audited transaction."""
     signoffs = session.scalars(
         sa.select(Signoff).where(Signoff.mac.is_(None)).order_by(Signoff.id)
     ).all()

@@ -517,19 +517,12 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         @rule(data=st.data())
         def delete_a_decision(self, data: st.DataObject) -> None:
             """DELETE a genuine recorded decision (a `fail` is what an attacker would pick)."""
-            package = packages.get_package(db.session, self.key)
-            rows = db.session.scalars(
-                sa.select(Signoff.id)
-                .where(Signoff.package_id == package.id, Signoff.id.not_in(sorted(self.forged)))
-                .order_by(Signoff.id)
-            ).all()
-            db.session.rollback()
+            rows = self._genuine_rows()
             if not rows:
                 return
+            row = data.draw(st.sampled_from(rows))
             with db.engine.begin() as connection:
-                connection.execute(
-                    sa.delete(Signoff).where(Signoff.id == data.draw(st.sampled_from(rows)))
-                )
+                connection.execute(sa.delete(Signoff).where(Signoff.id == row.id))
             self.seal_broken = True
             # Like a forgery, a deletion moves no audit head: the cache may serve its earlier
             # answer until the head moves.
@@ -540,13 +533,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
         @rule(data=st.data())
         def flip_a_decision(self, data: st.DataObject) -> None:
             """UPDATE a recorded decision to its opposite, straight in the database."""
-            package = packages.get_package(db.session, self.key)
-            rows = db.session.scalars(
-                sa.select(Signoff)
-                .where(Signoff.package_id == package.id, Signoff.id.not_in(sorted(self.forged)))
-                .order_by(Signoff.id)
-            ).all()
-            db.session.rollback()
+            rows = self._genuine_rows()
             if not rows:
                 return
             row = data.draw(st.sampled_from(rows))
@@ -559,6 +546,17 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
                     .values(decision=opposite[row.decision])
                 )
             self._forged(row.id)
+
+        def _genuine_rows(self) -> list[Signoff]:
+            """The package's recorded decisions that no tampering step wrote or changed."""
+            package = packages.get_package(db.session, self.key)
+            rows = db.session.scalars(
+                sa.select(Signoff)
+                .where(Signoff.package_id == package.id, Signoff.id.not_in(sorted(self.forged)))
+                .order_by(Signoff.id)
+            ).all()
+            db.session.rollback()
+            return list(rows)
 
         def _forged(self, signoff_id: int) -> None:
             self.forged.add(signoff_id)
