@@ -261,6 +261,19 @@ def test_pages_reached_by_sending_a_form_fit_and_are_accessible(
 
 
 FOCUSED = "document.activeElement.id || document.activeElement.dataset.testid || ''"
+# The summary is focused by `autofocus`, which browsers apply at their next rendering step,
+# after the element is in the page: wait for it (bounded) rather than read it at once.
+AUTOFOCUS_WAIT_MS = 2000
+
+
+def focus_settles_on(page: Any, wanted: str) -> bool:
+    try:
+        page.wait_for_function(f"() => ({FOCUSED}) === {wanted!r}", timeout=AUTOFOCUS_WAIT_MS)
+    except playwright.TimeoutError:
+        return False
+    return True
+
+
 SUBMIT = {
     "sign-off engineer": "Record my decisions",
     "sign-off key user": "Record my decisions",
@@ -285,7 +298,7 @@ def test_a_form_sent_with_errors_leads_to_each_of_them(
                 problems.extend(f"{name}, with errors: {p}" for p in layout_problems(page))
                 problems.extend(f"{name}, with errors: {p}" for p in axe_problems(page))
                 continue
-            if page.evaluate(FOCUSED) != "error-summary":
+            if not focus_settles_on(page, "error-summary"):
                 problems.append(f"{name}: focus is on {page.evaluate(FOCUSED)!r}, not the summary")
             links = page.locator("[data-testid=error-summary] a")
             for index in range(links.count()):
