@@ -123,7 +123,7 @@ def load_material(
             session,
             material.records,
             package,
-            package_seals.holding(
+            package_seals.holding_of(
                 held_applications.get(package_id, []), held_signoffs.get(package_id, [])
             ),
         )

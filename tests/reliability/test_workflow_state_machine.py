@@ -524,10 +524,7 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
             with db.engine.begin() as connection:
                 connection.execute(sa.delete(Signoff).where(Signoff.id == row.id))
             self.seal_broken = True
-            # Like a forgery, a deletion moves no audit head: the cache may serve its earlier
-            # answer until the head moves.
-            self.forged_at_head = audit.latest(db.session)
-            db.session.rollback()
+            self._tampered_now()
             seen["deleted"] = seen.get("deleted", 0) + 1
 
         @rule(data=st.data())
@@ -560,9 +557,14 @@ def machine_for(app: Flask, clock: FixedClock, seen: dict[str, int]) -> type[Rul
 
         def _forged(self, signoff_id: int) -> None:
             self.forged.add(signoff_id)
+            self._tampered_now()
+            seen["forged"] = seen.get("forged", 0) + 1
+
+        def _tampered_now(self) -> None:
+            """Tampering moves no audit head: until it moves, the cache may serve the answer
+            it computed before."""
             self.forged_at_head = audit.latest(db.session)
             db.session.rollback()
-            seen["forged"] = seen.get("forged", 0) + 1
 
         # --- deputies and absences ---------------------------------------------------------
         # People leave (now or later) and come back; the worker's pass moves requests when an
