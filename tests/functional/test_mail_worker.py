@@ -215,8 +215,9 @@ def test_web_and_business_writes_proceed_while_the_worker_is_stuck(
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
     assert elapsed < 1.5, elapsed
+    # How long the pass itself took is the business of the test above, whose short socket timeout
+    # leaves room for a loaded machine; here it only has to end on its own, inside the join.
     assert "error" not in outcome, outcome
-    assert outcome["elapsed"] < 5
     assert outcome["report"].delivery.retried == 2
     # The email queued by the "request" is still waiting for a worker: nothing was sent inline.
     assert states() == ["queued", "queued", "queued"]
