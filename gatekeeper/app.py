@@ -11,13 +11,14 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import Engine
 
 from gatekeeper.db.base import db
 from gatekeeper.db.engine import configure_engine
 from gatekeeper.domain.clock import Clock, SystemClock
 from gatekeeper.notify.worker import mail
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import integrity
+from gatekeeper.services import head_witness, integrity
 from gatekeeper.settings import Settings, SettingsError, load_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -78,6 +79,7 @@ def create_app(
     with app.app_context():
         configure_engine(db.engine, busy_timeout=settings.sqlite_busy_timeout)
         integrity.bind(db.engine, _keyring(settings))
+        head_witness.bind(db.engine, _witness(settings, db.engine))
 
     mail.init_app(app)
     csrf.init_app(app)
@@ -90,6 +92,17 @@ def create_app(
     register_api(app, csrf)
     register_integrations(app, csrf)
     return app
+
+
+def _witness(settings: Settings, engine: Engine) -> head_witness.HeadWitness:
+    try:
+        return head_witness.HeadWitness(
+            Path(settings.audit_witness_file),
+            engine.url.render_as_string(hide_password=True),
+            adopt_other_databases=not settings.is_production,
+        )
+    except head_witness.WitnessFileError as error:
+        raise SettingsError(f"GATEKEEPER_AUDIT_WITNESS_FILE: {error}") from None
 
 
 def _keyring(settings: Settings) -> integrity.Keyring:

@@ -20,6 +20,7 @@ from gatekeeper.domain.sso import FALLBACK_ADMINS, FALLBACKS, parse_role_map
 ENVIRONMENTS = ("development", "testing", "production")
 # Written by `gatekeeper demo` into the instance folder: the URL it serves on.
 DEMO_BASE_URL_FILE = "demo-base-url"
+WITNESS_FILE_NAME = "audit-witness.json"
 REVIEW_POLICIES = ("block", "warn")
 LOG_FORMATS = ("text", "json")
 
@@ -39,6 +40,9 @@ class Settings:
     # PEM files of the Ed25519 keys of the audit trail: the first (a private key) signs every
     # new event, the others (private or public) only verify events signed before a rotation.
     audit_signing_key_files: tuple[str, ...] = ()
+    # Where this host keeps the newest audit head it has seen (services/head_witness.py);
+    # "" until load_settings puts it in the instance folder.
+    audit_witness_file: str = ""
     base_url: str = "http://127.0.0.1:5000"
     mail_server: str = "127.0.0.1"
     mail_port: int = 8025
@@ -240,6 +244,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "GATEKEEPER_SECRET_KEYS": ("secret_keys", _keys),
     "GATEKEEPER_RECORD_KEYS": ("record_keys", _keys),
     "GATEKEEPER_AUDIT_SIGNING_KEY_FILE": ("audit_signing_key_files", _files),
+    "GATEKEEPER_AUDIT_WITNESS_FILE": ("audit_witness_file", _text),
     "GATEKEEPER_BASE_URL": ("base_url", _url),
     "GATEKEEPER_MAIL_SERVER": ("mail_server", lambda n, v: v),
     "GATEKEEPER_MAIL_PORT": ("mail_port", lambda n, v: _int(n, v, minimum=1)),
@@ -346,6 +351,8 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
             "GATEKEEPER_MAIL_USE_TLS and GATEKEEPER_MAIL_USE_SSL exclude each other"
         )
     _check_oidc(environ, settings)
+    if not settings.audit_witness_file:
+        settings = replace(settings, audit_witness_file=str(instance_path / WITNESS_FILE_NAME))
     if settings.is_production:
         missing = [
             name

@@ -11,7 +11,8 @@ it the same way (tests/integration/test_gate_poll_middleware.py holds the two to
 - `GET /api/v1/packages/<key>/gate`, no query string, a well-formed package key;
 - a bearer token this process authenticated at the current audit head, with `gate:read`, whose
   last use needs no new record (services/tokens.needs_touch);
-- an answer this process cached at that head that still holds now;
+- an answer this process cached at that head that still holds now, and that head is the one
+  this host witnessed (services/head_witness.py): any other is checked through Flask first;
 - no If-None-Match (a 200 with the stored bytes), or exactly that answer's strong ETag (a 304:
   what `gate check --wait` sends; lists, weak forms and other tags go to Flask).
 The answer carries what Flask's would: the ETag, Cache-Control: no-store, the security headers
@@ -33,7 +34,7 @@ from gatekeeper.api.auth import URL_PREFIX
 from gatekeeper.db.base import db
 from gatekeeper.domain.package import KEY_PATTERN
 from gatekeeper.runtime import Runtime, runtime
-from gatekeeper.services import audit, tokens
+from gatekeeper.services import audit, head_witness, tokens
 from gatekeeper.services.gate_cache import GateAnswer
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class GatePolls:
         self.flask_app = flask_app
         self._runtime = rt
         self._engine = engine
+        self._witness = head_witness.witness_of(engine)
         self._headers = [
             ("Cache-Control", "no-store"),
             # Flask-Login looks into the session after every request, which makes Flask send
@@ -108,6 +110,8 @@ class GatePolls:
                 head = audit.latest_on(connection)
         except sa.exc.SQLAlchemyError:
             return None  # Flask's error handling answers (503 while the database is busy)
+        if not self._witness.vouches_for(head):
+            return None  # a new head is checked against the witnessed one first (Flask's path)
         caller = rt.callers.cached_at(head, secret.strip())
         if (
             caller is None

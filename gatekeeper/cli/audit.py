@@ -16,7 +16,15 @@ from gatekeeper.db.base import db
 from gatekeeper.db.unit_of_work import read_snapshot, unit_of_work
 from gatekeeper.domain.errors import GatekeeperError
 from gatekeeper.runtime import runtime
-from gatekeeper.services import audit, evidence, integrity, population, sealing
+from gatekeeper.services import (
+    audit,
+    evidence,
+    head_cache,
+    head_witness,
+    integrity,
+    population,
+    sealing,
+)
 
 
 @click.group("audit", cls=AppGroup)
@@ -29,10 +37,21 @@ def group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(expect_head: str | None, as_json: bool) -> None:
     """Walk the hash chain and check every event's signature; exit 0 intact, 1 with the first
-    bad sequence number."""
+    bad sequence number, or when the chain no longer reaches the head this host witnessed."""
     report = audit.verify(db.session, expect_head=expect_head)
+    # Every link may verify in a chain that is shorter than the one this host saw.
+    rewound = head_cache.chain_break(db.session)
+    db.session.rollback()
     if as_json:
-        click.echo(json.dumps(_report(report)))
+        ok = report.ok and rewound is None
+        click.echo(json.dumps({**_report(report), "ok": ok, "witness": rewound}))
+    elif report.ok and rewound is not None:
+        click.echo(
+            f"audit chain {rewound} (against the head this host witnessed): the database was "
+            "restored or its chain cut; after a restore made on purpose, run `gatekeeper audit "
+            "accept-restore`",
+            err=True,
+        )
     elif report.ok:
         older = f" ({report.unsigned} older than audit signing)" if report.unsigned else ""
         click.echo(
@@ -43,7 +62,7 @@ def audit_verify(expect_head: str | None, as_json: bool) -> None:
         click.echo(
             f"audit chain broken at event {report.first_bad_seq}: {report.problem}", err=True
         )
-    sys.exit(0 if report.ok else 1)
+    sys.exit(0 if report.ok and rewound is None else 1)
 
 
 def _report(report: Any) -> dict[str, Any]:
@@ -71,6 +90,28 @@ def audit_seal_records(actor: str) -> None:
     click.echo(
         f"sealed {len(sealed.signoffs)} sign-off(s) and {len(sealed.reviews)} governance "
         f"review(s), and {len(sealed.packages)} package(s)"
+    )
+
+
+@group.command("accept-restore")
+@click.option("--actor", required=True, help="who restored (recorded in the audit trail)")
+@reports_errors
+def audit_accept_restore(actor: str) -> None:
+    """After restoring a backup on purpose: make the chain as it is now the one this host
+    witnesses, so gates evaluate again. Audited; run it on every host (each keeps its own
+    witness file)."""
+    with unit_of_work(db.session) as session:
+        accepted = head_witness.record_acceptance(
+            session, actor=actor, now=runtime(current_app).clock.now()
+        )
+    if accepted is None:
+        click.echo("nothing to accept: the audit chain continues from the witnessed head")
+        return
+    with db.engine.connect() as connection:
+        head_witness.witness_of(db.engine).reset_to(connection)
+    click.echo(
+        f"accepted: the audit chain {accepted.problem}; this host now witnesses event "
+        f"{accepted.found[0] + 1} (the acceptance) and what follows"
     )
 
 

@@ -248,6 +248,9 @@ class GateInput:
     # Whether the package still holds exactly the sign-offs and applications its record seal
     # names: a row deleted, added or marked stale outside Gatekeeper breaks it for good.
     records_sealed: bool = True
+    # How the audit chain fails to continue from the newest head this host saw ("went back
+    # from event 9 to event 4"): the database was restored or rewritten; None when it does.
+    chain_break: str | None = None
     absences: tuple[absence_rules.Absence, ...] = ()
     # The approved freeze calendar's windows and the pinned checklists' blackouts.
     freezes: tuple[freeze.Window, ...] = ()
@@ -927,6 +930,18 @@ def _tampering(gate: GateInput) -> list[Blocker]:
                     f"the record seal of {gate.package} does not match the sign-offs and "
                     "applications it holds: one was deleted, added or changed outside "
                     "Gatekeeper (the audit trail shows what was recorded); the gate stays shut"
+                ),
+            )
+        )
+    if gate.chain_break is not None:
+        found.append(
+            Blocker(
+                code=TAMPERING_DETECTED,
+                message=(
+                    f"the audit chain {gate.chain_break}: the database was restored from an "
+                    "older copy or rewritten outside Gatekeeper, so what it holds may be "
+                    "undone decisions; the gate stays shut until an operator runs "
+                    "`gatekeeper audit accept-restore`"
                 ),
             )
         )

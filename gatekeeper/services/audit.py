@@ -45,6 +45,8 @@ def record(
         sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
     seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    # Until this transaction commits, the head it reads names an event that may roll back.
+    session.info[_APPENDED_ON] = session.connection()
     origin = session.info.get(ORIGIN_KEY) or Origin()
     chained = ChainedEvent(
         seq=seq,
@@ -145,6 +147,15 @@ def verify(session: Session, *, expect_head: str | None = None) -> ChainReport:
     finally:
         # The walk stops at the first bad event; close the server-side cursor it leaves open.
         rows.close()
+
+
+_APPENDED_ON = "gatekeeper.audit_appended_on"
+
+
+def appended_in(session: Session, connection: sa.Connection) -> bool:
+    """Whether this transaction (`connection`: the session opens one per transaction) appended
+    an event: then the head it reads is not yet committed."""
+    return session.info.get(_APPENDED_ON) is connection
 
 
 # Built once: every gate poll reads the head, and constructing the statement anew cost about

@@ -29,6 +29,7 @@ from gatekeeper.services import (
     absences,
     findings,
     freezes,
+    head_cache,
     integrity,
     learning_reviews,
     package_seals,
@@ -64,6 +65,8 @@ class GateMaterial:
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
     # Whether each package still holds what its record seal names (services/package_seals).
     sealed: dict[int, bool] = field(default_factory=dict)
+    # Whether the audit chain continues from the head this host witnessed (head_witness).
+    chain_break: str | None = None
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     absences: tuple[Absence, ...] = ()
     calendar: freeze.Calendar | None = None
@@ -118,6 +121,7 @@ def load_material(
         held_signoffs.setdefault(signoff.package_id, []).append(signoff)
         if include_stale or signoff.stale_since_revision is None:
             material.signoffs.setdefault(signoff.package_id, []).append(signoff)
+    material.chain_break = head_cache.chain_break(session)
     material.sealed = {
         package_id: package_seals.holds_sealed(
             session,
@@ -344,6 +348,7 @@ def gate_input_from(
             for r in material.tampered_reviews.get(row.target.application_id, [])
         ),
         records_sealed=material.sealed[package_id],
+        chain_break=material.chain_break,
         now=now,
         overdue_policy=overdue_policy,
         finding_warn_after=finding_warn_after,

@@ -23,9 +23,11 @@ from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
 from gatekeeper.db.unit_of_work import ORIGIN_KEY
-from gatekeeper.services import audit
+from gatekeeper.services import audit, head_witness
 
-Head = tuple[int, str]
+# `Head as Head`: the caches' users name it from here.
+from gatekeeper.services.head_witness import Head as Head
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -33,18 +35,38 @@ _HEAD_MEMO = "gatekeeper.committed_head"
 
 
 def committed_head(session: Session) -> Head | None:
-    """The head this read transaction sees, read once per transaction; None while writing."""
-    if ORIGIN_KEY in session.info:
+    """The head this read transaction sees, read once per transaction; None while writing, and
+    while the chain does not continue from the head this host witnessed (nothing is then
+    served from a cache: every gate is evaluated, and names the break)."""
+    if _writing(session):
         return None
+    head, broken = _read_head(session)
+    return head if broken is None else None
+
+
+def chain_break(session: Session) -> str | None:
+    """What is wrong with the audit chain this transaction reads, or None when it continues
+    from the head this host witnessed (services/head_witness.py)."""
+    if _writing(session):
+        # A write transaction's head may name its own events: checked, never witnessed.
+        return head_witness.witness_for(session).inspect(session.connection())[1]
+    return _read_head(session)[1]
+
+
+def _writing(session: Session) -> bool:
     # The session opens a new Connection for each transaction: it names the transaction.
+    return ORIGIN_KEY in session.info or audit.appended_in(session, session.connection())
+
+
+def _read_head(session: Session) -> tuple[Head, str | None]:
     connection = session.connection()
     memo = session.info.get(_HEAD_MEMO)
     if memo is not None and memo[0] is connection:
-        head: Head = memo[1]
-        return head
-    head = audit.latest(session)
-    session.info[_HEAD_MEMO] = (connection, head)
-    return head
+        found: tuple[Head, str | None] = memo[1]
+        return found
+    found = head_witness.witness_for(session).observe(connection)
+    session.info[_HEAD_MEMO] = (connection, found)
+    return found
 
 
 class HeadCache(Generic[K, V]):

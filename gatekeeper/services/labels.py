@@ -42,6 +42,7 @@ ACTIONS: Mapping[str, str] = {
     "scenario.declined": "Proposed scenario declined",
     "checklist.synced": "Checklist version synced",
     "records.sealed": "Records older than record MACs sealed",
+    "audit.restore_accepted": "Restored database accepted as the history",
     "checklist.approved": "Checklist version approved",
     "checklist.partially_approved": "First of two approvals (the author is unknown)",
     "checklist.changes_requested": "Changes requested to a checklist version",

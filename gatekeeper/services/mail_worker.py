@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, scoped_session
 
-from gatekeeper.db.unit_of_work import unit_of_work
+from gatekeeper.db.unit_of_work import read_snapshot, unit_of_work
 from gatekeeper.domain.clock import Clock
 from gatekeeper.notify import platforms, webhooks, worker
 from gatekeeper.services import (
@@ -18,6 +18,7 @@ from gatekeeper.services import (
     deployment_gates,
     deputies,
     findings,
+    head_cache,
     heartbeats,
     learning_reminders,
     reviews,
@@ -119,6 +120,10 @@ def worker_pass(
     """With `heartbeat`, the worker is recorded alive as the pass starts and after every batch
     it delivers: its heartbeat is never older than one batch (at most SENDING_TIME)."""
     report = PassReport()
+    # A read of the audit head each pass keeps this host's witness current (and logs a broken
+    # chain) even while nobody polls a gate (services/head_witness.py).
+    with read_snapshot(session) as reading:
+        head_cache.chain_break(reading)
     with unit_of_work(session) as tx:
         if heartbeat is not None:
             heartbeats.beat(tx, heartbeat, clock.now())

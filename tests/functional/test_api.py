@@ -947,7 +947,8 @@ def test_a_checklist_pending_review_has_no_approved_version(
 # BEGIN not counted), the same whatever the package's size.
 # After any change: the audit chain's head read by the fast path for polls (api/gate_polls.py),
 # which finds nothing cached for it and hands the request to Flask; then, in Flask's own
-# transaction, the head again (the caches' version), the token (its cached copy is
+# transaction, the head again (the caches' version, read with the event at the number this
+# host witnessed, services/head_witness.py), the token (its cached copy is
 # as old as the head), the package, its applications with their pinned checklists, the
 # governance reviews, the untriaged post-release findings, the open learning reviews and
 # action items, the sign-offs, (in review) the absences not yet over, which decide who is

@@ -24,6 +24,7 @@ from gatekeeper.cli import cli
 from gatekeeper.cli.demo import PORT_TAKEN
 from gatekeeper.db.base import db
 from gatekeeper.db.models import AuditEvent, OutboxMessage
+from gatekeeper.runtime import runtime
 from gatekeeper.services.demo import DEMO_PACKAGE, DEMO_RELEASE_MANAGER
 from gatekeeper.settings import load_settings
 from tests.conftest import REPO, SAMPLES, clean_environ, dispose
@@ -119,10 +120,14 @@ def test_a_taken_port_stops_the_demo_before_it_writes_or_prints_anything(
     assert_nothing_written(app)
 
 
-def run_printed(command: str, database_url: str, cwd: Path) -> int:
-    """Run a command exactly as the demo printed it, with a PATH that has no virtualenv on it."""
+def run_printed(command: str, app: Flask, database_url: str, cwd: Path) -> int:
+    """Run a command exactly as the demo printed it, with a PATH that has no virtualenv on it,
+    on the test app's host: its audit witness, not one in the checkout's instance folder."""
     env = {
-        **clean_environ(GATEKEEPER_DATABASE_URL=database_url),
+        **clean_environ(
+            GATEKEEPER_DATABASE_URL=database_url,
+            GATEKEEPER_AUDIT_WITNESS_FILE=runtime(app).settings.audit_witness_file,
+        ),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
     }
     return subprocess.run(
@@ -136,7 +141,7 @@ def test_the_commands_the_demo_prints_work_as_printed(
     out = demo(runner, "--no-serve")
     (command,) = re.findall(r"^try: (.+)$", out, flags=re.MULTILINE)
     assert command.endswith(f"gate check {DEMO_PACKAGE}")
-    assert run_printed(command, database_url, REPO) == 3, "pending, as the demo's package is"
+    assert run_printed(command, app, database_url, REPO) == 3, "pending, as the demo's package is"
 
 
 def counts_in(out: str) -> dict[str, int]:

@@ -27,8 +27,9 @@ from tests.functional.api_helpers import (
 # post-release findings, open learning reviews and action items, sign-offs, the absences not yet
 # over (some packages are in review: who is away decides whom they wait on), the newest
 # approved freeze calendar (one for every package), and emergencies (the packages' own with
-# their approvals, and open post-implementation reviews of their applications).
-BATCH_QUERIES = 9
+# their approvals, and open post-implementation reviews of their applications), and the audit
+# head with the event at the witnessed sequence number (services/head_witness.py).
+BATCH_QUERIES = 10
 
 
 def _packages_in_every_state(clock: FixedClock) -> None:

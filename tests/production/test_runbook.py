@@ -150,6 +150,9 @@ def test_a_release_through_two_hosts_and_two_workers(tmp_path: Path) -> None:
             GATEKEEPER_DATABASE_URL=database,
             GATEKEEPER_SECRET_KEYS=TEST_KEY,
             **production_keys(tmp_path),
+            # Both "hosts" run on this machine, so they share one, as deploy/ puts it in
+            # /var/lib/gatekeeper.
+            GATEKEEPER_AUDIT_WITNESS_FILE=str(tmp_path / "audit-witness.json"),
             GATEKEEPER_BASE_URL=f"http://127.0.0.1:{ports[0]}",
             GATEKEEPER_MAIL_SERVER="127.0.0.1",
             GATEKEEPER_MAIL_PORT=str(box.port),

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from gatekeeper.db.base import db
+from gatekeeper.services import head_witness
 
 
 @dataclass
@@ -40,7 +41,15 @@ class Snapshot:
                 }
         return snapshot
 
-    def restore(self) -> None:
+    def restore(self, *, witnessed: bool = True) -> None:
+        """Put the rows back; `witnessed` also moves this host's audit witness back to them, as
+        `audit accept-restore` does, for tests that go back on purpose (and not to attack)."""
+        self._put_back()
+        if witnessed:
+            with self.engine.connect() as connection:
+                head_witness.witness_of(self.engine).reset_to(connection)
+
+    def _put_back(self) -> None:
         db.session.remove()
         if self._sqlite is not None:
             with _live(self.engine) as live:

@@ -1102,6 +1102,15 @@ def test_a_broken_package_seal_blocks_an_otherwise_open_gate() -> None:
     assert run(signoffs=all_signed()).status == gate.OPEN
 
 
+def test_an_audit_chain_that_went_back_blocks_an_otherwise_open_gate() -> None:
+    result = run(signoffs=all_signed(), chain_break="went back from event 9 to event 4")
+    assert result.status == gate.BLOCKED
+    assert codes(result) == [gate.TAMPERING_DETECTED]
+    message = only(result, gate.TAMPERING_DETECTED).message
+    assert message.startswith("the audit chain went back from event 9 to event 4: ")
+    assert "gatekeeper audit accept-restore" in message
+
+
 def test_a_tampered_governance_review_blocks_an_otherwise_open_gate() -> None:
     tampered = gate.TamperedRecord("governance_review", 41, "board@example.com", APP)
     result = run(signoffs=all_signed(), tampered=(tampered,))
