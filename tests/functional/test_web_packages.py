@@ -456,9 +456,9 @@ def test_dashboard_groups_packages_with_gate_progress_and_overdue(
 # the event at the witnessed sequence number (services/head_witness.py).
 DASHBOARD_QUERY_BUDGET = 13
 # Per package page: the user, the package id within reach, the gate material (10 queries, with
-# the absences, the freeze calendar, the emergencies and the audit head), the revision history, the package's
-# applications (for carried-forward counts) and the newest audit events with their total (one
-# windowed query).
+# the absences, the freeze calendar, the emergencies and the audit head), the revision
+# history, the package's applications (for carried-forward counts) and the newest audit events
+# with their total (one windowed query).
 PACKAGE_PAGE_QUERY_BUDGET = 15
 
 
