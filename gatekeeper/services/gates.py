@@ -65,7 +65,8 @@ class GateMaterial:
     signoffs: dict[int, list[Signoff]] = field(default_factory=dict)
     # Whether each package still holds what its record seal names (services/package_seals).
     sealed: dict[int, bool] = field(default_factory=dict)
-    # Whether the audit chain continues from the head this host witnessed (head_witness).
+    # How the audit chain fails to continue from the head this host witnessed (head_witness);
+    # None when it does.
     chain_break: str | None = None
     confirmations: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     absences: tuple[Absence, ...] = ()
