@@ -107,8 +107,7 @@ def audit_accept_restore(actor: str) -> None:
     if accepted is None:
         click.echo("nothing to accept: the audit chain continues from the witnessed head")
         return
-    with db.engine.connect() as connection:
-        head_witness.witness_of(db.engine).reset_to(connection)
+    head_witness.witness_of(db.engine).reset(db.engine)
     click.echo(
         f"accepted: the audit chain {accepted.problem}; this host now witnesses event "
         f"{accepted.found[0] + 1} (the acceptance) and what follows"

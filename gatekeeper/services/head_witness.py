@@ -115,8 +115,7 @@ class HeadWitness:
                 "(event %s); starting over from it, as development does",
                 seen.seq,
             )
-            with connection.engine.connect() as committed:
-                self.reset_to(committed)
+            self.reset(connection.engine)
             return None
         if self._accepted_since(connection, head):
             return None
@@ -127,7 +126,7 @@ class HeadWitness:
 
     def _another_database(self, connection: sa.Connection, seen: Witnessed) -> bool:
         """Development only (the query is not even made in production)."""
-        return self._adopt_other_databases and _first_hash(connection) != seen.origin
+        return self._adopt_other_databases and _head_and_probe(connection, None)[1] != seen.origin
 
     def _accepted_since(self, connection: sa.Connection, head: Head) -> bool:
         """Whether `audit accept-restore` (another process of this host) moved the witness file
@@ -145,11 +144,12 @@ class HeadWitness:
         with engine.connect() as fresh:
             return _broken(seen, *_head_and_probe(fresh, seen.seq))
 
-    def reset_to(self, connection: sa.Connection) -> Witnessed | None:
-        """Witness the chain as `connection` reads it, committed (the restore was meant); None
-        for an empty chain."""
-        seq, hash_ = audit.latest_on(connection)
-        found = Witnessed(seq, hash_, _first_hash(connection)) if seq else None
+    def reset(self, engine: Engine) -> Witnessed | None:
+        """Witness the chain as it is committed now (the restore was meant); None for an empty
+        chain."""
+        with engine.connect() as connection:
+            head, first = _head_and_probe(connection, None)
+        found = Witnessed(*head, first) if head[0] else None
         with self._lock:
             self._seen = found
             self._warned.clear()
@@ -272,13 +272,6 @@ def _head_and_probe(connection: sa.Connection, probe: int | None) -> tuple[Head,
         return (0, GENESIS), ""
     top = max(rows)
     return (top, rows[top]), rows.get(probe if probe is not None else min(rows), "")
-
-
-def _first_hash(connection: sa.Connection) -> str:
-    found = connection.execute(
-        sa.select(AuditEvent.hash).order_by(AuditEvent.seq).limit(1)
-    ).scalar()
-    return found or ""
 
 
 _BOUND: WeakKeyDictionary[Engine, HeadWitness] = WeakKeyDictionary()

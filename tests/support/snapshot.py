@@ -46,8 +46,7 @@ class Snapshot:
         `audit accept-restore` does, for tests that go back on purpose (and not to attack)."""
         self._put_back()
         if witnessed:
-            with self.engine.connect() as connection:
-                head_witness.witness_of(self.engine).reset_to(connection)
+            head_witness.witness_of(self.engine).reset(self.engine)
 
     def _put_back(self) -> None:
         db.session.remove()
